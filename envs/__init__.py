@@ -1,0 +1,69 @@
+"""Batched multi-agent environments: the task registry and ``make``.
+
+Task ids are ``<family>/<name>``, e.g. ``smac/3s5z_vs_3s6z``. SMAC runs on our torch simulator
+(``backend="sim"``) or on StarCraft II through smacv2 (``backend="sc2"``); ``backend="auto"`` picks
+StarCraft II when it is installed and the simulator otherwise, with a one-line notice.
+"""
+from __future__ import annotations
+
+import sys
+
+import torch
+
+from envs.base import EnvSpec, MultiAgentEnv, Step
+from envs.smac.maps import MAPS
+
+__all__ = ["EnvSpec", "MultiAgentEnv", "Step", "make", "list_tasks", "BACKENDS", "UsageError", "resolve_backend"]
+
+BACKENDS = ("auto", "sim", "sc2")
+
+
+class UsageError(ValueError):
+    """Bad names or values from the user; the CLI turns these into exit code 2."""
+
+
+def list_tasks() -> list[str]:
+    return [f"smac/{m}" for m in sorted(MAPS)]
+
+
+def resolve_backend(task: str, backend: str = "auto", quiet: bool = False) -> str:
+    """The concrete backend a task runs on (``sim`` or ``sc2``)."""
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
+    family = task.split("/", 1)[0]
+    if family != "smac":
+        return family
+    from envs.smac.sc2 import INSTALL_HINT, sc2_available
+
+    if backend == "sc2" and not sc2_available():
+        raise UsageError(INSTALL_HINT)
+    if backend == "auto":
+        if sc2_available():
+            return "sc2"
+        if not quiet:
+            print("note: StarCraft II not found; SMAC runs on the built-in simulator (--backend sim).",
+                  file=sys.stderr)
+        return "sim"
+    return backend
+
+
+def check_task(task: str) -> None:
+    if task not in list_tasks():
+        raise UsageError(f"unknown task {task!r}; valid tasks: {', '.join(list_tasks())}")
+
+
+def make(task: str, num_envs: int = 1, device: str | torch.device = "cpu", seed: int = 0,
+         backend: str = "auto", **kwargs) -> MultiAgentEnv:
+    """Build ``num_envs`` batched environments of ``task`` on ``device``."""
+    check_task(task)
+    if num_envs < 1:
+        raise UsageError(f"num_envs must be >= 1, got {num_envs}")
+    family, name = task.split("/", 1)
+    chosen = resolve_backend(task, backend)
+    if chosen == "sc2":
+        from envs.smac.sc2 import Sc2Env
+
+        return Sc2Env(name, num_envs=num_envs, device=device, seed=seed, **kwargs)
+    from envs.smac.simulator import SmacSimulator
+
+    return SmacSimulator(name, num_envs=num_envs, device=device, seed=seed, **kwargs)

@@ -1,0 +1,76 @@
+"""The batched multi-agent environment interface shared by every task family.
+
+One environment object simulates ``B`` independent episodes on one torch device. Every tensor is
+batched: observations ``[B, N, obs_dim]``, global state ``[B, state_dim]``, available actions
+``[B, N, n_actions]``, alive masks ``[B, N]``, team reward ``[B]``, done ``[B]``. Finished episodes
+reset themselves inside ``step``; the ``final_*`` fields of the returned :class:`Step` keep the data of
+the step that ended the episode, while ``obs``/``state``/... already describe the new episode.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """Static description of a task: what algorithms are built from."""
+
+    task: str
+    family: str  # "smac" or "flatland"
+    backend: str  # "sim", "sc2", "flatland"
+    n_agents: int
+    obs_dim: int
+    state_dim: int
+    n_actions: int
+    episode_limit: int
+    metric: str  # the headline evaluation metric, e.g. "win_rate" or "completion"
+
+
+@dataclass
+class Step:
+    """What ``reset`` and ``step`` return; see the module docstring for the auto-reset contract."""
+
+    obs: torch.Tensor  # [B, N, obs_dim] float32
+    state: torch.Tensor  # [B, state_dim] float32
+    avail_actions: torch.Tensor  # [B, N, n_actions] bool
+    alive: torch.Tensor  # [B, N] bool
+    reward: torch.Tensor  # [B] float32, team reward of the step just taken
+    done: torch.Tensor  # [B] bool, episode ended (terminated or truncated)
+    info: dict[str, torch.Tensor] = field(default_factory=dict)  # [B] tensors: won, episode_limit, ...
+    final_obs: torch.Tensor | None = None  # observation after the step, before any auto-reset
+    final_state: torch.Tensor | None = None
+    final_avail_actions: torch.Tensor | None = None
+    final_alive: torch.Tensor | None = None
+
+    @property
+    def terminated(self) -> torch.Tensor:
+        """Episodes that ended for a reason inside the task (not the time limit): no bootstrapping."""
+        return self.done & ~self.info["episode_limit"]
+
+
+class MultiAgentEnv(abc.ABC):
+    """Batched cooperative multi-agent environment (see module docstring)."""
+
+    spec: EnvSpec
+    num_envs: int
+    device: torch.device
+
+    @abc.abstractmethod
+    def reset(self) -> Step:
+        """Start a fresh episode in every environment."""
+
+    @abc.abstractmethod
+    def step(self, actions: torch.Tensor) -> Step:
+        """Apply ``actions`` ``[B, N]`` (long) and advance every environment by one step."""
+
+    def close(self) -> None:
+        """Release processes or game instances; a no-op for pure-torch environments."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

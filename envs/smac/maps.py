@@ -1,0 +1,142 @@
+"""SMAC v1 scenario data: compositions, limits, spawn points, terrain.
+
+Registry values follow ``map_param_registry`` (oxwhirl/smac smac/env/starcraft2/maps/smac_maps.py);
+compositions, spawn points, enemy orders and pathable cells follow the ``.SC2Map`` files as read in
+``shared/reference/smac-spec.md`` §1. Both backends (simulator and StarCraft II) read this table.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+MAP_SIZE = 32
+
+# Type order inside the unit-type one-hot, per SMAC ``map_type`` (starcraft2.py:1387-1420, 1634-1662).
+# Allies are numbered by this order; enemies use the stock-id order, which differs on Protoss maps.
+ALLY_TYPE_ORDER = {
+    "marines": ("marine",),
+    "stalkers_and_zealots": ("stalker", "zealot"),
+    "MMM": ("marauder", "marine", "medivac"),
+    "stalkers": ("stalker",),
+    "hydralisks": ("hydralisk",),
+    "zealots": ("zealot",),
+}
+ENEMY_TYPE_BITS = {
+    "stalkers_and_zealots": {"zealot": 0, "stalker": 1},  # stock ids 73, 74 (starcraft2.py:1392-1397)
+    "MMM": {"marauder": 0, "marine": 1, "medivac": 2},
+}
+
+
+def _rows(ranges: dict[tuple[int, int], tuple[int, int]]) -> np.ndarray:
+    """Pathing grid ``[x, y]`` from ``{(y0, y1): (x0, x1)}`` inclusive ranges."""
+    grid = np.zeros((MAP_SIZE, MAP_SIZE), dtype=bool)
+    for (y0, y1), (x0, x1) in ranges.items():
+        grid[x0 : x1 + 1, y0 : y1 + 1] = True
+    return grid
+
+
+TERRAIN = {
+    # t3CellFlags bit 0 clear (smac-spec §1.4).
+    "flat_band": _rows({(8, 23): (0, 31)}),
+    "open": _rows({(0, 31): (0, 31)}),
+    "octagon": _rows({(8, 9): (10, 19), (10, 17): (8, 21), (18, 19): (10, 19)}),
+    "pentagon": _rows({(8, 19): (8, 19), (20, 21): (10, 17), (22, 23): (12, 15)}),
+    # corridor: the cliff-level-64 plateau of t3SyncCliffLevel (smac-spec §1.4 table). The cell-flag
+    # layer joins the two rooms by a single 2x2 block touching at corners only, which no unit with a
+    # radius could cross; the plateau gives the ~6-cell diagonal neck seen on the minimap, where six
+    # zealots can wall off the zerglings.
+    "corridor": _rows({
+        (30, 30): (19, 30), (29, 29): (18, 30), (28, 28): (17, 30), (27, 27): (16, 30),
+        (26, 26): (15, 30), (25, 25): (14, 30), (24, 24): (13, 30), (23, 23): (12, 30),
+        (17, 22): (11, 30), (16, 16): (12, 29), (15, 15): (12, 28), (14, 14): (11, 27),
+        (13, 13): (10, 26), (12, 12): (1, 15), (11, 11): (1, 14), (10, 10): (1, 13),
+        (4, 9): (1, 12), (3, 3): (1, 13), (1, 2): (1, 14),
+    }),
+}
+
+
+@dataclass(frozen=True)
+class SmacMap:
+    name: str
+    allies: tuple[tuple[str, int], ...]  # in ally index order (type order, see ALLY_TYPE_ORDER)
+    enemies: tuple[tuple[str, int], ...]  # in the map script's creation order
+    limit: int
+    a_race: str
+    b_race: str
+    unit_type_bits: int
+    map_type: str
+    terrain: str
+    ally_spawn: tuple[float, float]
+    enemy_spawn: tuple[float, float]
+    attack_point: tuple[float, float] | None  # None: enemies hold still (2s_vs_1sc spine crawler)
+    ally_spawn_2: tuple[float, float] | None = None  # 2s_vs_1sc spawns one stalker at each point
+
+    @property
+    def n_agents(self) -> int:
+        return sum(n for _, n in self.allies)
+
+    @property
+    def n_enemies(self) -> int:
+        return sum(n for _, n in self.enemies)
+
+    @property
+    def ally_types(self) -> list[str]:
+        return [t for t, n in self.allies for _ in range(n)]
+
+    @property
+    def enemy_types(self) -> list[str]:
+        return [t for t, n in self.enemies for _ in range(n)]
+
+    @property
+    def has_healer(self) -> bool:
+        return self.map_type == "MMM"
+
+
+_LINE = dict(terrain="flat_band", ally_spawn=(9.0, 16.0), enemy_spawn=(23.0, 16.0), attack_point=(9.0, 16.0))
+_OPEN = dict(_LINE, terrain="open")
+_SZ = dict(a_race="P", b_race="P", unit_type_bits=2, map_type="stalkers_and_zealots")
+_MMM = dict(a_race="T", b_race="T", unit_type_bits=3, map_type="MMM")
+_M = dict(a_race="T", b_race="T", unit_type_bits=0, map_type="marines")
+
+
+def _marines(name, n_a, n_e, limit):
+    return SmacMap(name, (("marine", n_a),), (("marine", n_e),), limit, **_M, **_LINE)
+
+
+MAPS: dict[str, SmacMap] = {
+    m.name: m
+    for m in (
+        _marines("3m", 3, 3, 60),
+        _marines("8m", 8, 8, 120),
+        _marines("5m_vs_6m", 5, 6, 70),
+        _marines("10m_vs_11m", 10, 11, 150),
+        _marines("27m_vs_30m", 27, 30, 180),
+        SmacMap("2s3z", (("stalker", 2), ("zealot", 3)), (("stalker", 2), ("zealot", 3)), 120, **_SZ, **_LINE),
+        SmacMap("3s5z", (("stalker", 3), ("zealot", 5)), (("stalker", 3), ("zealot", 5)), 150, **_SZ, **_LINE),
+        SmacMap("3s5z_vs_3s6z", (("stalker", 3), ("zealot", 5)), (("stalker", 3), ("zealot", 6)), 170,
+                **_SZ, **_LINE),
+        SmacMap("MMM", (("marauder", 2), ("marine", 7), ("medivac", 1)),
+                (("marine", 7), ("marauder", 2), ("medivac", 1)), 150, **_MMM, **_LINE),
+        SmacMap("MMM2", (("marauder", 2), ("marine", 7), ("medivac", 1)),
+                (("marine", 8), ("marauder", 3), ("medivac", 1)), 180, **_MMM, **_LINE),
+        SmacMap("3s_vs_3z", (("stalker", 3),), (("zealot", 3),), 150, "P", "P", 0, "stalkers", **_OPEN),
+        SmacMap("3s_vs_4z", (("stalker", 3),), (("zealot", 4),), 200, "P", "P", 0, "stalkers", **_OPEN),
+        SmacMap("3s_vs_5z", (("stalker", 3),), (("zealot", 5),), 250, "P", "P", 0, "stalkers", **_OPEN),
+        SmacMap("6h_vs_8z", (("hydralisk", 6),), (("zealot", 8),), 150, "Z", "P", 0, "hydralisks", "octagon",
+                ally_spawn=(14.5998, 9.49), enemy_spawn=(14.41, 16.7597), attack_point=(14.5998, 9.49)),
+        SmacMap("corridor", (("zealot", 6),), (("zergling", 24),), 400, "P", "Z", 0, "zealots", "corridor",
+                ally_spawn=(19.0397, 19.1198), enemy_spawn=(27.91, 28.24), attack_point=(4.47, 4.3298)),
+        SmacMap("2s_vs_1sc", (("stalker", 2),), (("spinecrawler", 1),), 300, "P", "Z", 0, "stalkers",
+                "pentagon", ally_spawn=(11.1208, 10.338), ally_spawn_2=(16.976, 10.3662),
+                enemy_spawn=(13.92, 20.0397), attack_point=None),
+    )
+}
+
+SUPER_HARD = ("3s5z_vs_3s6z", "6h_vs_8z", "MMM2", "27m_vs_30m", "corridor")
+
+
+def get_map(name: str) -> SmacMap:
+    if name not in MAPS:
+        raise KeyError(f"unknown SMAC map {name!r}; valid maps: {', '.join(sorted(MAPS))}")
+    return MAPS[name]
