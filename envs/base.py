@@ -66,6 +66,13 @@ class MultiAgentEnv(abc.ABC):
     def step(self, actions: torch.Tensor) -> Step:
         """Apply ``actions`` ``[B, N]`` (long) and advance every environment by one step."""
 
+    def get_state(self) -> dict | None:
+        """Snapshot for resuming mid-episode; ``None`` where a backend cannot (StarCraft II)."""
+        return None
+
+    def set_state(self, state: dict) -> None:
+        raise NotImplementedError(f"{type(self).__name__} cannot restore a snapshot")
+
     def close(self) -> None:
         """Release processes or game instances; a no-op for pure-torch environments."""
 

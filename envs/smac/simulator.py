@@ -299,6 +299,15 @@ class SmacSimulator(MultiAgentEnv):
         self._avail = avail
         return Step(obs, state, avail, alive, reward, done, info, *final)
 
+    def get_state(self) -> dict:
+        """Everything needed to continue the same episodes bit for bit (used by checkpoints)."""
+        return {"battle": dataclasses.asdict(self.s), "generator": self.generator.get_state(), "avail": self._avail}
+
+    def set_state(self, state: dict) -> None:
+        self.s = _State(**state["battle"])
+        self.generator.set_state(state["generator"])
+        self._avail = state["avail"]
+
     def _check(self, actions: torch.Tensor) -> None:
         ok = self._avail.gather(2, actions.clamp(0, self.n_actions - 1).unsqueeze(-1)).squeeze(-1)
         ok &= (actions >= 0) & (actions < self.n_actions)
@@ -322,7 +331,7 @@ class SmacSimulator(MultiAgentEnv):
         j = actions - N_NO_ATTACK
         tgt = torch.where(self.healer[:N], j, j + N)  # a medivac's slot j is ally j (ENV:1450-1459)
         s.target[:, :N] = torch.where(attack, tgt, torch.full_like(tgt, -1))
-        s.last_action = actions
+        s.last_action = actions.clone()  # the caller keeps its tensor; resets write into ours
 
     def _substep(self, s: _State) -> None:
         N, dt = self.n_agents, self.dt

@@ -1,0 +1,45 @@
+"""Algorithm registry: names, config classes and presets."""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from algorithms.base import Algorithm, Divergence, Transition
+from envs.base import EnvSpec
+
+__all__ = ["Algorithm", "Divergence", "Transition", "REGISTRY", "make_algorithm", "make_config", "list_algorithms"]
+
+
+def _mappo():
+    from algorithms.mappo import MAPPO, MAPPOConfig
+
+    return MAPPO, MAPPOConfig
+
+
+REGISTRY = {"mappo": _mappo}
+
+
+def list_algorithms() -> list[str]:
+    return sorted(REGISTRY)
+
+
+def make_config(name: str, spec: EnvSpec, preset: str = "paper", overrides: dict | None = None):
+    """The frozen config of ``preset`` for ``spec``'s task, with ``overrides`` applied."""
+    from envs import UsageError
+
+    if name not in REGISTRY:
+        raise UsageError(f"unknown algorithm {name!r}; valid algorithms: {', '.join(list_algorithms())}")
+    _, config_cls = REGISTRY[name]()
+    config = config_cls.preset(preset, spec)
+    if overrides:
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(config)}
+        if unknown:
+            raise UsageError(f"unknown {name} config fields: {', '.join(sorted(unknown))}")
+        config = dataclasses.replace(config, **overrides)
+    return config
+
+
+def make_algorithm(name: str, spec: EnvSpec, config, device: str | torch.device = "cpu") -> Algorithm:
+    algo_cls, _ = REGISTRY[name]()
+    return algo_cls(spec, config, device)

@@ -1,0 +1,89 @@
+"""The algorithm interface shared by MAPPO, MAMBA, MABL and its ablation.
+
+Centralised training, decentralised execution (CTDE) is enforced by the signatures: ``act`` receives
+only per-agent local inputs (each agent's observation, available actions and its own recurrent memory);
+``observe`` receives the full transition, global state included, for centralised training.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from envs.base import EnvSpec
+
+
+@dataclass
+class Transition:
+    """One batched environment step as the runner hands it to ``observe``."""
+
+    obs: torch.Tensor  # [B,N,obs]
+    state: torch.Tensor  # [B,S]
+    avail_actions: torch.Tensor  # [B,N,A] bool
+    alive: torch.Tensor  # [B,N] bool
+    first: torch.Tensor  # [B] bool, obs is the first of an episode
+    actions: torch.Tensor  # [B,N] long
+    reward: torch.Tensor  # [B]
+    done: torch.Tensor  # [B] episode ended after this step
+    terminated: torch.Tensor  # [B] ended for a task reason (no bootstrapping); done & ~time limit
+    next_obs: torch.Tensor  # what agents see next (a new episode's first obs where done)
+    next_state: torch.Tensor
+    next_avail_actions: torch.Tensor
+    next_alive: torch.Tensor
+    final_obs: torch.Tensor  # observation right after the step, before any auto-reset
+    final_state: torch.Tensor
+    final_avail_actions: torch.Tensor
+    final_alive: torch.Tensor
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)  # whatever ``act`` returned
+
+
+class Divergence(RuntimeError):
+    """A loss or gradient became NaN or inf; the run must stop."""
+
+
+class Algorithm(abc.ABC):
+    """Built from an env spec, a frozen config preset and a device."""
+
+    name: str = ""
+
+    def __init__(self, spec: EnvSpec, config: Any, device: torch.device | str = "cpu"):
+        self.spec, self.config, self.device = spec, config, torch.device(device)
+
+    @abc.abstractmethod
+    def initial_memory(self, num_envs: int) -> torch.Tensor:
+        """Per-agent recurrent memory ``[B, N, ...]`` at the start of an episode."""
+
+    @abc.abstractmethod
+    def act(self, obs: torch.Tensor, avail_actions: torch.Tensor, memory: torch.Tensor, first: torch.Tensor,
+            explore: bool = True) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Decentralised actions ``[B,N]`` from local inputs only; returns (actions, memory, extras).
+
+        ``first`` ``[B]`` marks environments whose episode just started (memory is reset there).
+        ``explore=False`` acts greedily (evaluation)."""
+
+    @abc.abstractmethod
+    def observe(self, transition: Transition) -> None:
+        """Store a full transition for centralised training."""
+
+    @abc.abstractmethod
+    def update(self) -> dict[str, float]:
+        """Learn if it is time to (the algorithm's own schedule); returns metrics, empty if it did not."""
+
+    @abc.abstractmethod
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume bit-for-bit on CPU (networks, optimisers, buffers, RNG)."""
+
+    @abc.abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+def check_finite(metrics: dict[str, torch.Tensor], parameters) -> None:
+    """Raise :class:`Divergence` naming the first non-finite loss or gradient."""
+    for name, value in metrics.items():
+        if not torch.isfinite(value).all():
+            raise Divergence(f"loss {name!r} is not finite ({float(value)})")
+    for name, p in parameters:
+        if p.grad is not None and not torch.isfinite(p.grad).all():
+            raise Divergence(f"gradient of {name!r} is not finite")

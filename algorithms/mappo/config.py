@@ -1,0 +1,72 @@
+"""MAPPO configuration and presets.
+
+``paper`` reproduces marlbenchmark/on-policy: defaults from ``onpolicy/config.py`` and, for the Super
+Hard maps, the per-map script settings of ``onpolicy/scripts/train_smac_scripts/train_smac_<map>.sh``
+(see shared/reference/benchmark-ecosystem.md §7). ``tiny`` is CI-sized.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from envs.base import EnvSpec
+
+# train_smac_<map>.sh: (recurrent, num_mini_batch, gain); all use 8 threads x 400 steps, 5 epochs.
+SUPER_HARD_SCRIPTS = {
+    "3s5z_vs_3s6z": (True, 1, 0.01),
+    "6h_vs_8z": (False, 1, 0.01),  # algorithm_name=mappo: feed-forward
+    "MMM2": (True, 2, 1.0),  # --num_mini_batch 2 --gain 1
+    "27m_vs_30m": (True, 1, 0.01),
+    "corridor": (False, 1, 0.01),  # algorithm_name=mappo: feed-forward
+}
+
+
+@dataclass(frozen=True)
+class MAPPOConfig:
+    num_envs: int = 32  # n_rollout_threads (config.py default)
+    episode_length: int = 200  # rollout length per update (config.py default)
+    ppo_epoch: int = 15
+    num_mini_batch: int = 1
+    recurrent: bool = True  # rMAPPO (use_recurrent_policy)
+    data_chunk_length: int = 10
+    hidden_size: int = 64
+    layer_n: int = 1
+    feature_norm: bool = True  # use_feature_normalization
+    gain: float = 0.01  # actor output layer init gain
+    lr: float = 5e-4
+    critic_lr: float = 5e-4
+    opti_eps: float = 1e-5
+    weight_decay: float = 0.0
+    clip_param: float = 0.2
+    entropy_coef: float = 0.01
+    value_loss_coef: float = 1.0
+    max_grad_norm: float = 10.0
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    huber_delta: float = 10.0
+    use_valuenorm: bool = True
+    use_clipped_value_loss: bool = True
+    value_active_masks: bool = True  # --use_value_active_masks in every SMAC script
+    policy_active_masks: bool = True
+    agent_id: bool = True  # one-hot agent id appended to actor and critic inputs (README: deviations)
+
+    @classmethod
+    def preset(cls, name: str, spec: EnvSpec) -> "MAPPOConfig":
+        from envs import UsageError
+
+        if spec.family != "smac":
+            raise UsageError(f"mappo has no preset for the {spec.family} family yet; available for: smac")
+        if name == "paper":
+            map_name = spec.task.split("/", 1)[1]
+            if map_name in SUPER_HARD_SCRIPTS:
+                recurrent, mini, gain = SUPER_HARD_SCRIPTS[map_name]
+                return cls(num_envs=8, episode_length=400, ppo_epoch=5, num_mini_batch=mini,
+                           recurrent=recurrent, gain=gain)
+            return cls()
+        if name == "tiny":
+            return cls(num_envs=8, episode_length=32, ppo_epoch=2, num_mini_batch=2, hidden_size=32,
+                       data_chunk_length=8)
+        raise UsageError(f"unknown mappo preset {name!r}; valid presets: paper, tiny")
+
+    def asdict(self) -> dict:
+        return dataclasses.asdict(self)

@@ -1,0 +1,1 @@
+"""Suite definitions, the run loop, Sacred records and launchers."""

@@ -1,0 +1,73 @@
+"""One run = one Sacred experiment, recorded by a FileStorageObserver in the run's own directory."""
+from __future__ import annotations
+
+import dataclasses
+import platform
+import subprocess
+from pathlib import Path
+
+from suites.runner import MetricLog, RunSpec, resolve_config, train
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for pkg in ("torch", "numpy", "sacred", "flatland-rl", "smacv2"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _git() -> dict[str, str | bool]:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True,
+                                    text=True).stdout.strip())
+        return {"commit": commit, "dirty": dirty}
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": "unknown", "dirty": True}
+
+
+def run_config(spec: RunSpec) -> dict:
+    """Everything that lands in the record's config.json."""
+    algo_config, env_spec = resolve_config(spec)
+    return {
+        "suite": spec.suite, "task": spec.task, "family": env_spec.family, "algorithm": spec.algorithm,
+        "preset": spec.preset, "algorithm_config": dataclasses.asdict(algo_config),
+        "backend": spec.backend, "seed": spec.seed,
+        "budget_steps": spec.steps, "eval_interval": spec.eval_interval, "eval_episodes": spec.eval_episodes,
+        "eval_greedy": spec.eval_greedy, "device": spec.device, "env_spec": dataclasses.asdict(env_spec),
+        "versions": _versions(), "git": _git(),
+    }, algo_config
+
+
+def execute(spec: RunSpec, results_dir: Path, progress=None, interrupt_after: int | None = None) -> dict:
+    """Run (or resume) one experiment; exceptions propagate after Sacred has recorded them."""
+    from sacred import Experiment, SETTINGS
+    from sacred.observers import FileStorageObserver
+
+    SETTINGS.CAPTURE_MODE = "sys"  # fd capture deadlocks with subprocesses (sacred #705)
+    import envs
+
+    record_dir = results_dir / "runs" / spec.run_id
+    # the backend that actually runs is fixed in the record, so results never mix backends
+    spec = dataclasses.replace(spec, backend=envs.resolve_backend(spec.task, spec.backend, quiet=True))
+    config, algo_config = run_config(spec)
+    ex = Experiment(f"{spec.algorithm}:{spec.task}", interactive=True, save_git_info=False)
+    ex.observers.append(FileStorageObserver(str(record_dir), copy_sources=False))
+    ex.add_config(config)
+
+    @ex.main
+    def main(_run):
+        log = MetricLog(lambda name, value, step: _run.log_scalar(name, value, step))
+        summary = train(spec, algo_config, record_dir, log, progress, interrupt_after)
+        _run.info["absolute"] = summary["absolute"]
+        return summary
+
+    return ex.run(options={"--loglevel": "ERROR"}).result

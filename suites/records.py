@@ -1,0 +1,45 @@
+"""Run records on disk: ``results/runs/<suite>/<task>/<algorithm>/seed_<k>/``.
+
+Each run directory is the base directory of its own Sacred FileStorageObserver, so parallel runs never
+share one. Sacred numbers its attempts ``1/``, ``2/``, ... (a resumed run is a new attempt); the
+suite's ``checkpoint.pt`` and ``best_policy.pt`` sit beside them.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+DONE, PARTIAL, FAILED, PENDING = "done", "partial", "failed", "pending"
+
+
+def attempts(record_dir: Path) -> list[tuple[int, dict]]:
+    """Sacred attempts with a readable run.json, oldest first; unreadable ones are skipped."""
+    found = []
+    if not record_dir.is_dir():
+        return found
+    for d in record_dir.iterdir():
+        if d.is_dir() and d.name.isdigit():
+            try:
+                found.append((int(d.name), json.loads((d / "run.json").read_text())))
+            except (OSError, ValueError):
+                continue
+    return sorted(found, key=lambda x: x[0])
+
+
+def run_status(record_dir: Path) -> str:
+    runs = attempts(record_dir)
+    if any(r.get("status") == "COMPLETED" for _, r in runs):
+        return DONE
+    if runs and runs[-1][1].get("status") == "FAILED":
+        return FAILED
+    if (record_dir / "checkpoint.pt").exists():
+        return PARTIAL
+    return PENDING
+
+
+def failure_reason(record_dir: Path) -> str:
+    runs = attempts(record_dir)
+    if not runs:
+        return ""
+    trace = runs[-1][1].get("fail_trace") or []
+    return trace[-1].strip() if trace else ""

@@ -1,0 +1,207 @@
+"""The environment loop, evaluation protocol and checkpoints: one run, identical for every algorithm.
+
+Evaluation (Gorsane et al. 2022): every ``eval_interval`` environment steps (and at step 0), run
+``eval_episodes`` episodes with the decentralised policy, greedy by default; log ``eval/win_rate``
+(SMAC) and ``eval/return_mean``. At the end, the best evaluated policy is re-evaluated on
+10 x ``eval_episodes`` episodes: the *absolute metric*.
+
+Checkpoints are written atomically after every evaluation: algorithm, environment and RNG states,
+counters and the log history, so a resumed run replays exactly what an uninterrupted one does.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+import envs
+from algorithms import Transition, make_algorithm, make_config
+
+ABSOLUTE_FACTOR = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    suite: str
+    task: str
+    algorithm: str
+    preset: str
+    seed: int
+    steps: int
+    eval_interval: int
+    eval_episodes: int = 32
+    eval_greedy: bool = True
+    device: str = "cpu"
+    backend: str = "auto"
+    overrides: tuple = ()  # (field, value) pairs applied to the algorithm config
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.suite}/{self.task.replace('/', '_')}/{self.algorithm}/seed_{self.seed}"
+
+
+class MetricLog:
+    """Every scalar the run logs, kept so a resumed run can replay its history into its new record."""
+
+    def __init__(self, sink: Callable[[str, float, int], None]):
+        self.sink, self.history = sink, []
+
+    def log(self, name: str, value: float, step: int) -> None:
+        self.history.append((name, float(value), int(step)))
+        self.sink(name, float(value), int(step))
+
+    def replay(self, history) -> None:
+        for name, value, step in history:
+            self.log(name, value, step)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def _set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def atomic_save(obj, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def evaluate(algo, spec: RunSpec, episodes: int, seed: int) -> dict[str, float]:
+    """Run exactly one episode in each of ``episodes`` fresh environments with the decentralised policy."""
+    env = envs.make(spec.task, num_envs=episodes, device=spec.device, seed=seed, backend=spec.backend, checked=False)
+    try:
+        step = env.reset()
+        memory = algo.initial_memory(episodes)
+        first = torch.ones(episodes, dtype=torch.bool, device=env.device)
+        running = torch.ones(episodes, dtype=torch.bool, device=env.device)
+        returns = torch.zeros(episodes, device=env.device)
+        won = torch.zeros(episodes, dtype=torch.bool, device=env.device)
+        length = torch.zeros(episodes, device=env.device)
+        while bool(running.any()):
+            actions, memory, _ = algo.act(step.obs, step.avail_actions, memory, first, explore=not spec.eval_greedy)
+            step = env.step(actions)
+            returns += step.reward * running
+            length += running.float()
+            won |= step.info["won"] & running & step.done
+            running &= ~step.done
+            first = step.done
+    finally:
+        env.close()
+    out = {"return_mean": float(returns.mean()), "episode_length": float(length.mean())}
+    if env.spec.family == "smac":
+        out["win_rate"] = float(won.float().mean())
+    return out
+
+
+def resolve_config(spec: RunSpec):
+    """The algorithm config this run uses (preset for the task, plus overrides) and the env spec."""
+    backend = envs.resolve_backend(spec.task, spec.backend, quiet=True)
+    env = envs.make(spec.task, num_envs=1, device="cpu", seed=spec.seed, backend=backend)
+    env_spec = env.spec
+    env.close()
+    return make_config(spec.algorithm, env_spec, spec.preset, dict(spec.overrides)), env_spec
+
+
+def train(spec: RunSpec, config, record_dir: Path, log: MetricLog, progress=None,
+          interrupt_after: int | None = None) -> dict:
+    """Train one run to ``spec.steps`` environment steps, resuming from ``record_dir/checkpoint.pt``.
+
+    ``interrupt_after`` (tests only) raises KeyboardInterrupt once that many steps are done and a
+    checkpoint exists, to exercise resume."""
+    record_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path, best_path = record_dir / "checkpoint.pt", record_dir / "best_policy.pt"
+    seed_everything(spec.seed)
+    env = envs.make(spec.task, num_envs=config.num_envs, device=spec.device, seed=spec.seed,
+                    backend=spec.backend, checked=False)
+    algo = make_algorithm(spec.algorithm, env.spec, config, spec.device)
+    metric = env.spec.metric
+
+    steps, evals, best = 0, 0, -float("inf")
+    step = env.reset()
+    memory = algo.initial_memory(env.num_envs)
+    first = torch.ones(env.num_envs, dtype=torch.bool, device=env.device)
+    if ckpt_path.exists():
+        ck = torch.load(ckpt_path, weights_only=False, map_location=spec.device)
+        algo.load_state_dict(ck["algorithm"])
+        if ck["env"] is not None:
+            env.set_state(ck["env"])
+            step, memory, first = ck["step"], ck["memory"], ck["first"]
+        steps, evals, best = ck["steps"], ck["evals"], ck["best"]
+        _set_rng_state(ck["rng"])
+        log.replay(ck["log"])
+
+    def checkpoint() -> None:
+        atomic_save({"algorithm": algo.state_dict(), "env": env.get_state(), "step": step, "memory": memory,
+                     "first": first, "steps": steps, "evals": evals, "best": best, "rng": _rng_state(),
+                     "log": list(log.history)}, ckpt_path)
+
+    def run_evaluation() -> None:
+        nonlocal evals, best
+        result = evaluate(algo, spec, spec.eval_episodes, seed=spec.seed * 100_003 + evals)
+        for k, v in result.items():
+            log.log(f"eval/{k}", v, steps)
+        score = result.get(metric, result["return_mean"])
+        if score > best:
+            best = score
+            atomic_save(algo.state_dict(), best_path)
+        evals += 1
+        if progress is not None:
+            progress.set_postfix_str(f"eval {metric}={score:.2f}")
+        checkpoint()
+
+    if progress is not None:
+        progress.update(steps - progress.n)
+    started, started_steps = time.perf_counter(), steps
+    while True:
+        if steps >= evals * spec.eval_interval:
+            run_evaluation()
+        if steps >= spec.steps:
+            break
+        if interrupt_after is not None and steps >= interrupt_after and evals > 1:
+            raise KeyboardInterrupt(f"test interrupt at {steps} steps")
+        actions, next_memory, extras = algo.act(step.obs, step.avail_actions, memory, first, explore=True)
+        nxt = env.step(actions)
+        algo.observe(Transition(
+            obs=step.obs, state=step.state, avail_actions=step.avail_actions, alive=step.alive, first=first,
+            actions=actions, reward=nxt.reward, done=nxt.done, terminated=nxt.terminated,
+            next_obs=nxt.obs, next_state=nxt.state, next_avail_actions=nxt.avail_actions, next_alive=nxt.alive,
+            final_obs=nxt.final_obs, final_state=nxt.final_state, final_avail_actions=nxt.final_avail_actions,
+            final_alive=nxt.final_alive, extras=extras,
+        ))
+        step, memory, first = nxt, next_memory, nxt.done
+        steps += env.num_envs
+        for name, value in algo.update().items():
+            log.log(name, value, steps)
+        if progress is not None:
+            progress.update(env.num_envs)
+    elapsed = time.perf_counter() - started
+    env.close()
+    if elapsed > 0 and steps > started_steps:
+        log.log("time/steps_per_second", (steps - started_steps) / elapsed, steps)
+
+    best_algo = make_algorithm(spec.algorithm, algo.spec, config, spec.device)
+    best_algo.load_state_dict(torch.load(best_path, weights_only=False, map_location=spec.device))
+    absolute = evaluate(best_algo, spec, ABSOLUTE_FACTOR * spec.eval_episodes, seed=spec.seed * 100_003 - 1)
+    for k, v in absolute.items():
+        log.log(f"absolute/{k}", v, steps)
+    return {"steps": steps, "absolute": absolute}
