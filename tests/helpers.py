@@ -1,0 +1,57 @@
+"""Small shared helpers for tests: scripted SMAC policies and state surgery on the simulator."""
+from __future__ import annotations
+
+import torch
+
+from envs.smac.simulator import N_NO_ATTACK, SmacSimulator
+
+
+def random_actions(avail: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    noise = torch.rand(avail.shape, generator=generator, device=avail.device)
+    return noise.masked_fill(~avail, -1.0).argmax(-1)
+
+
+def focus_fire(env: SmacSimulator, avail: torch.Tensor) -> torch.Tensor:
+    """Attack the weakest enemy in range; otherwise walk toward the nearest enemy."""
+    n, s = env.n_agents, env.s
+    attack = avail[:, :, N_NO_ATTACK:]
+    health = (s.hp[:, n:] + s.shield[:, n:]).unsqueeze(1).expand_as(attack)
+    weakest = torch.where(attack, health, torch.full_like(health, float("inf"))).argmin(-1) + N_NO_ATTACK
+    rel = s.pos[:, n:].unsqueeze(1) - s.pos[:, :n].unsqueeze(2)
+    dist = rel.norm(dim=-1).masked_fill(~s.alive[:, n:].unsqueeze(1), float("inf"))
+    toward = rel.gather(2, dist.argmin(-1)[..., None, None].expand(-1, -1, 1, 2)).squeeze(2)
+    move = torch.where(toward[..., 0].abs() > toward[..., 1].abs(),
+                       torch.where(toward[..., 0] > 0, 4, 5), torch.where(toward[..., 1] > 0, 2, 3))
+    move = torch.where(avail.gather(2, move.unsqueeze(-1)).squeeze(-1), move, torch.ones_like(move))
+    act = torch.where(attack.any(-1), weakest, move)
+    return torch.where(avail[:, :, 0], torch.zeros_like(act), act)
+
+
+def place(env: SmacSimulator, positions: dict[int, tuple[float, float]], alive: set[int] | None = None) -> None:
+    """Put units (unit index -> position) in environment 0; units not in ``alive`` are removed."""
+    s = env.s
+    for u, (x, y) in positions.items():
+        s.pos[0, u] = torch.tensor([x, y])
+    if alive is not None:
+        for u in range(env.n_units):
+            if u not in alive:
+                s.alive[0, u] = False
+                s.hp[0, u] = 0.0
+                s.shield[0, u] = 0.0
+    env._avail = env._observe(s)[2]
+
+
+def run_episodes(env: SmacSimulator, policy, episodes: int, seed: int = 0) -> tuple[float, float]:
+    """Mean return and win rate over the first ``episodes`` finished episodes."""
+    g = torch.Generator().manual_seed(seed)
+    step = env.reset()
+    ret = torch.zeros(env.num_envs)
+    returns, wins = [], 0
+    while len(returns) < episodes:
+        step = env.step(policy(step.avail_actions, g))
+        ret += step.reward
+        if step.done.any():
+            returns += ret[step.done].tolist()
+            wins += int(step.info["won"][step.done].sum())
+            ret[step.done] = 0
+    return sum(returns) / len(returns), wins / len(returns)

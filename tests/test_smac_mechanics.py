@@ -1,0 +1,176 @@
+"""Simulator mechanics against hand-computed expectations (unit data: smac-spec §6)."""
+import pytest
+import torch
+
+from envs.smac.simulator import SmacSimulator
+from tests.helpers import focus_fire, place, random_actions, run_episodes
+
+STOP = 1
+
+
+def test_marine_needs_eight_shots_at_its_cooldown():
+    """6 damage per shot, 45 HP, no armour: 8 shots, 13.8 loops apart (7 gaps = ~96 loops = 12 steps)."""
+    env = SmacSimulator("3m", seed=1)
+    env.reset()
+    place(env, {0: (10, 16), 3: (14, 16)}, alive={0, 3})
+    env.s.hp[0, 0] = 1e6  # the target fights back; keep the shooter alive
+    health, steps, done = [], 0, False
+    while not done:
+        step = env.step(torch.tensor([[6, 0, 0]]))
+        done = bool(step.done)
+        health.append(float(step.final_state[0, 12]) * 45)  # enemy 0's health (state row after 3 allies)
+        steps += 1
+    assert step.info["won"].item() and health[-1] == 0
+    losses = [45 - h for h in health]
+    assert all(abs(x / 6 - round(x / 6)) < 1e-4 for x in losses)  # whole shots of 6
+    assert 11 <= steps <= 13
+
+
+def test_shields_absorb_first_and_armour_reduces_the_spill():
+    """Stalker (13, +5 vs armoured) on a zealot (light, 50 shields, 100 HP, armour 1):
+    shields 37, 24, 11, then 11 absorbed and 2-1=1 HP lost, then 12 HP per shot."""
+    env = SmacSimulator("2s3z", seed=2)
+    env.reset()
+    n = env.n_agents
+    zealot = n + 2
+    place(env, {0: (10, 16), zealot: (15.5, 16)}, alive={0, zealot})
+    env.s.hp[0, 0] = 1e6
+    seen = []
+    for _ in range(30):
+        env.step(torch.tensor([[6 + 2, 0, 0, 0, 0]]))  # stalker 0 attacks enemy 2
+        state = (round(float(env.s.shield[0, zealot]), 3), round(float(env.s.hp[0, zealot]), 3))
+        if not seen or seen[-1] != state:
+            seen.append(state)
+    expected = [(37, 100), (24, 100), (11, 100), (0, 99), (0, 87), (0, 75), (0, 63), (0, 51)]
+    assert seen[: len(expected)] == expected[: len(seen)] and len(seen) >= 6
+
+
+def test_medivac_heals_and_spends_energy():
+    env = SmacSimulator("MMM2", seed=3)
+    env.reset()
+    n = env.n_agents
+    place(env, {9: (10, 16), 2: (11, 16), n: (30, 23)}, alive={2, 9, n})
+    env.s.hp[0, 2] = 20.0
+    actions = torch.zeros(1, n, dtype=torch.long)
+    actions[0, 2], actions[0, 9] = STOP, 6 + 2  # medivac heals ally 2
+    env.step(actions)
+    # 9 HP per game second for 0.5 s, 1 energy per 3 HP, +0.5625 energy per second
+    assert float(env.s.hp[0, 2]) == pytest.approx(24.5, abs=1e-4)
+    assert float(env.s.energy[0, 9]) == pytest.approx(50 - 4.5 / 3 + 0.5625 * 0.5, abs=1e-4)
+
+
+def test_dead_agents_can_only_noop_and_see_zeros():
+    env = SmacSimulator("3m")
+    env.reset()
+    place(env, {}, alive={1, 2, 3, 4, 5})
+    obs, state, avail, alive = env._observe(env.s)
+    assert avail[0, 0].tolist() == [True] + [False] * 8
+    assert obs[0, 0].abs().sum() == 0 and not alive[0, 0]
+    assert state[0, :4].abs().sum() == 0
+    with pytest.raises(ValueError, match="environment 0, agent 0: action 1 \\(stop\\) is not available"):
+        env.step(torch.tensor([[1, 1, 1]]))
+
+
+def test_moves_into_walls_or_off_the_map_are_unavailable():
+    env = SmacSimulator("3m")
+    env.reset()
+    place(env, {0: (5, 8.5), 1: (31.5, 12)})  # flat band: rows y 8..23 are pathable
+    avail = env._observe(env.s)[2][0]
+    assert avail[0, 2:6].tolist() == [True, False, True, True]  # north, south (cliff), east, west
+    assert avail[1, 2:6].tolist() == [True, True, False, True]  # east leaves the 32x32 map
+
+
+def test_checked_mode_refuses_and_unchecked_mode_skips_the_check():
+    env = SmacSimulator("3m")
+    env.reset()
+    place(env, {0: (5, 8.5)})
+    with pytest.raises(ValueError, match="agent 0: action 3 \\(move south\\)"):
+        env.step(torch.tensor([[3, 1, 1]]))
+    fast = SmacSimulator("3m", checked=False)
+    fast.reset()
+    place(fast, {0: (5, 8.5)})
+    fast.step(torch.tensor([[3, 1, 1]]))
+    assert float(fast.s.pos[0, 0, 1]) >= 8.0  # the wall holds even when the mask is ignored
+
+
+def test_win_reward_and_ending():
+    env = SmacSimulator("3m")
+    env.reset()
+    place(env, {0: (10, 16), 3: (14, 16)}, alive={0, 3})
+    env.s.hp[0, 3] = 6.0
+    step = env.step(torch.tensor([[6, 0, 0]]))
+    assert step.done.item() and step.info["won"].item() and not step.info["episode_limit"].item()
+    assert step.reward.item() == pytest.approx((6 + 10 + 200) / (365 / 20))
+    assert step.final_alive[0, 0] and step.alive.all()  # the new episode has started
+    assert not torch.equal(step.final_state, step.state)
+
+
+def test_loss_ending_gives_no_bonus():
+    env = SmacSimulator("3m")
+    env.reset()
+    place(env, {0: (10, 16), 3: (14, 16), 4: (14, 17)}, alive={0, 3, 4})
+    env.s.hp[0, 0] = 1.0
+    step = env.step(torch.tensor([[STOP, 0, 0]]))
+    assert step.done.item() and not step.info["won"].item() and not step.info["episode_limit"].item()
+    assert step.reward.item() == 0.0
+
+
+def test_time_limit_ends_the_episode():
+    env = SmacSimulator("2s_vs_1sc")  # the spine crawler never moves; stalkers stay out of its range
+    step = env.reset()
+    for t in range(300):
+        step = env.step(torch.full((1, 2), STOP))
+        assert step.done.item() == (t == 299)
+    assert step.info["episode_limit"].item() and not step.info["won"].item()
+    assert not step.terminated.item()
+
+
+def test_same_seed_same_trajectory():
+    def trajectory(seed):
+        env = SmacSimulator("3s5z", num_envs=4, seed=seed)
+        g = torch.Generator().manual_seed(0)
+        step, out = env.reset(), []
+        for _ in range(30):
+            step = env.step(random_actions(step.avail_actions, g))
+            out.append(step.state.clone())
+        return torch.stack(out)
+
+    assert torch.equal(trajectory(5), trajectory(5))
+    assert not torch.equal(trajectory(5), trajectory(6))
+
+
+@pytest.mark.parametrize("name", ["3m", "8m", "2s3z"])
+def test_focus_fire_beats_random(name):
+    env = SmacSimulator(name, num_envs=32, seed=0)
+    rand_return, rand_win = run_episodes(env, random_actions, 32)
+    env = SmacSimulator(name, num_envs=32, seed=0)
+    focus_return, focus_win = run_episodes(env, lambda avail, g: focus_fire(env, avail), 32)
+    assert focus_return > rand_return + 3.0
+    assert focus_win >= rand_win
+
+
+def test_corridor_enemies_find_the_neck():
+    """With no allies in the way, zerglings attack-move through the diagonal neck to the lower-left room."""
+    env = SmacSimulator("corridor", seed=0)
+    env.reset()
+    place(env, {i: (29.5, 17.0 + 0.8 * i) for i in range(6)})  # allies parked off the zerglings' path
+    step = env.step(torch.full((1, 6), STOP))
+    for _ in range(60):
+        step = env.step(step.avail_actions[..., STOP].long())  # stop while alive, no-op once dead
+    enemies = env.s.pos[0, 6:][env.s.alive[0, 6:]]
+    assert (enemies.sum(-1) < 16).float().mean() > 0.5  # most are past the neck (x + y < 16)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cpu_and_cuda_agree():
+    def run(device):
+        env = SmacSimulator("3s5z_vs_3s6z", num_envs=8, seed=3, device=device)
+        g = torch.Generator().manual_seed(0)
+        step, states = env.reset(), []
+        for _ in range(20):
+            step = env.step(random_actions(step.avail_actions.cpu(), g).to(device))
+            states.append(step.state.cpu())
+        return torch.stack(states)
+
+    torch.testing.assert_close(run("cpu"), run("cuda"), atol=1e-4, rtol=1e-4)
