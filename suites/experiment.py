@@ -49,6 +49,9 @@ def run_config(spec: RunSpec) -> dict:
 
 def execute(spec: RunSpec, results_dir: Path, progress=None, interrupt_after: int | None = None) -> dict:
     """Run (or resume) one experiment; exceptions propagate after Sacred has recorded them."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated")  # sacred/dependencies.py:11
     from sacred import Experiment, SETTINGS
     from sacred.observers import FileStorageObserver
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 import envs
-from algorithms import Transition, make_algorithm, make_config
+from algorithms import Divergence, Transition, make_algorithm, make_config
 
 ABSOLUTE_FACTOR = 10
 
@@ -190,7 +190,11 @@ def train(spec: RunSpec, config, record_dir: Path, log: MetricLog, progress=None
         ))
         step, memory, first = nxt, next_memory, nxt.done
         steps += env.num_envs
-        for name, value in algo.update().items():
+        try:
+            metrics = algo.update()
+        except Divergence as err:
+            raise Divergence(f"{err} at {steps} environment steps; last good checkpoint: {ckpt_path}") from err
+        for name, value in metrics.items():
             log.log(name, value, steps)
         if progress is not None:
             progress.update(env.num_envs)

@@ -148,11 +148,13 @@ class MAPPO(Algorithm):
         val = value_loss(values, mb["value"], target, cfg.clip_param, cfg.huber_delta, cfg.use_clipped_value_loss,
                          mb["active"] if cfg.value_active_masks else ones)
 
+        actor_loss = pol - cfg.entropy_coef * entropy
         self.actor_opt.zero_grad()
-        (pol - cfg.entropy_coef * entropy).backward()
+        actor_loss.backward()
         self.critic_opt.zero_grad()
         (val * cfg.value_loss_coef).backward()
-        losses = {"train/policy_loss": pol.detach(), "train/value_loss": val.detach(), "train/entropy": entropy.detach()}
+        losses = {"train/policy_loss": pol.detach(), "train/value_loss": val.detach(), "train/entropy": entropy.detach(),
+                  "train/actor_loss": actor_loss.detach()}
         check_finite(losses, list(self.actor.named_parameters()) + list(self.critic.named_parameters()))
         grad_actor = nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.max_grad_norm)
         grad_critic = nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm)

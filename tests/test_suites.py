@@ -1,0 +1,134 @@
+"""Runs end to end through Sacred: records, determinism, resume, failures and bad input."""
+import json
+from pathlib import Path
+
+import pytest
+
+from algorithms import Divergence
+from suites import run as cli
+from suites.experiment import execute
+from suites.records import DONE, FAILED, PARTIAL, PENDING, run_status
+from suites.runner import RunSpec
+
+TINY = dict(suite="test", task="smac/3m", algorithm="mappo", preset="tiny", steps=768, eval_interval=256,
+            eval_episodes=4, backend="sim")
+
+
+def _metrics(results: Path, spec: RunSpec, attempt: int | None = None) -> dict:
+    run_dir = results / "runs" / spec.run_id
+    attempt = attempt or max(int(p.name) for p in run_dir.iterdir() if p.name.isdigit())
+    return json.loads((run_dir / str(attempt) / "metrics.json").read_text())
+
+
+def _learning(metrics: dict) -> dict:
+    return {k: (v["steps"], v["values"]) for k, v in metrics.items() if not k.startswith("time/")}
+
+
+def test_run_produces_a_complete_sacred_record(tmp_path):
+    spec = RunSpec(seed=3, **TINY)
+    execute(spec, tmp_path)
+    run_dir = tmp_path / "runs" / "test/smac_3m/mappo/seed_3"
+    assert run_status(run_dir) == DONE
+    config = json.loads((run_dir / "1" / "config.json").read_text())
+    for key in ("algorithm_config", "task", "backend", "seed", "budget_steps", "device", "versions", "git", "preset"):
+        assert key in config
+    assert config["backend"] == "sim" and config["algorithm_config"]["clip_param"] == 0.2
+    metrics = _metrics(tmp_path, spec)
+    assert metrics["eval/win_rate"]["steps"] == [0, 256, 512, 768]
+    assert {"train/policy_loss", "train/value_loss", "absolute/win_rate", "eval/return_mean"} <= set(metrics)
+    assert json.loads((run_dir / "1" / "run.json").read_text())["status"] == "COMPLETED"
+
+
+def test_same_seed_gives_identical_metrics(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    spec = RunSpec(seed=1, **TINY)
+    execute(spec, a)
+    execute(spec, b)
+    assert _learning(_metrics(a, spec)) == _learning(_metrics(b, spec))
+
+
+def test_interrupted_run_resumes_to_the_same_history(tmp_path):
+    spec = RunSpec(seed=2, **TINY)
+    execute(spec, tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        execute(spec, tmp_path / "cut", interrupt_after=300)
+    run_dir = tmp_path / "cut" / "runs" / spec.run_id
+    assert run_status(run_dir) == PARTIAL
+    execute(spec, tmp_path / "cut")
+    assert run_status(run_dir) == DONE
+    assert _learning(_metrics(tmp_path / "cut", spec)) == _learning(_metrics(tmp_path / "whole", spec))
+
+
+def test_divergence_fails_the_run_and_keeps_its_checkpoint(tmp_path):
+    spec = RunSpec(seed=0, overrides=(("entropy_coef", float("nan")),), **TINY)
+    with pytest.raises(Divergence, match="train/actor_loss.*environment steps; last good checkpoint"):
+        execute(spec, tmp_path)
+    run_dir = tmp_path / "runs" / spec.run_id
+    assert run_status(run_dir) == FAILED and (run_dir / "checkpoint.pt").exists()
+
+
+def test_suite_continues_after_a_failure_and_exits_1(tmp_path, monkeypatch, capsys):
+    import suites.experiment
+
+    real = suites.experiment.execute
+
+    def flaky(spec, results, progress=None):
+        if spec.seed == 0:
+            raise Divergence("loss 'train/value_loss' is not finite")
+        return real(spec, results, progress)
+
+    monkeypatch.setattr(suites.experiment, "execute", flaky)
+    code = cli.main(["smoke", "--seeds", "2", "--tasks", "smac/3m", "--steps", "512", "--eval-episodes", "2",
+                     "--results", str(tmp_path), "--backend", "sim"])
+    out = capsys.readouterr()
+    assert code == 1 and "1 run(s) failed: smoke/smac_3m/mappo/seed_0" in out.err
+    assert run_status(tmp_path / "runs" / "smoke/smac_3m/mappo/seed_1") == DONE
+    assert "value_loss" in out.out
+    # dry run lists the state of each run; rerunning skips the done one
+    assert cli.main(["smoke", "--seeds", "2", "--tasks", "smac/3m", "--results", str(tmp_path), "--dry-run"]) == 0
+    listing = capsys.readouterr().out
+    assert f"{PENDING:8s} smoke/smac_3m/mappo/seed_0" in listing and f"{DONE:8s} smoke/smac_3m/mappo/seed_1" in listing
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["nosuch"], "unknown suite 'nosuch'; valid suites: smoke"),
+    (["smoke", "--tasks", "smac/4m"], "valid tasks: "),
+    (["smoke", "--algorithms", "qmix"], "valid algorithms: mappo"),
+    (["smoke", "--preset", "huge"], "valid presets: paper, tiny"),
+    (["smoke", "--budget", "forever"], "valid budgets: tiny, short, paper"),
+    (["smoke", "--backend", "sc2"], "install smacv2"),
+    (["smoke", "--device", "cuda:7"], "CUDA requested but not available"),
+])
+def test_bad_names_exit_2_with_the_valid_ones(argv, message, capsys, tmp_path):
+    import torch
+
+    if "cuda:7" in argv and torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    assert cli.main(argv + ["--results", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["smoke", "--seeds", "0"], "--seeds must be >= 1"),
+    (["smoke", "--steps", "-5"], "--steps must be >= 1"),
+])
+def test_bad_numbers_name_the_option(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_analysis_turns_records_into_figures_and_tables(tmp_path):
+    from analysis import make_plots
+
+    for seed in (0, 1):
+        execute(RunSpec(seed=seed, **{**TINY, "steps": 512}), tmp_path)
+    # a corrupt record is skipped and reported, never included
+    broken = tmp_path / "runs" / "test/smac_3m/mappo/seed_9/1"
+    broken.mkdir(parents=True)
+    (broken / "run.json").write_text('{"status": "COMPLETED"')
+    assert make_plots.main(["--results", str(tmp_path), "--reps", "200"]) == 0
+    assert (tmp_path / "figures" / "test_smac_sim_curves.png").exists()
+    table = (tmp_path / "tables" / "test_smac_sim_absolute_win_rate.md").read_text()
+    assert "smac/3m" in table and "all tasks (IQM)" in table
+    assert make_plots.main(["--results", str(tmp_path / "empty")]) == 1
