@@ -52,7 +52,7 @@ def execute(spec: RunSpec, results_dir: Path, progress=None, interrupt_after: in
     import warnings
 
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated")  # sacred/dependencies.py:11
-    from sacred import Experiment, SETTINGS
+    from sacred import SETTINGS, Experiment
     from sacred.observers import FileStorageObserver
 
     SETTINGS.CAPTURE_MODE = "sys"  # fd capture deadlocks with subprocesses (sacred #705)

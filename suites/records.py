@@ -36,10 +36,3 @@ def run_status(record_dir: Path) -> str:
         return PARTIAL
     return PENDING
 
-
-def failure_reason(record_dir: Path) -> str:
-    runs = attempts(record_dir)
-    if not runs:
-        return ""
-    trace = runs[-1][1].get("fail_trace") or []
-    return trace[-1].strip() if trace else ""

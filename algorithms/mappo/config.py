@@ -51,7 +51,7 @@ class MAPPOConfig:
     agent_id: bool = True  # one-hot agent id appended to actor and critic inputs (README: deviations)
 
     @classmethod
-    def preset(cls, name: str, spec: EnvSpec) -> "MAPPOConfig":
+    def preset(cls, name: str, spec: EnvSpec) -> MAPPOConfig:
         from envs import UsageError
 
         if spec.family != "smac":

@@ -7,8 +7,8 @@ interface as the simulator, tensors moved to the requested device. Needs the opt
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch

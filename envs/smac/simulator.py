@@ -58,10 +58,10 @@ class _State:
     last_action: torch.Tensor  # [B,N] long, -1 after reset
     steps: torch.Tensor  # [B] long
 
-    def select(self, idx: torch.Tensor) -> "_State":
+    def select(self, idx: torch.Tensor) -> _State:
         return _State(*(getattr(self, f.name)[idx] for f in dataclasses.fields(self)))
 
-    def assign(self, idx: torch.Tensor, other: "_State") -> None:
+    def assign(self, idx: torch.Tensor, other: _State) -> None:
         for f in dataclasses.fields(self):
             getattr(self, f.name)[idx] = getattr(other, f.name)
 
