@@ -8,7 +8,10 @@ import torch
 from algorithms.base import Algorithm, Divergence, Transition
 from envs.base import EnvSpec
 
-__all__ = ["Algorithm", "Divergence", "Transition", "REGISTRY", "make_algorithm", "make_config", "list_algorithms"]
+__all__ = [
+    "REGISTRY", "Algorithm", "Divergence", "Transition",
+    "check_algorithm", "list_algorithms", "make_algorithm", "make_config",
+]
 
 
 def _mappo():
@@ -24,12 +27,18 @@ def list_algorithms() -> list[str]:
     return sorted(REGISTRY)
 
 
-def make_config(name: str, spec: EnvSpec, preset: str = "paper", overrides: dict | None = None):
-    """The frozen config of ``preset`` for ``spec``'s task, with ``overrides`` applied."""
+def check_algorithm(name: str) -> None:
     from envs import UsageError
 
     if name not in REGISTRY:
         raise UsageError(f"unknown algorithm {name!r}; valid algorithms: {', '.join(list_algorithms())}")
+
+
+def make_config(name: str, spec: EnvSpec, preset: str = "paper", overrides: dict | None = None):
+    """The frozen config of ``preset`` for ``spec``'s task, with ``overrides`` applied."""
+    from envs import UsageError
+
+    check_algorithm(name)
     _, config_cls = REGISTRY[name]()
     config = config_cls.preset(preset, spec)
     if overrides:

@@ -48,7 +48,7 @@ def parser() -> argparse.ArgumentParser:
 def expand(args) -> list[RunSpec]:
     """The suite's runs after the command-line filters; raises UsageError on bad names or values."""
     import envs
-    from algorithms import list_algorithms
+    from algorithms import check_algorithm
 
     suite = get_suite(args.suite)
     tasks = args.tasks or list(suite.tasks)
@@ -56,8 +56,7 @@ def expand(args) -> list[RunSpec]:
         envs.check_task(t)
     algos = args.algorithms or list(suite.algorithms)
     for a in algos:
-        if a not in list_algorithms():
-            raise envs.UsageError(f"unknown algorithm {a!r}; valid algorithms: {', '.join(list_algorithms())}")
+        check_algorithm(a)
     budget = args.budget or suite.default_budget
     if budget not in suite.budgets:
         raise envs.UsageError(f"unknown budget {budget!r} for suite {suite.name}; "
@@ -88,13 +87,16 @@ def _check_device(device: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     from envs import UsageError
+    from suites.runner import resolve_config
 
     args = parser().parse_args(argv)
     try:
         runs = expand(args)
-        for spec in runs:  # preset names and fit are checked before anything runs
-            from suites.runner import resolve_config
-            resolve_config(spec)
+        checked = set()
+        for spec in runs:  # preset names and fit are checked before anything runs, once per task and algorithm
+            if (spec.task, spec.algorithm) not in checked:
+                resolve_config(spec)
+                checked.add((spec.task, spec.algorithm))
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
