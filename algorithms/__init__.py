@@ -20,7 +20,25 @@ def _mappo():
     return MAPPO, MAPPOConfig
 
 
-REGISTRY = {"mappo": _mappo}
+def _mamba():
+    from algorithms.mamba import MAMBA, MAMBAConfig
+
+    return MAMBA, MAMBAConfig
+
+
+def _mabl():
+    from algorithms.mabl import MABL, MABLConfig
+
+    return MABL, MABLConfig
+
+
+def _mabl_single_level():
+    from algorithms.mabl import MABLSingleLevel, MABLSingleLevelConfig
+
+    return MABLSingleLevel, MABLSingleLevelConfig
+
+
+REGISTRY = {"mappo": _mappo, "mamba": _mamba, "mabl": _mabl, "mabl_single_level": _mabl_single_level}
 
 
 def list_algorithms() -> list[str]:

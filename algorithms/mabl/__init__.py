@@ -1,0 +1,23 @@
+"""MABL (Venugopal et al., AAMAS 2024), after aravindvenu7/MABL@9327343, and its single-level ablation.
+
+For each agent a global latent (upper level, driven by the joint action; its posterior sees the encoded
+global state and the agent's posterior sample) conditions the prior of the agent latent (lower level).
+Agents act on their own agent latent only: no global state, no joint action, no communication.
+"""
+from algorithms.mabl.config import MABLConfig, MABLSingleLevelConfig
+from algorithms.world_model import WorldModelAgent
+
+
+class MABL(WorldModelAgent):
+    name = "mabl"
+    config_class = MABLConfig
+
+
+class MABLSingleLevel(WorldModelAgent):
+    """MABL without its global level (definition in ``algorithms/mabl/config.py`` and the README)."""
+
+    name = "mabl_single_level"
+    config_class = MABLSingleLevelConfig
+
+
+__all__ = ["MABL", "MABLConfig", "MABLSingleLevel", "MABLSingleLevelConfig"]

@@ -1,0 +1,17 @@
+"""MAMBA (Egorov & Shpilman, AAMAS 2022), after jbr-ai-labs/mamba@2c97258.
+
+A DreamerV2-style discrete-latent world model per agent (weights shared), whose transition mixes all
+agents' (previous action, latent) embeddings with a 3-layer transformer before each GRU step. The same
+transformer runs when acting, so MAMBA's agents exchange messages at execution: ``act`` reads every
+agent's recurrent memory. Policies are trained with PPO in imagination against an attention critic.
+"""
+from algorithms.mamba.config import MAMBAConfig
+from algorithms.world_model import WorldModelAgent
+
+
+class MAMBA(WorldModelAgent):
+    name = "mamba"
+    config_class = MAMBAConfig
+
+
+__all__ = ["MAMBA", "MAMBAConfig"]

@@ -1,0 +1,101 @@
+"""World-model and policy losses, as in the official code.
+
+Sources: jbr-ai-labs/mamba@2c97258 ``agent/optim/loss.py`` (model_loss, actor_loss, value_loss) and
+``agent/optim/utils.py`` (rec_loss, info_loss, state_divergence_loss, compute_return, advantage, ppo_loss);
+MABL's ``mabl/agent/optim/loss.py`` adds the global KL and reads [agent; global] features in the pcont and
+available-action heads.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from algorithms.world_model.rssm import ModelState, WorldModel
+
+KL_EPS = 1e-7
+
+
+def kl_balanced(post_logits: torch.Tensor, prior_logits: torch.Tensor, n_categoricals: int, n_classes: int,
+                balance: float) -> torch.Tensor:
+    """``state_divergence_loss``: balance*KL(q||sg p) + (1-balance)*KL(sg q||p), summed over classes and
+    *averaged* over categoricals (DreamerV2's sum divided by ``n_categoricals``), then averaged over the rest."""
+    q = post_logits.view(*post_logits.shape[:-1], n_categoricals, n_classes).softmax(-1)
+    p = prior_logits.view(*prior_logits.shape[:-1], n_categoricals, n_classes).softmax(-1)
+
+    def kl(a, b):
+        return (a * (torch.log(a + KL_EPS) - torch.log(b + KL_EPS))).sum(-1)
+
+    return (balance * kl(q, p.detach()).mean(-1) + (1 - balance) * kl(q.detach(), p).mean(-1)).mean()
+
+
+def next_features(state: ModelState, heads_use_global: bool) -> torch.Tensor:
+    """[z_t; h_{t+1}] along a ``[T, ...]`` sequence (T-1 steps): the stochastic state before an action and
+    the deterministic state after it, so the reward and pcont heads predict r(s_t, a_t) and 1 - done_t."""
+    levels = [state.agent] + ([state.glob] if heads_use_global else [])
+    return torch.cat([torch.cat([lv.stoch[:-1], lv.deter[1:]], -1) for lv in levels], -1)
+
+
+def model_loss(model: WorldModel, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """All weights 1: KL (per level) + reward + action information + reconstruction + pcont + availability."""
+    cfg = model.cfg
+    obs, action, fake = batch["obs"], batch["action"], batch["fake"]
+    prior, post = model.observe_sequence(obs, batch["state"], action, batch["last"])
+    prior, post_all, post = prior.map(lambda x: x[:-1]), post, post.map(lambda x: x[:-1])
+
+    obs_pred, dec_hidden = model.observation_decoder(post.agent.features())
+    real = 1.0 - fake[:-1].float().unsqueeze(-1)
+    losses = {"obs_loss": (F.smooth_l1_loss(obs_pred, obs[:-1], reduction="none") * real).sum()
+              / real[..., 0].numel()}
+    losses["reward_loss"] = F.smooth_l1_loss(model.reward_model(next_features(post_all, False)),
+                                             batch["reward"][1:].unsqueeze(-1))
+    continues = 1.0 - batch["done"][1:].float().unsqueeze(-1)
+    losses["pcont_loss"] = -model.pcont_dist(next_features(post_all, cfg.heads_use_global)).log_prob(continues).mean()
+    if model.av_action is not None:
+        avail = batch["avail"][:-1].float()
+        losses["avail_loss"] = -model.avail_dist(model.head_features(post)).log_prob(avail).mean()
+    # Action information: the decoder's hidden layer at step t predicts the action that led to it.
+    logits = model.q_action(F.relu(model.q_features(dec_hidden[1:])))
+    cross_entropy = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), action[1:-1].argmax(-1).reshape(-1),
+                                    reduction="none")
+    losses["info_loss"] = (cross_entropy * (1.0 - fake[1:-1].float().reshape(-1))).mean()
+    losses["kl_agent"] = kl_balanced(post.agent.logits, prior.agent.logits, cfg.n_categoricals, cfg.n_classes,
+                                     cfg.kl_balance)
+    if post.glob is not None:
+        losses["kl_global"] = kl_balanced(post.glob.logits, prior.glob.logits, cfg.n_categoricals, cfg.n_classes,
+                                          cfg.kl_balance)
+    return sum(losses.values()), losses
+
+
+def lambda_returns(reward: torch.Tensor, value: torch.Tensor, discount: torch.Tensor, bootstrap: torch.Tensor,
+                   lam: float, gamma: float) -> torch.Tensor:
+    """``compute_return``: TD(lambda) along axis 0, bootstrapped with the value of the state after the last step.
+
+    target_t = r_t + gamma d_t V_{t+1} (1 - lam);  G_t = target_t + gamma d_t lam G_{t+1};  G_H = V_H."""
+    next_values = torch.cat([value[1:], bootstrap[None]], 0)
+    target = reward + gamma * discount * next_values * (1 - lam)
+    out, acc = [], bootstrap
+    for t in reversed(range(reward.shape[0])):
+        acc = target[t] + gamma * discount[t] * acc * lam
+        out.append(acc)
+    return torch.stack(out[::-1])
+
+
+def normalise_advantage(adv: torch.Tensor) -> torch.Tensor:
+    """``advantage``: batch standardisation with std + 1e-4, NaN set to 0."""
+    adv = ((adv - adv.mean()) / (1e-4 + adv.std())).detach()
+    return torch.nan_to_num(adv, nan=0.0)
+
+
+def masked_logits(logits: torch.Tensor, avail: torch.Tensor | None) -> torch.Tensor:
+    """Unavailable actions get logit -1e10, as in the official collection, imagination and PPO."""
+    return logits if avail is None else logits.masked_fill(~avail, -1e10)
+
+
+def ppo_actor_loss(logits: torch.Tensor, old_logits: torch.Tensor, actions: torch.Tensor, advantage: torch.Tensor,
+                   entropy_weight: float, clip: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``actor_loss``: clipped surrogate plus entropy weight * sum p log p; returns (loss, mean entropy)."""
+    log_probs = logits.log_softmax(-1)
+    rho = (log_probs.gather(-1, actions) - old_logits.log_softmax(-1).gather(-1, actions)).exp()
+    surrogate = -torch.min(rho * advantage, rho.clamp(1 - clip, 1 + clip) * advantage)
+    neg_entropy = (log_probs.exp() * log_probs).sum(-1, keepdim=True)
+    return (surrogate + neg_entropy * entropy_weight).mean(), -neg_entropy.mean()
