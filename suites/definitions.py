@@ -25,9 +25,9 @@ SUITES: dict[str, Suite] = {
     for s in (
         Suite(
             name="smoke",
-            description="Tiny CPU check of the whole pipeline on two simulator maps (minutes).",
+            description="Tiny CPU check of the whole pipeline: the four algorithms on two simulator maps (minutes).",
             tasks=("smac/3m", "smac/2s3z"),
-            algorithms=("mappo",),
+            algorithms=("mabl", "mabl_single_level", "mamba", "mappo"),
             preset="tiny",
             budgets={"tiny": (5_120, 1_280), "short": (51_200, 5_120), "paper": (512_000, 25_600)},
             default_budget="tiny",

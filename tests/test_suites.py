@@ -59,6 +59,28 @@ def test_interrupted_run_resumes_to_the_same_history(tmp_path):
     assert _learning(_metrics(tmp_path / "cut", spec)) == _learning(_metrics(tmp_path / "whole", spec))
 
 
+@pytest.mark.parametrize("algorithm", ["mamba", "mabl", "mabl_single_level"])
+def test_world_models_run_through_the_suite_runner(tmp_path, algorithm):
+    spec = RunSpec(seed=0, **{**TINY, "algorithm": algorithm, "steps": 640, "eval_interval": 320})
+    execute(spec, tmp_path)
+    assert run_status(tmp_path / "runs" / spec.run_id) == DONE
+    metrics = _metrics(tmp_path, spec)
+    assert metrics["eval/win_rate"]["steps"] == [0, 320, 640]
+    assert {"train/model_loss", "train/kl_agent", "train/actor_loss", "train/value_loss", "absolute/win_rate"} <= set(metrics)
+    assert ("train/kl_global" in metrics) == (algorithm == "mabl")
+    assert all(v == v for v in metrics["train/model_loss"]["values"])
+
+
+def test_interrupted_world_model_run_resumes_to_the_same_history(tmp_path):
+    spec = RunSpec(seed=4, **{**TINY, "algorithm": "mabl", "steps": 640, "eval_interval": 160})
+    execute(spec, tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        execute(spec, tmp_path / "cut", interrupt_after=400)
+    execute(spec, tmp_path / "cut")
+    whole, cut = _metrics(tmp_path / "whole", spec), _metrics(tmp_path / "cut", spec)
+    assert "train/model_loss" in whole and _learning(cut) == _learning(whole)
+
+
 def test_divergence_fails_the_run_and_keeps_its_checkpoint(tmp_path):
     spec = RunSpec(seed=0, overrides=(("entropy_coef", float("nan")),), **TINY)
     with pytest.raises(Divergence, match="train/actor_loss.*environment steps; last good checkpoint"):
@@ -78,14 +100,16 @@ def test_suite_continues_after_a_failure_and_exits_1(tmp_path, monkeypatch, caps
         return real(spec, results, progress)
 
     monkeypatch.setattr(suites.experiment, "execute", flaky)
-    code = cli.main(["smoke", "--seeds", "2", "--tasks", "smac/3m", "--steps", "512", "--eval-episodes", "2",
+    code = cli.main(["smoke", "--seeds", "2", "--tasks", "smac/3m", "--algorithms", "mappo", "--steps", "512",
+                     "--eval-episodes", "2",
                      "--results", str(tmp_path), "--backend", "sim"])
     out = capsys.readouterr()
     assert code == 1 and "1 run(s) failed: smoke/smac_3m/mappo/seed_0" in out.err
     assert run_status(tmp_path / "runs" / "smoke/smac_3m/mappo/seed_1") == DONE
     assert "value_loss" in out.out
     # dry run lists the state of each run; rerunning skips the done one
-    assert cli.main(["smoke", "--seeds", "2", "--tasks", "smac/3m", "--results", str(tmp_path), "--dry-run"]) == 0
+    assert cli.main(["smoke", "--seeds", "2", "--tasks", "smac/3m", "--algorithms", "mappo", "--results", str(tmp_path),
+                     "--dry-run"]) == 0
     listing = capsys.readouterr().out
     assert f"{PENDING:8s} smoke/smac_3m/mappo/seed_0" in listing and f"{DONE:8s} smoke/smac_3m/mappo/seed_1" in listing
 
@@ -93,7 +117,7 @@ def test_suite_continues_after_a_failure_and_exits_1(tmp_path, monkeypatch, caps
 @pytest.mark.parametrize("argv, message", [
     (["nosuch"], "unknown suite 'nosuch'; valid suites: smoke"),
     (["smoke", "--tasks", "smac/4m"], "valid tasks: "),
-    (["smoke", "--algorithms", "qmix"], "valid algorithms: mappo"),
+    (["smoke", "--algorithms", "qmix"], "valid algorithms: mabl, mabl_single_level, mamba, mappo"),
     (["smoke", "--preset", "huge"], "valid presets: paper, tiny"),
     (["smoke", "--budget", "forever"], "valid budgets: tiny, short, paper"),
     (["smoke", "--backend", "sc2"], "install smacv2"),

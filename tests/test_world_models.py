@@ -156,6 +156,18 @@ def test_sample_shift_pairs_each_observation_with_the_preceding_action():
     assert obs_idx.max() <= 28  # the newest entry never ends a sequence (official sampling bound)
 
 
+def test_reward_and_pcont_read_the_stochastic_state_before_and_the_deterministic_state_after_the_action():
+    from algorithms.world_model.rssm import Latent, ModelState
+
+    t = torch.arange(4.0).view(4, 1, 1, 1)
+    agent = Latent(logits=t.expand(4, 1, 1, 2), stoch=t.expand(4, 1, 1, 2), deter=10 + t.expand(4, 1, 1, 3))
+    glob = Latent(logits=t.expand(4, 1, 1, 2), stoch=100 + t.expand(4, 1, 1, 2), deter=1000 + t.expand(4, 1, 1, 3))
+    feat = next_features(ModelState(agent, glob), heads_use_global=True)
+    assert feat.shape == (3, 1, 1, 10)
+    assert feat[1, 0, 0].tolist() == [1, 1, 12, 12, 12, 101, 101, 1002, 1002, 1002]  # [z_t; h_t+1] per level
+    assert next_features(ModelState(agent, glob), heads_use_global=False).shape == (3, 1, 1, 5)
+
+
 def test_replay_streams_stay_contiguous_with_many_environments():
     replay = SequenceReplay(60, 3, 1, 1, 1, 2, 4, "cpu")
     for k in range(25):

@@ -1,4 +1,4 @@
-"""pytest-benchmark: simulator stepping and a MAPPO update (run with `tox -e bench`)."""
+"""pytest-benchmark: simulator stepping, a MAPPO update and a world-model learner update (`tox -e bench`)."""
 import pytest
 import torch
 
@@ -42,3 +42,19 @@ def test_mappo_tiny_update(benchmark):
 
     metrics = benchmark.pedantic(collect_and_update, rounds=3, iterations=1)
     assert "train/policy_loss" in metrics
+
+
+@pytest.mark.parametrize("name", ["mamba", "mabl"])
+def test_world_model_tiny_learner_update(benchmark, name):
+    from scripts.learner_benchmark import fill_replay
+
+    env = SmacSimulator("3s5z_vs_3s6z", num_envs=1, seed=0)
+    algo = make_algorithm(name, env.spec, make_config(name, env.spec, "tiny"))
+    fill_replay(algo, 2_000)
+
+    def update():
+        algo._learner_call()
+        return algo._collect_metrics()
+
+    metrics = benchmark.pedantic(update, rounds=3, iterations=1)
+    assert "train/model_loss" in metrics

@@ -1,0 +1,116 @@
+"""Time one full world-model learner update and print parameter counts.
+
+One learner update at the ``paper`` preset is what the official code runs after every episode: 60
+world-model steps, then 4 x (imagination of 720 starts x 15 steps + 5 PPO epochs). The replay is filled
+with random data of the task's dimensions (speed does not depend on the values).
+
+    python scripts/learner_benchmark.py --task smac/3s5z_vs_3s6z --algorithms mabl mamba --device cuda
+    python scripts/learner_benchmark.py --counts     # parameter counts per Super Hard map (markdown)
+    python scripts/learner_benchmark.py --model-epochs 6 --epochs 1   # a cheaper estimate on a slow CPU
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from algorithms import make_algorithm, make_config  # noqa: E402
+from algorithms.world_model.networks import count_parameters  # noqa: E402
+from envs.base import EnvSpec  # noqa: E402
+from envs.smac.maps import SUPER_HARD  # noqa: E402
+
+WORLD_MODELS = ("mabl", "mabl_single_level", "mamba")
+
+
+def smac_spec(map_name: str) -> EnvSpec:
+    from envs.smac.simulator import SmacSimulator
+
+    env = SmacSimulator(map_name, num_envs=1, seed=0)
+    return env.spec
+
+
+def fill_replay(algo, steps: int) -> None:
+    """Random episodes of 60 steps (ending in a terminal step, so absorbing entries are exercised)."""
+    spec, dev, b = algo.spec, algo.device, algo.config.num_envs
+    g = torch.Generator(device=dev).manual_seed(0)
+    for t in range(steps // b):
+        done = torch.full((b,), t % 60 == 59, device=dev)
+        algo.replay.add(torch.rand(b, spec.n_agents, spec.obs_dim, generator=g, device=dev),
+                        torch.rand(b, spec.state_dim, generator=g, device=dev),
+                        torch.rand(b, spec.n_agents, spec.n_actions, generator=g, device=dev) > 0.3,
+                        torch.zeros(b, spec.n_agents, dtype=torch.bool, device=dev),
+                        torch.randint(0, spec.n_actions, (b, spec.n_agents), generator=g, device=dev),
+                        torch.rand(b, generator=g, device=dev), done.unsqueeze(1).expand(b, spec.n_agents), done, done)
+
+
+def sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def time_update(name: str, spec: EnvSpec, device: str, repeats: int, overrides: dict) -> dict[str, float]:
+    torch.manual_seed(0)
+    config = make_config(name, spec, "paper", {"capacity": 20_000, **overrides})
+    algo = make_algorithm(name, spec, config, device)
+    fill_replay(algo, 5_000)
+    algo._learner_call()  # warm-up (allocator, kernels)
+    algo._collect_metrics()
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        algo._learner_call()
+    algo._collect_metrics()
+    sync(device)
+    seconds = (time.perf_counter() - start) / repeats
+    out = {"seconds_per_update": seconds}
+    if device.startswith("cuda"):
+        out["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+    return out
+
+
+def counts_table() -> str:
+    lines = ["| map | agents | obs | state | actions | " + " | ".join(f"{a} (model / actor / critic)" for a in WORLD_MODELS)
+             + " |", "|" + "---|" * (5 + len(WORLD_MODELS))]
+    for map_name in SUPER_HARD:
+        spec = smac_spec(map_name)
+        cells = []
+        for name in WORLD_MODELS:
+            algo = make_algorithm(name, spec, make_config(name, spec, "paper", {"capacity": 1_000}))
+            cells.append(" / ".join(f"{count_parameters(m):,}" for m in (algo.model, algo.actor, algo.critic)))
+        lines.append(f"| {map_name} | {spec.n_agents} | {spec.obs_dim} | {spec.state_dim} | {spec.n_actions} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", default="smac/3s5z_vs_3s6z")
+    p.add_argument("--algorithms", nargs="+", default=list(WORLD_MODELS), choices=WORLD_MODELS)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--repeats", type=int, default=1)
+    p.add_argument("--model-epochs", type=int, help="override the 60 world-model steps (estimates on slow machines)")
+    p.add_argument("--epochs", type=int, help="override the 4 imagination rounds")
+    p.add_argument("--counts", action="store_true", help="print parameter counts per Super Hard map and exit")
+    args = p.parse_args(argv)
+    if args.counts:
+        print(counts_table())
+        return 0
+    overrides = {k: v for k, v in (("model_epochs", args.model_epochs), ("epochs", args.epochs)) if v is not None}
+    spec = smac_spec(args.task.split("/", 1)[1])
+    print(f"{args.task}: {spec.n_agents} agents, obs {spec.obs_dim}, state {spec.state_dim}, {spec.n_actions} actions; "
+          f"device {args.device}; torch threads {torch.get_num_threads()}; overrides {overrides or 'none'}")
+    for name in args.algorithms:
+        result = time_update(name, spec, args.device, args.repeats, overrides)
+        extra = f", peak GPU memory {result['peak_gib']:.1f} GiB" if "peak_gib" in result else ""
+        print(f"{name:18s} {result['seconds_per_update']:8.2f} s per learner update{extra}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
