@@ -369,3 +369,16 @@ def test_divergence_names_the_loss():
         algo.model.reward_model[0].weight.fill_(float("nan"))
     with pytest.raises(Divergence, match="train/reward_loss"):
         _run_steps(algo, env, 80)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("name", WORLD_MODELS)
+def test_learner_runs_on_cuda_with_everything_on_the_device(name):
+    torch.manual_seed(0)
+    env = SmacSimulator("3m", num_envs=4, device="cuda", seed=0)
+    algo = make_algorithm(name, env.spec, make_config(name, env.spec, "tiny"), "cuda")
+    metrics = _run_steps(algo, env, 150)
+    assert metrics and all(v == v for v in metrics.values())
+    assert all(t.is_cuda for t in algo.replay.data.values())
+    assert all(p.is_cuda for p in algo.model.parameters())
