@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from envs.base import EnvSpec
+from envs.base import EnvSpec, Step
 
 
 @dataclass
@@ -37,6 +37,18 @@ class Transition:
     final_avail_actions: torch.Tensor
     final_alive: torch.Tensor
     extras: dict[str, torch.Tensor] = field(default_factory=dict)  # whatever ``act`` returned
+
+    @classmethod
+    def between(cls, step: Step, first: torch.Tensor, actions: torch.Tensor, nxt: Step,
+                extras: dict[str, torch.Tensor] | None = None) -> Transition:
+        """The transition from ``step`` (where ``actions`` were taken) to ``nxt``, the env's answer."""
+        return cls(
+            obs=step.obs, state=step.state, avail_actions=step.avail_actions, alive=step.alive, first=first,
+            actions=actions, reward=nxt.reward, done=nxt.done, terminated=nxt.terminated, next_obs=nxt.obs,
+            next_state=nxt.state, next_avail_actions=nxt.avail_actions, next_alive=nxt.alive, final_obs=nxt.final_obs,
+            final_state=nxt.final_state, final_avail_actions=nxt.final_avail_actions, final_alive=nxt.final_alive,
+            extras=extras or {},
+        )
 
 
 class Divergence(RuntimeError):

@@ -181,13 +181,7 @@ def train(spec: RunSpec, config, record_dir: Path, log: MetricLog, progress=None
             raise KeyboardInterrupt(f"test interrupt at {steps} steps")
         actions, next_memory, extras = algo.act(step.obs, step.avail_actions, memory, first, explore=True)
         nxt = env.step(actions)
-        algo.observe(Transition(
-            obs=step.obs, state=step.state, avail_actions=step.avail_actions, alive=step.alive, first=first,
-            actions=actions, reward=nxt.reward, done=nxt.done, terminated=nxt.terminated,
-            next_obs=nxt.obs, next_state=nxt.state, next_avail_actions=nxt.avail_actions, next_alive=nxt.alive,
-            final_obs=nxt.final_obs, final_state=nxt.final_state, final_avail_actions=nxt.final_avail_actions,
-            final_alive=nxt.final_alive, extras=extras,
-        ))
+        algo.observe(Transition.between(step, first, actions, nxt, extras))
         step, memory, first = nxt, next_memory, nxt.done
         steps += env.num_envs
         try:

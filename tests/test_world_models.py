@@ -306,12 +306,7 @@ def _run_steps(algo, env, steps, seed=0):
     for _ in range(steps):
         actions, next_memory, extras = algo.act(step.obs, step.avail_actions, memory, first)
         nxt = env.step(actions)
-        algo.observe(Transition(
-            obs=step.obs, state=step.state, avail_actions=step.avail_actions, alive=step.alive, first=first,
-            actions=actions, reward=nxt.reward, done=nxt.done, terminated=nxt.terminated, next_obs=nxt.obs,
-            next_state=nxt.state, next_avail_actions=nxt.avail_actions, next_alive=nxt.alive, final_obs=nxt.final_obs,
-            final_state=nxt.final_state, final_avail_actions=nxt.final_avail_actions, final_alive=nxt.final_alive,
-            extras=extras))
+        algo.observe(Transition.between(step, first, actions, nxt, extras))
         step, memory, first = nxt, next_memory, nxt.done
         metrics = algo.update() or metrics
     return metrics
@@ -329,11 +324,7 @@ def test_one_environment_reproduces_the_official_schedule():
     for _ in range(200):
         actions, memory, _ = algo.act(step.obs, step.avail_actions, memory, first)
         nxt = env.step(actions)
-        algo.observe(Transition(
-            obs=step.obs, state=step.state, avail_actions=step.avail_actions, alive=step.alive, first=first,
-            actions=actions, reward=nxt.reward, done=nxt.done, terminated=nxt.terminated, next_obs=nxt.obs,
-            next_state=nxt.state, next_avail_actions=nxt.avail_actions, next_alive=nxt.alive, final_obs=nxt.final_obs,
-            final_state=nxt.final_state, final_avail_actions=nxt.final_avail_actions, final_alive=nxt.final_alive))
+        algo.observe(Transition.between(step, first, actions, nxt))
         expected_calls += int(nxt.done.item() and len(algo.replay) >= 60)
         algo.update()
         step, first = nxt, nxt.done

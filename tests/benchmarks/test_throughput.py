@@ -34,9 +34,7 @@ def test_mappo_tiny_update(benchmark):
         for _ in range(algo.config.episode_length):
             actions, memory, extras = algo.act(step.obs, step.avail_actions, memory, first)
             nxt = env.step(actions)
-            algo.observe(Transition(step.obs, step.state, step.avail_actions, step.alive, first, actions, nxt.reward,
-                                    nxt.done, nxt.terminated, nxt.obs, nxt.state, nxt.avail_actions, nxt.alive,
-                                    nxt.final_obs, nxt.final_state, nxt.final_avail_actions, nxt.final_alive, extras))
+            algo.observe(Transition.between(step, first, actions, nxt, extras))
             step, first = nxt, nxt.done
         return algo.update()
 
