@@ -373,3 +373,36 @@ def test_learner_runs_on_cuda_with_everything_on_the_device(name):
     assert metrics and all(v == v for v in metrics.values())
     assert all(t.is_cuda for t in algo.replay.data.values())
     assert all(p.is_cuda for p in algo.model.parameters())
+
+
+def test_policy_learns_the_rewarded_action_in_imagination():
+    """Team reward = fraction of agents that chose action 0. After the world model has learned this from
+    random play, PPO in imagination alone must make action 0 the policy's clear choice."""
+    torch.manual_seed(0)
+    spec = EnvSpec("smac/toy", "smac", "sim", 2, 6, 4, 3, 40, "win_rate")
+    algo = _algo("mabl_single_level", spec, model_lr=3e-3, actor_lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+    for t in range(400):
+        actions = torch.randint(0, 3, (4, 2), generator=g)
+        obs = torch.cat([F.one_hot(torch.full((4, 2), t % 4), 4).float(), torch.zeros(4, 2, 2)], -1)
+        algo.replay.add(obs, obs[:, 0, :4], torch.ones(4, 2, 3, dtype=torch.bool), torch.zeros(4, 2, dtype=torch.bool),
+                        actions, (actions == 0).float().mean(-1), torch.zeros(4, 2, dtype=torch.bool),
+                        torch.zeros(4, dtype=torch.bool), torch.zeros(4, dtype=torch.bool))
+    algo.model.train()
+    for _ in range(200):
+        loss, _ = model_loss(algo.model, algo.replay.sample(16))
+        algo.model_opt.zero_grad()
+        loss.backward()
+        algo.model_opt.step()
+    algo.model.eval()
+
+    def chance_of_action_0():
+        batch = algo.replay.sample(16)
+        with torch.no_grad():
+            _, post = algo.model.observe_sequence(batch["obs"], batch["state"], batch["action"], batch["last"])
+            return algo.actor(post.agent.features()).softmax(-1)[..., 0].mean().item()
+
+    assert chance_of_action_0() < 0.5
+    for _ in range(10):
+        algo._train_policy(algo.replay.sample(16))
+    assert chance_of_action_0() > 0.9
