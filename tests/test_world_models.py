@@ -255,6 +255,24 @@ def test_mamba_agents_exchange_messages_when_acting():
 
 
 # ---------------------------------------------------------------------------------------------- learning
+def _add_toy_step(algo, obs, actions, reward):
+    """One step of 4 toy environments with everything available, nothing fake and no episode end."""
+    b, n, a = *actions.shape, algo.spec.n_actions
+    algo.replay.add(obs, obs[:, 0, :4], torch.ones(b, n, a, dtype=torch.bool), torch.zeros(b, n, dtype=torch.bool),
+                    actions, reward, torch.zeros(b, n, dtype=torch.bool), torch.zeros(b, dtype=torch.bool),
+                    torch.zeros(b, dtype=torch.bool))
+
+
+def _fit_world_model(algo, updates):
+    algo.model.train()
+    for _ in range(updates):
+        loss, _ = model_loss(algo.model, algo.replay.sample(16))
+        algo.model_opt.zero_grad()
+        loss.backward()
+        algo.model_opt.step()
+    algo.model.eval()
+
+
 def test_world_model_learns_a_tiny_deterministic_multi_agent_task():
     """Two agents see a shared clock (one-hot of t mod 4) and their own last action; the team reward is 1
     when the clock reads 3. Reconstruction and reward losses must fall below fixed thresholds."""
@@ -268,17 +286,9 @@ def test_world_model_learns_a_tiny_deterministic_multi_agent_task():
         clock = F.one_hot(torch.full((4, 2), t % 4), 4).float()
         prev = F.one_hot(prev_actions, 2).float() * (t > 0)
         obs = torch.cat([clock, prev], -1)
-        reward = torch.full((4,), float(t % 4 == 3))
-        algo.replay.add(obs, obs[:, 0, :4], torch.ones(4, 2, 2, dtype=torch.bool), torch.zeros(4, 2, dtype=torch.bool),
-                        actions, reward, torch.zeros(4, 2, dtype=torch.bool), torch.zeros(4, dtype=torch.bool),
-                        torch.zeros(4, dtype=torch.bool))
+        _add_toy_step(algo, obs, actions, torch.full((4,), float(t % 4 == 3)))
         prev_actions = actions
-    algo.model.train()
-    for _ in range(250):
-        loss, parts = model_loss(algo.model, algo.replay.sample(16))
-        algo.model_opt.zero_grad()
-        loss.backward()
-        algo.model_opt.step()
+    _fit_world_model(algo, 250)
     parts = {k: v.item() for k, v in model_loss(algo.model, algo.replay.sample(64))[1].items()}
     assert parts["obs_loss"] < 0.05, parts
     assert parts["reward_loss"] < 0.03, parts
@@ -385,16 +395,8 @@ def test_policy_learns_the_rewarded_action_in_imagination():
     for t in range(400):
         actions = torch.randint(0, 3, (4, 2), generator=g)
         obs = torch.cat([F.one_hot(torch.full((4, 2), t % 4), 4).float(), torch.zeros(4, 2, 2)], -1)
-        algo.replay.add(obs, obs[:, 0, :4], torch.ones(4, 2, 3, dtype=torch.bool), torch.zeros(4, 2, dtype=torch.bool),
-                        actions, (actions == 0).float().mean(-1), torch.zeros(4, 2, dtype=torch.bool),
-                        torch.zeros(4, dtype=torch.bool), torch.zeros(4, dtype=torch.bool))
-    algo.model.train()
-    for _ in range(200):
-        loss, _ = model_loss(algo.model, algo.replay.sample(16))
-        algo.model_opt.zero_grad()
-        loss.backward()
-        algo.model_opt.step()
-    algo.model.eval()
+        _add_toy_step(algo, obs, actions, (actions == 0).float().mean(-1))
+    _fit_world_model(algo, 200)
 
     def chance_of_action_0():
         batch = algo.replay.sample(16)
