@@ -91,11 +91,16 @@ class Algorithm(abc.ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
 
-def check_finite(metrics: dict[str, torch.Tensor], parameters) -> None:
-    """Raise :class:`Divergence` naming the first non-finite loss or gradient."""
-    for name, value in metrics.items():
-        if not torch.isfinite(value).all():
-            raise Divergence(f"loss {name!r} is not finite ({float(value)})")
-    for name, p in parameters:
-        if p.grad is not None and not torch.isfinite(p.grad).all():
+def check_finite(losses: dict[str, torch.Tensor], grad_norms: dict[str, torch.Tensor]) -> None:
+    """Raise :class:`Divergence` naming the first non-finite loss, else the first non-finite gradient norm
+    (a NaN or inf anywhere in a module's gradients makes its norm non-finite). One host sync when all is well;
+    call it before the optimiser step so a NaN never reaches the parameters."""
+    values = [v.detach().float().reshape(()) for v in (*losses.values(), *grad_norms.values())]
+    if bool(torch.isfinite(torch.stack(values)).all()):
+        return
+    for name, value in losses.items():
+        if not bool(torch.isfinite(value)):
+            raise Divergence(f"loss {name!r} is not finite ({float(value.detach())})")
+    for name, norm in grad_norms.items():
+        if not bool(torch.isfinite(norm)):
             raise Divergence(f"gradient of {name!r} is not finite")

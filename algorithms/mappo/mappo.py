@@ -155,9 +155,9 @@ class MAPPO(Algorithm):
         (val * cfg.value_loss_coef).backward()
         losses = {"train/policy_loss": pol.detach(), "train/value_loss": val.detach(), "train/entropy": entropy.detach(),
                   "train/actor_loss": actor_loss.detach()}
-        check_finite(losses, list(self.actor.named_parameters()) + list(self.critic.named_parameters()))
         grad_actor = nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.max_grad_norm)
         grad_critic = nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm)
+        check_finite(losses, {"actor": grad_actor, "critic": grad_critic})
         self.actor_opt.step()
         self.critic_opt.step()
         ratio = torch.exp(log_prob.detach() - mb["log_prob"])

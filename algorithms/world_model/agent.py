@@ -19,7 +19,7 @@ import copy
 import torch
 import torch.nn.functional as F
 
-from algorithms.base import Algorithm, Divergence, Transition
+from algorithms.base import Algorithm, Transition, check_finite
 from algorithms.world_model.config import WorldModelConfig
 from algorithms.world_model.losses import (
     lambda_returns,
@@ -186,16 +186,12 @@ class WorldModelAgent(Algorithm):
                     self.target_critic.load_state_dict(self.critic.state_dict())
 
     def _step(self, optimiser, module, loss, clip, name, parts: dict[str, torch.Tensor] | None = None) -> None:
-        """Backward, clip, step; a non-finite loss or gradient stops here (one host sync per optimiser step),
+        """Backward, clip, step; a non-finite loss (named by its term in ``parts``) or gradient stops here,
         before a NaN can reach the parameters or the samplers."""
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(module.parameters(), clip)
-        if not bool(torch.isfinite(torch.stack([loss.detach(), norm])).all()):
-            for part, value in {**(parts or {}), name: loss}.items():
-                if not bool(torch.isfinite(value)):
-                    raise Divergence(f"loss {part!r} is not finite ({float(value.detach())})")
-            raise Divergence(f"gradient of {name!r} is not finite")
+        check_finite({**(parts or {}), name: loss}, {name: norm})
         optimiser.step()
         self._watch({name: loss.detach()})
 
