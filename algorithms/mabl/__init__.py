@@ -10,14 +10,12 @@ from algorithms.world_model import WorldModelAgent
 
 class MABL(WorldModelAgent):
     name = "mabl"
-    config_class = MABLConfig
 
 
 class MABLSingleLevel(WorldModelAgent):
     """MABL without its global level (definition in ``algorithms/mabl/config.py`` and the README)."""
 
     name = "mabl_single_level"
-    config_class = MABLSingleLevelConfig
 
 
 __all__ = ["MABL", "MABLConfig", "MABLSingleLevel", "MABLSingleLevelConfig"]

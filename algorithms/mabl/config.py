@@ -44,8 +44,5 @@ class MABLConfig(WorldModelConfig):
 @dataclass(frozen=True)
 class MABLSingleLevelConfig(WorldModelConfig):
     ALGORITHM: ClassVar[str] = "mabl_single_level"
-    PRESETS: ClassVar[dict[str, dict]] = {
-        "paper_smac": dict(SMAC, **SINGLE_LEVEL),
-        "paper_flatland": dict(FLATLAND, **SINGLE_LEVEL),
-        "tiny": dict(TINY, **SINGLE_LEVEL, actor_init="xavier"),
-    }
+    # Every MABL preset with the global level removed; nothing else differs.
+    PRESETS: ClassVar[dict[str, dict]] = {name: dict(values, **SINGLE_LEVEL) for name, values in MABLConfig.PRESETS.items()}

@@ -11,7 +11,6 @@ from algorithms.world_model import WorldModelAgent
 
 class MAMBA(WorldModelAgent):
     name = "mamba"
-    config_class = MAMBAConfig
 
 
 __all__ = ["MAMBA", "MAMBAConfig"]

@@ -35,8 +35,6 @@ from algorithms.world_model.rssm import ModelState, WorldModel
 
 
 class WorldModelAgent(Algorithm):
-    config_class: type[WorldModelConfig] = WorldModelConfig
-
     def __init__(self, spec, config: WorldModelConfig, device="cpu"):
         super().__init__(spec, config, device)
         cfg, n, a = config, spec.n_agents, spec.n_actions
@@ -149,9 +147,10 @@ class WorldModelAgent(Algorithm):
         reward = model.reward_model(next_features(traj, False)).mean(-2, keepdim=True)
         discount = torch.sigmoid(model.pcont(next_features(traj, cfg.heads_use_global)))
         bootstrap_critic = self.target_critic if self.target_critic is not None else self.critic
-        value = bootstrap_critic(self.critic_input(traj))
+        critic_feat = self.critic_input(traj)
+        value = bootstrap_critic(critic_feat)
         returns = lambda_returns(reward, value[:-1], discount, value[-1], cfg.lam, cfg.gamma)
-        out = {"agent_feat": traj.agent.features()[:-1], "critic_feat": self.critic_input(traj)[:-1],
+        out = {"agent_feat": traj.agent.features()[:-1], "critic_feat": critic_feat[:-1],
                "action": torch.stack(actions[:-1]).unsqueeze(-1), "old_logits": torch.stack(logits_seq[:-1]),
                "returns": returns, "reward": reward}
         if model.av_action is not None:
