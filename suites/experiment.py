@@ -34,8 +34,8 @@ def _git() -> dict[str, str | bool]:
         return {"commit": "unknown", "dirty": True}
 
 
-def run_config(spec: RunSpec) -> dict:
-    """Everything that lands in the record's config.json."""
+def run_config(spec: RunSpec) -> tuple[dict, object]:
+    """Everything that lands in the record's config.json, and the algorithm config it describes."""
     algo_config, env_spec = resolve_config(spec)
     return {
         "suite": spec.suite, "task": spec.task, "family": env_spec.family, "algorithm": spec.algorithm,
