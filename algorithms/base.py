@@ -25,7 +25,8 @@ class Transition:
     alive: torch.Tensor  # [B,N] bool
     first: torch.Tensor  # [B] bool, obs is the first of an episode
     actions: torch.Tensor  # [B,N] long
-    reward: torch.Tensor  # [B]
+    reward: torch.Tensor  # [B] team reward
+    agent_reward: torch.Tensor  # [B,N] each agent's: the team reward (SMAC) or the task's own (Flatland trains)
     done: torch.Tensor  # [B] episode ended after this step
     terminated: torch.Tensor  # [B] ended for a task reason (no bootstrapping); done & ~time limit
     next_obs: torch.Tensor  # what agents see next (a new episode's first obs where done)
@@ -45,6 +46,7 @@ class Transition:
         return cls(
             obs=step.obs, state=step.state, avail_actions=step.avail_actions, alive=step.alive, first=first,
             actions=actions, reward=nxt.reward, done=nxt.done, terminated=nxt.terminated, next_obs=nxt.obs,
+            agent_reward=nxt.info.get("agent_reward", nxt.reward.unsqueeze(-1).expand_as(nxt.alive)),
             next_state=nxt.state, next_avail_actions=nxt.avail_actions, next_alive=nxt.alive, final_obs=nxt.final_obs,
             final_state=nxt.final_state, final_avail_actions=nxt.final_avail_actions, final_alive=nxt.final_alive,
             extras=extras or {},

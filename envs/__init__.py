@@ -1,8 +1,9 @@
 """Batched multi-agent environments: the task registry and ``make``.
 
-Task ids are ``<family>/<name>``, e.g. ``smac/3s5z_vs_3s6z``. SMAC runs on our torch simulator
-(``backend="sim"``) or on StarCraft II through smacv2 (``backend="sc2"``); ``backend="auto"`` picks
-StarCraft II when it is installed and the simulator otherwise, with a one-line notice.
+Task ids are ``<family>/<name>``, e.g. ``smac/3s5z_vs_3s6z`` or ``flatland/10_agents``. SMAC runs on our
+torch simulator (``backend="sim"``) or on StarCraft II through smacv2 (``backend="sc2"``); ``backend="auto"``
+picks StarCraft II when it is installed and the simulator otherwise, with a one-line notice. Flatland has
+one backend (flatland-rl 4.3), so ``backend`` only matters for SMAC tasks.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 import torch
 
 from envs.base import EnvSpec, MultiAgentEnv, Step
+from envs.flatland.tasks import TASKS as FLATLAND_TASKS
 from envs.smac.maps import MAPS
 
 __all__ = ["EnvSpec", "MultiAgentEnv", "Step", "make", "list_tasks", "BACKENDS", "UsageError", "resolve_backend"]
@@ -23,7 +25,7 @@ class UsageError(ValueError):
 
 
 def list_tasks() -> list[str]:
-    return [f"smac/{m}" for m in sorted(MAPS)]
+    return [f"smac/{m}" for m in sorted(MAPS)] + [f"flatland/{t}" for t in FLATLAND_TASKS]
 
 
 def resolve_backend(task: str, backend: str = "auto", quiet: bool = False) -> str:
@@ -54,12 +56,19 @@ def check_task(task: str) -> None:
 
 def make(task: str, num_envs: int = 1, device: str | torch.device = "cpu", seed: int = 0,
          backend: str = "auto", **kwargs) -> MultiAgentEnv:
-    """Build ``num_envs`` batched environments of ``task`` on ``device``."""
+    """Build ``num_envs`` batched environments of ``task`` on ``device``.
+
+    Flatland takes ``workers`` (processes; 0 steps in-process), ``tree_depth``, ``state`` ("obs" or "rich")
+    and task settings to change (``n_agents``, ``width``, ``height``, ``n_cities``, ``malfunction_rate``...)."""
     check_task(task)
     if num_envs < 1:
         raise UsageError(f"num_envs must be >= 1, got {num_envs}")
     family, name = task.split("/", 1)
     chosen = resolve_backend(task, backend)
+    if family == "flatland":
+        from envs.flatland.batched import FlatlandEnv
+
+        return FlatlandEnv(name, num_envs=num_envs, device=device, seed=seed, **kwargs)
     if chosen == "sc2":
         from envs.smac.sc2 import Sc2Env
 

@@ -86,6 +86,10 @@ def atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+# Per-episode outcomes read from ``info`` on the step that ends an episode, and their eval/ names.
+EPISODE_OUTCOMES = {"won": "win_rate", "completion": "completion", "score": "score", "deadlocked": "deadlocked"}
+
+
 def evaluate(algo, spec: RunSpec, episodes: int, seed: int) -> dict[str, float]:
     """Run exactly one episode in each of ``episodes`` fresh environments with the decentralised policy."""
     env = envs.make(spec.task, num_envs=episodes, device=spec.device, seed=seed, backend=spec.backend, checked=False)
@@ -95,21 +99,22 @@ def evaluate(algo, spec: RunSpec, episodes: int, seed: int) -> dict[str, float]:
         first = torch.ones(episodes, dtype=torch.bool, device=env.device)
         running = torch.ones(episodes, dtype=torch.bool, device=env.device)
         returns = torch.zeros(episodes, device=env.device)
-        won = torch.zeros(episodes, dtype=torch.bool, device=env.device)
         length = torch.zeros(episodes, device=env.device)
+        outcomes = {k: torch.zeros(episodes, device=env.device) for k in EPISODE_OUTCOMES if k in step.info}
         while bool(running.any()):
             actions, memory, _ = algo.act(step.obs, step.avail_actions, memory, first, explore=not spec.eval_greedy)
             step = env.step(actions)
             returns += step.reward * running
             length += running.float()
-            won |= step.info["won"] & running & step.done
+            ending = running & step.done
+            for k, total in outcomes.items():
+                total += step.info[k].float() * ending
             running &= ~step.done
             first = step.done
     finally:
         env.close()
     out = {"return_mean": float(returns.mean()), "episode_length": float(length.mean())}
-    if env.spec.family == "smac":
-        out["win_rate"] = float(won.float().mean())
+    out.update({EPISODE_OUTCOMES[k]: float(total.mean()) for k, total in outcomes.items()})
     return out
 
 

@@ -55,3 +55,23 @@ def run_episodes(env: SmacSimulator, policy, episodes: int, seed: int = 0) -> tu
             wins += int(step.info["won"][step.done].sum())
             ret[step.done] = 0
     return sum(returns) / len(returns), wins / len(returns)
+
+
+def shortest_path_actions(env, step) -> torch.Tensor:
+    """Flatland: at every choice take the way whose next cell is closest to the train's target (no
+    conflict avoidance, like flatland's ShortestPathPolicy). Needs an in-process env (``workers=0``)."""
+    from envs.flatland.rail import MOVES
+
+    actions = torch.zeros(env.num_envs, env.spec.n_agents, dtype=torch.long)
+    for b, rail in enumerate(env._local.envs):
+        distance = rail.env.distance_map.get()
+        for i, agent in enumerate(rail.env.agents):
+            if not step.avail_actions[b, i, 1]:
+                continue  # forced, or a single way: 0 is the only sensible choice
+            row, col, heading = rail._configuration(agent)
+            cost = []
+            for way in rail._ways(row, col, heading):
+                turned = (heading + way - 2) % 4
+                cost.append(distance[i, row + MOVES[turned][0], col + MOVES[turned][1], turned])
+            actions[b, i] = int(min(range(len(cost)), key=cost.__getitem__))
+    return actions

@@ -129,7 +129,7 @@ def _filled_replay(entries=12, seq=5, terminal_at=(4,), limit_at=(9,)):
         f = float(k)
         done = torch.tensor([k in terminal_at or k in limit_at])
         replay.add(torch.full((1, 2, 1), f), torch.full((1, 1), f), torch.ones(1, 2, 4, dtype=torch.bool),
-                   torch.zeros(1, 2, dtype=torch.bool), torch.full((1, 2), k % 4), torch.tensor([f]),
+                   torch.zeros(1, 2, dtype=torch.bool), torch.full((1, 2), k % 4), torch.full((1, 2), f),
                    done.view(1, 1).expand(1, 2), done, torch.tensor([k in terminal_at]))
     return replay
 
@@ -173,7 +173,7 @@ def test_replay_streams_stay_contiguous_with_many_environments():
     for k in range(25):
         terminal = torch.tensor([False, k == 3, False])
         replay.add(torch.full((3, 1, 1), float(k)), torch.zeros(3, 1), torch.ones(3, 1, 2, dtype=torch.bool),
-                   torch.zeros(3, 1, dtype=torch.bool), torch.zeros(3, 1, dtype=torch.long), torch.zeros(3),
+                   torch.zeros(3, 1, dtype=torch.bool), torch.zeros(3, 1, dtype=torch.long), torch.zeros(3, 1),
                    terminal.view(3, 1), terminal, terminal)
     assert replay.count.tolist() == [20, 20, 20] and replay.next_idx.tolist() == [5, 7, 5]
     batch = replay.sample(200)
@@ -200,13 +200,14 @@ def test_fake_agents_are_masked_out_of_reconstruction_and_action_information():
     assert a["kl_agent"].item() != pytest.approx(b["kl_agent"].item(), rel=1e-6)
 
 
-def test_flatland_finished_trains_are_fake_with_zero_observations():
+def test_flatland_finished_trains_are_fake_with_zero_observations_and_rewards_stay_per_train():
     algo = _algo("mabl_single_level", FLATLAND_5)
     b, n = 1, 5
     alive = torch.tensor([[True, False, True, True, True]])
     tr = Transition(obs=torch.ones(b, n, 205), state=torch.ones(b, 1025), avail_actions=torch.ones(b, n, 3, dtype=torch.bool),
                     alive=alive, first=torch.tensor([True]), actions=torch.zeros(b, n, dtype=torch.long),
-                    reward=torch.ones(b), done=torch.tensor([False]), terminated=torch.tensor([False]),
+                    reward=torch.ones(b), agent_reward=torch.arange(5.0).view(b, n), done=torch.tensor([False]),
+                    terminated=torch.tensor([False]),
                     next_obs=torch.ones(b, n, 205), next_state=torch.ones(b, 1025),
                     next_avail_actions=torch.ones(b, n, 3, dtype=torch.bool), next_alive=alive,
                     final_obs=torch.ones(b, n, 205), final_state=torch.ones(b, 1025),
@@ -218,6 +219,7 @@ def test_flatland_finished_trains_are_fake_with_zero_observations():
     assert d["fake"][0, 0].tolist() == [False, True, False, False, False]
     assert d["obs"][0, 0, 1].abs().sum() == 0 and d["obs"][0, 0, 0].sum() == 205
     assert d["done"][0, 0].tolist() == [False, True, True, False, False]  # agent 2 finished during this step
+    assert d["reward"][0, 0].tolist() == [0, 1, 2, 3, 4]  # each train's own reward (official Flatland worker)
 
 
 # ---------------------------------------------------------------------------------------------- CTDE
@@ -256,11 +258,12 @@ def test_mamba_agents_exchange_messages_when_acting():
 
 # ---------------------------------------------------------------------------------------------- learning
 def _add_toy_step(algo, obs, actions, reward):
-    """One step of 4 toy environments with everything available, nothing fake and no episode end."""
+    """One step of 4 toy environments with everything available, nothing fake and no episode end; the
+    team ``reward`` [B] is every agent's."""
     b, n, a = *actions.shape, algo.spec.n_actions
     algo.replay.add(obs, obs[:, 0, :4], torch.ones(b, n, a, dtype=torch.bool), torch.zeros(b, n, dtype=torch.bool),
-                    actions, reward, torch.zeros(b, n, dtype=torch.bool), torch.zeros(b, dtype=torch.bool),
-                    torch.zeros(b, dtype=torch.bool))
+                    actions, reward.unsqueeze(-1).expand(b, n), torch.zeros(b, n, dtype=torch.bool),
+                    torch.zeros(b, dtype=torch.bool), torch.zeros(b, dtype=torch.bool))
 
 
 def _fit_world_model(algo, updates):

@@ -89,7 +89,7 @@ class WorldModelAgent(Algorithm):
             fake = torch.zeros_like(tr.alive)
             done = tr.done.unsqueeze(1).expand(-1, n)
         obs = tr.obs * (~fake).unsqueeze(-1).float()
-        self.replay.add(obs, tr.state, tr.avail_actions, fake, tr.actions, tr.reward, done, tr.done, tr.terminated)
+        self.replay.add(obs, tr.state, tr.avail_actions, fake, tr.actions, tr.agent_reward, done, tr.done, tr.terminated)
         self.episode_credit += int(tr.done.sum()) * self.config.learner_calls_per_episode
 
     def update(self) -> dict[str, float]:

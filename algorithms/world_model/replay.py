@@ -2,7 +2,8 @@
 
 After jbr-ai-labs/mamba@2c97258 ``agent/memory/DreamerMemory.py`` and ``agent/workers/DreamerWorker.py``
 (MABL's copy adds the global state). Entry k of an episode stream holds what the agent saw before acting
-(observation, global state, available actions, ``fake``) and what followed the action (reward, done).
+(observation, global state, available actions, ``fake``) and what followed the action (each agent's
+reward, done): SMAC copies the team reward to every agent, Flatland trains have their own (official).
 When an episode ends for a task reason (not a time limit), two absorbing entries follow: zero observation
 and state, a random action, reward 0, done 1, fake 1, all actions available. ``last`` marks an episode's
 final entry, where the recurrent state is reset.
@@ -30,7 +31,7 @@ class SequenceReplay:
             "obs": torch.zeros(c, b, n, obs_dim, **f32), "state": torch.zeros(c, b, state_dim, **f32),
             "avail": torch.zeros(c, b, n, n_actions, **boolean), "fake": torch.zeros(c, b, n, **boolean),
             "action": torch.zeros(c, b, n, dtype=torch.long, device=self.device),
-            "reward": torch.zeros(c, b, **f32), "done": torch.zeros(c, b, n, **boolean),
+            "reward": torch.zeros(c, b, n, **f32), "done": torch.zeros(c, b, n, **boolean),
             "last": torch.zeros(c, b, **boolean),
         }
         self.next_idx = torch.zeros(b, dtype=torch.long, device=self.device)
@@ -62,7 +63,7 @@ class SequenceReplay:
                 avail=torch.ones(k, n, self.n_actions, dtype=torch.bool, device=self.device),
                 fake=torch.ones(k, n, dtype=torch.bool, device=self.device),
                 action=torch.randint(0, self.n_actions, (k, n), device=self.device),
-                reward=torch.zeros(k, device=self.device),
+                reward=torch.zeros(k, n, device=self.device),
                 done=torch.ones(k, n, dtype=torch.bool, device=self.device),
                 last=torch.full((k,), is_last, device=self.device),
             ))
@@ -82,11 +83,9 @@ class SequenceReplay:
         rows = (start.unsqueeze(0) + torch.arange(self.seq_length, device=self.device).unsqueeze(1)) % self.size
         cols = env.unsqueeze(0).expand_as(rows)
         seq = {key: value[rows, cols] for key, value in self.data.items()}
-        n = seq["obs"].shape[2]
         out = {key: seq[key][1:] for key in ("obs", "state", "avail", "fake", "last")}
-        out.update({key: seq[key][:-1] for key in ("action", "done")})
+        out.update({key: seq[key][:-1] for key in ("action", "reward", "done")})
         out["action"] = torch.nn.functional.one_hot(out["action"], self.n_actions).float()
-        out["reward"] = seq["reward"][:-1].unsqueeze(-1).expand(-1, -1, n)
         return out
 
     def state_dict(self) -> dict:

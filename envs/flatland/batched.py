@@ -1,0 +1,224 @@
+"""B Flatland environments behind the batched interface, stepped in parallel worker processes.
+
+A Flatland step costs about 1 ms per 5 trains on one core, all of it Python, so the batch is split into
+contiguous shards, one per worker process; each worker steps its shard and resets finished episodes
+itself, and the parent stacks the shards into torch tensors on the requested device. ``workers=0``
+steps everything in this process (no IPC; what one core does best).
+
+Workers are forked where the platform can (Linux): they run numpy and flatland only, never torch, and
+flatland is imported before the fork; elsewhere they are spawned (the calling script then needs the usual
+``if __name__ == "__main__":`` guard). A worker that raises sends its traceback, a worker that dies is
+noticed by polling, and either way every worker is shut down and a :class:`WorkerError` names the
+cause: never a hang. ``close()`` (also on garbage collection and at exit) stops and joins every worker.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import traceback
+import warnings
+import weakref
+
+import numpy as np
+import torch
+
+from envs.base import EnvSpec, MultiAgentEnv, Step
+from envs.flatland.rail import N_ACTIONS, RailTask, obs_dim, state_dim
+from envs.flatland.tasks import FlatlandTask, get_task
+
+PER_STEP = ("obs", "state", "avail", "alive")
+INFO = ("episode_limit", "completion", "deadlocked", "score")
+POLL_SECONDS = 0.2
+
+
+class WorkerError(RuntimeError):
+    """A Flatland worker process raised or died; all workers have been shut down."""
+
+
+def episode_seed(seed: int, index: int) -> int:
+    """Environment ``index``'s seed in a batch seeded with ``seed`` (independent streams, no overlap)."""
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+
+class Shard:
+    """A contiguous slice of the batch, stepped one environment after another (in a worker or in-process)."""
+
+    def __init__(self, task: FlatlandTask, seeds: list[int], tree_depth: int, state: str):
+        self.envs = [RailTask(task, s, tree_depth, state) for s in seeds]
+
+    def warnings(self) -> list[str]:
+        """Warnings from the resets since the last call."""
+        out = [w for env in self.envs for w in env.new_warnings]
+        for env in self.envs:
+            env.new_warnings = []
+        return out
+
+    def reset(self) -> dict[str, np.ndarray]:
+        rows = [env.reset() for env in self.envs]
+        return {k: np.stack([r[k] for r in rows]) for k in PER_STEP}
+
+    def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Step every environment; returns the step's data (``final``) and the data to act on next
+        (``fresh``: the new episode where one ended)."""
+        final, fresh = [], []
+        for env, act in zip(self.envs, actions):
+            out = env.step(act)
+            final.append(out)
+            fresh.append(env.reset() if out["done"] else out)
+        stack = lambda rows, keys: {k: np.stack([r[k] for r in rows]) for k in keys}  # noqa: E731
+        return stack(final, PER_STEP + INFO + ("agent_reward", "done")), stack(fresh, PER_STEP)
+
+
+def _serve(conn, task: FlatlandTask, seeds: list[int], tree_depth: int, state: str) -> None:
+    """Worker main loop: build a shard, answer ("reset",) and ("step", actions) until ("close",)."""
+    try:
+        shard = Shard(task, seeds, tree_depth, state)
+        while True:
+            command, *args = conn.recv()
+            if command == "close":
+                break
+            result = shard.reset() if command == "reset" else shard.step(*args)
+            conn.send(("ok", result, shard.warnings()))
+    except (EOFError, KeyboardInterrupt):
+        pass
+    except BaseException:  # noqa: B902 - report anything, the parent decides
+        conn.send(("error", traceback.format_exc(), []))
+    finally:
+        conn.close()
+
+
+class FlatlandEnv(MultiAgentEnv):
+    """``num_envs`` Flatland environments of one task (see module docstring for workers)."""
+
+    def __init__(self, name: str, num_envs: int = 1, device: str | torch.device = "cpu", seed: int = 0,
+                 workers: int | None = None, checked: bool = True, tree_depth: int = 3, state: str = "obs",
+                 **task_overrides):
+        from envs import UsageError
+
+        task = get_task(name, **task_overrides)
+        if num_envs < 1:
+            raise UsageError(f"num_envs must be >= 1, got {num_envs}")
+        workers = min(num_envs, os.cpu_count() or 1) if workers is None else workers
+        if not 0 <= workers <= num_envs:
+            raise UsageError(f"workers must be between 0 (in-process) and num_envs={num_envs}, got {workers}")
+        self.num_envs, self.device, self.checked = num_envs, torch.device(device), checked
+        seeds = [episode_seed(seed, b) for b in range(num_envs)]
+        self._procs, self._conns, self._seen_warnings = [], [], set()
+        self._local = Shard(task, seeds, tree_depth, state) if workers == 0 else None
+        if workers:
+            bounds = np.linspace(0, num_envs, workers + 1).round().astype(int)
+            self._slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            for part in self._slices:
+                parent, child = ctx.Pipe()
+                proc = ctx.Process(target=_serve, args=(child, task, seeds[part], tree_depth, state), daemon=True,
+                                   name=f"flatland-worker-{part.start}")
+                proc.start()
+                child.close()
+                self._procs.append(proc)
+                self._conns.append(parent)
+            self._finalizer = weakref.finalize(self, _shutdown, self._procs, self._conns)
+        self.spec = EnvSpec(task=f"flatland/{name}", family="flatland", backend="flatland", n_agents=task.n_agents,
+                            obs_dim=obs_dim(tree_depth), state_dim=state_dim(task, tree_depth, state), n_actions=N_ACTIONS,
+                            episode_limit=task.episode_limit(cities_placed=2), metric="completion")
+        self._avail = None
+
+    # ----- talking to the shards -----------------------------------------------------------------------
+    def _call(self, command: str, actions: np.ndarray | None = None):
+        if self._local is not None:
+            result = self._local.reset() if command == "reset" else self._local.step(actions)
+            self._surface(self._local.warnings())
+            return [result]
+        for conn, part in zip(self._conns, self._slices):
+            self._send(conn, (command,) if actions is None else (command, actions[part]))
+        return [self._receive(i) for i in range(len(self._conns))]
+
+    def _send(self, conn, message) -> None:
+        try:
+            conn.send(message)
+        except (BrokenPipeError, ConnectionResetError, OSError) as err:
+            self.close()
+            raise WorkerError(f"a Flatland worker is gone ({err}); all workers were shut down") from err
+
+    def _receive(self, i: int):
+        conn, proc = self._conns[i], self._procs[i]
+        try:
+            while not conn.poll(POLL_SECONDS):
+                if not proc.is_alive():
+                    raise EOFError
+            status, payload, messages = conn.recv()
+        except (EOFError, ConnectionResetError, OSError) as err:
+            code = proc.exitcode
+            self.close()
+            raise WorkerError(f"Flatland worker {proc.name} died (exit code {code}); all workers were shut down") from err
+        if status == "error":
+            self.close()
+            raise WorkerError(f"Flatland worker {proc.name} failed; all workers were shut down:\n{payload}")
+        self._surface(messages)
+        return payload
+
+    def _surface(self, messages: list[str]) -> None:
+        """flatland's generator warnings (e.g. cities that could not be placed), once per distinct text."""
+        for text in messages:
+            if text not in self._seen_warnings:
+                self._seen_warnings.add(text)
+                warnings.warn(f"flatland: {text} (shown once)", stacklevel=3)
+
+    def _tensor(self, parts: list[np.ndarray], dtype=None) -> torch.Tensor:
+        return torch.as_tensor(np.concatenate(parts)).to(self.device, dtype)
+
+    def _gather(self, rows: list[dict]) -> tuple[torch.Tensor, ...]:
+        return tuple(self._tensor([r[k] for r in rows]) for k in PER_STEP)
+
+    # ----- the interface -------------------------------------------------------------------------------
+    def reset(self) -> Step:
+        obs, state, avail, alive = self._gather(self._call("reset"))
+        self._avail = avail
+        zeros = torch.zeros(self.num_envs, device=self.device)
+        no = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        info = {"episode_limit": no, "completion": zeros, "deadlocked": zeros, "score": zeros,
+                "agent_reward": torch.zeros(self.num_envs, self.spec.n_agents, device=self.device)}
+        return Step(obs, state, avail, alive, zeros, no, info, obs, state, avail, alive)
+
+    def step(self, actions: torch.Tensor) -> Step:
+        if self.checked:
+            self._check(actions)
+        results = self._call("step", actions.detach().cpu().numpy())
+        final = [r[0] for r in results]
+        obs, state, avail, alive = self._gather([r[1] for r in results])
+        self._avail = avail
+        agent_reward = self._tensor([f["agent_reward"] for f in final])
+        info = {k: self._tensor([f[k] for f in final]) for k in INFO}
+        info["agent_reward"] = agent_reward
+        done = self._tensor([f["done"] for f in final])
+        return Step(obs, state, avail, alive, agent_reward.sum(-1), done, info, *self._gather(final))
+
+    def _check(self, actions: torch.Tensor) -> None:
+        if actions.shape != (self.num_envs, self.spec.n_agents):
+            raise ValueError(f"actions must have shape {(self.num_envs, self.spec.n_agents)}, got {tuple(actions.shape)}")
+        bad = (actions < 0) | (actions >= N_ACTIONS)
+        ok = self._avail.gather(2, actions.clamp(0, N_ACTIONS - 1).long().unsqueeze(-1)).squeeze(-1) & ~bad
+        if not bool(ok.all()):
+            b, n = (~ok).nonzero()[0].tolist()
+            allowed = self._avail[b, n].nonzero().flatten().tolist()
+            raise ValueError(f"{self.spec.task}: environment {b}, agent {n} chose unavailable action "
+                             f"{int(actions[b, n])} (available: {allowed}; 0 = left-most way, 1 = other way, 2 = stop)")
+
+    def close(self) -> None:
+        if self._procs:
+            self._finalizer()
+
+
+def _shutdown(procs, conns) -> None:
+    for conn in conns:
+        try:
+            conn.send(("close",))
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            pass
+    for proc in procs:
+        proc.join(timeout=2)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(timeout=2)
+    for conn in conns:
+        conn.close()

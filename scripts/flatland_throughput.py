@@ -1,0 +1,115 @@
+"""Flatland batching overhead: our batched env (in-process, 1 and 2 workers) against raw flatland-rl on the same episodes.
+
+    python scripts/flatland_throughput.py [--tasks 5_agents 10_agents] [--envs 4] [--steps 400]
+
+"Raw" replays, in one process, the exact flatland actions our environment sent (recorded in a first
+pass) on ``RailEnv``s with the same seeds and flatland's own ``TreeObsForRailEnv`` of the same depth
+building every train's observation: the same trajectories, so the difference is our wrapper (decision
+points, encoding, rewards, deadlock checks, worker IPC, tensors). Overhead per core is
+``1 - ours / (cores x raw)``; the target is at most 10%.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from flatland.envs.observations import TreeObsForRailEnv  # noqa: E402
+from flatland.envs.step_utils.states import TrainState  # noqa: E402
+
+from envs.flatland.batched import FlatlandEnv, episode_seed  # noqa: E402
+from envs.flatland.rail import RailTask  # noqa: E402
+from envs.flatland.tasks import build_rail_env, get_task  # noqa: E402
+
+
+def random_policy(seed: int):
+    g = torch.Generator().manual_seed(seed)
+    return lambda avail: torch.rand(avail.shape, generator=g).masked_fill(~avail, -1).argmax(-1)
+
+
+def ours(task: str, num_envs: int, workers: int, steps: int, depth: int) -> float:
+    env = FlatlandEnv(task, num_envs=num_envs, seed=0, workers=workers, checked=False, tree_depth=depth)
+    act, step = random_policy(0), env.reset()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step = env.step(act(step.avail_actions))
+    rate = steps * num_envs / (time.perf_counter() - start)
+    env.close()
+    return rate
+
+
+def record(task: str, num_envs: int, steps: int, depth: int) -> list[list]:
+    """The flatland action dicts each environment sends; ``None`` marks a reset."""
+    logs: list[list] = [[] for _ in range(num_envs)]
+    original = RailTask._flatland_actions
+    env = FlatlandEnv(task, num_envs=num_envs, seed=0, workers=0, checked=False, tree_depth=depth)
+    for b, rail in enumerate(env._local.envs):
+        def logged(self, actions, log=logs[b]):
+            out = original(self, actions)
+            log.append(out)
+            return out
+        rail._flatland_actions = logged.__get__(rail)
+    act, step = random_policy(0), env.reset()
+    for _ in range(steps):
+        step = env.step(act(step.avail_actions))
+        for b in step.done.nonzero().flatten().tolist():
+            logs[b].append(None)
+    return logs
+
+
+def raw(task: str, logs: list[list], depth: int) -> float:
+    """Replay the logs on plain RailEnvs whose observation builder is flatland's tree, one after another."""
+    spec = get_task(task)
+    rails = [build_rail_env(spec, episode_seed(0, b), TreeObsForRailEnv(max_depth=depth)) for b in range(len(logs))]
+
+    def reset(rail):
+        rail.reset()
+        for agent in rail.agents:
+            agent.state_machine.set_state(TrainState.READY_TO_DEPART)
+
+    for rail in rails:
+        reset(rail)
+    steps, elapsed = 0, 0.0
+    for rail, log in zip(rails, logs):
+        start = time.perf_counter()
+        for entry in log:
+            if entry is None:
+                reset(rail)
+            else:
+                rail.step(entry)
+                steps += 1
+        elapsed += time.perf_counter() - start
+    return steps / elapsed
+
+
+def main() -> None:
+    import warnings
+
+    warnings.simplefilter("ignore")
+    p = argparse.ArgumentParser()
+    p.add_argument("--tasks", nargs="+", default=["5_agents", "10_agents"])
+    p.add_argument("--envs", type=int, default=4)
+    p.add_argument("--steps", type=int, default=400, help="batched steps per measurement")
+    p.add_argument("--depth", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=3, help="best of this many runs per measurement")
+    args = p.parse_args()
+    print(f"{os.cpu_count()} cores; tree depth {args.depth}; {args.envs} environments; "
+          f"{args.steps} batched steps per measurement")
+    for task in args.tasks:
+        logs = record(task, args.envs, args.steps, args.depth)
+        base = max(raw(task, logs, args.depth) for _ in range(args.repeats))
+        print(f"flatland/{task}: raw flatland-rl {base:7.0f} steps/s per core")
+        for workers in (0, 1, 2):
+            rate = max(ours(task, args.envs, workers, args.steps, args.depth) for _ in range(args.repeats))
+            label = "in-process" if workers == 0 else f"{workers} worker(s)"
+            cores = max(workers, 1)
+            print(f"  {label:12s} {rate:7.0f} steps/s  overhead per core {1 - rate / (cores * base):+.1%}")
+
+
+if __name__ == "__main__":
+    main()

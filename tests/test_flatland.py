@@ -1,0 +1,298 @@
+"""Flatland tasks on flatland-rl 4.3: layout, decision-point actions, rewards, deadlocks, seeding, workers."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from flatland.envs.step_utils.states import TrainState
+
+import envs
+from envs import UsageError
+from envs.flatland.batched import FlatlandEnv, WorkerError, episode_seed
+from envs.flatland.rail import MOVES, NODE_FEATURES, ROOT_FEATURES, RailTask, transition_table
+from envs.flatland.tasks import TASKS, get_task
+from tests.helpers import random_actions, shortest_path_actions
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def make(task="5_agents", num_envs=1, workers=0, seed=0, **kw) -> FlatlandEnv:
+    return envs.make(f"flatland/{task}", num_envs=num_envs, seed=seed, workers=workers, **kw)
+
+
+def run_episodes(env, policy, episodes_per_env=1):
+    """Per finished episode, environments in order: (completion, score, deadlocked, episode_limit, return, length)."""
+    g, step = torch.Generator().manual_seed(0), env.reset()
+    ret, length = torch.zeros(env.num_envs), torch.zeros(env.num_envs)
+    left, out = torch.full((env.num_envs,), episodes_per_env), []
+    while bool((left > 0).any()):
+        step = env.step(policy(env, step, g))
+        ret += step.reward
+        length += 1
+        for b in step.done.nonzero().flatten().tolist():
+            if left[b] > 0:
+                info = step.info
+                out.append((b, float(info["completion"][b]), float(info["score"][b]), float(info["deadlocked"][b]),
+                            bool(info["episode_limit"][b]), float(ret[b]), int(length[b])))
+                left[b] -= 1
+            ret[b], length[b] = 0, 0
+    return [r[1:] for r in sorted(out, key=lambda r: r[0])]
+
+
+def test_tasks_reproduce_the_official_settings_and_registry():
+    assert {t for t in envs.list_tasks() if t.startswith("flatland/")} == {
+        "flatland/5_agents", "flatland/10_agents", "flatland/20_agents"}
+    five, ten, twenty = TASKS["5_agents"], TASKS["10_agents"], TASKS["20_agents"]
+    assert (five.width, five.height, five.n_agents, five.n_cities, five.malfunction_rate) == (35, 35, 5, 3, 1 / 100)
+    assert (ten.width, ten.height, ten.n_agents, ten.n_cities, ten.malfunction_rate) == (35, 35, 10, 4, 1 / 150)
+    assert (twenty.width, twenty.height, twenty.n_agents, twenty.n_cities, twenty.malfunction_rate) == (60, 40, 20, 6, 1 / 200)
+    assert five.episode_limit() == int(8 * (35 + 35 + 5 / 3))
+    rail = RailTask(five, seed=1)
+    rail.reset()
+    assert rail.limit == rail.env._max_episode_steps >= five.episode_limit()
+    assert all(a.speed_counter.speed == 1.0 for a in rail.env.agents)
+    assert all(a.state == TrainState.READY_TO_DEPART for a in rail.env.agents)  # everyone departs at 0
+    assert rail.env.malfunction_generator.MFP == (1 / 100, 20, 50)
+
+
+def test_dimensions_and_value_ranges():
+    env = make(num_envs=2)
+    spec = env.spec
+    assert (spec.family, spec.backend, spec.n_agents, spec.obs_dim, spec.n_actions, spec.metric) == (
+        "flatland", "flatland", 5, 9 + 14 * 14, 3, "completion")
+    assert spec.state_dim == 5 * 205
+    step = env.reset()
+    steps = [step]
+    g = torch.Generator().manual_seed(0)
+    for _ in range(60):
+        step = env.step(random_actions(step.avail_actions, g))
+        steps.append(step)
+    for s in steps:
+        assert s.obs.shape == (2, 5, 205) and s.obs.dtype == torch.float32
+        assert s.state.shape == (2, 5 * 205) and torch.equal(s.state, s.obs.reshape(2, -1))
+        assert s.avail_actions.shape == (2, 5, 3) and s.avail_actions.dtype == torch.bool
+        assert s.avail_actions[..., 0].all()
+        assert torch.isfinite(s.obs).all() and s.obs.abs().max() <= 11
+        root = s.obs[..., :ROOT_FEATURES][s.alive]
+        assert ((root[:, 3:] == 1) | (root[:, 3:] == -1) | (root[:, 5:6] <= 0)).all()
+        assert ((root[:, 2] >= 0) & (root[:, 2] < 1)).all()  # random id
+        nodes = s.obs[..., ROOT_FEATURES:].reshape(2, 5, -1, NODE_FEATURES)
+        assert nodes.shape[2] == 14
+        assert set(nodes[..., 0].unique().tolist()) <= {-1.0, 0.0, 1.0}
+        padding = nodes[..., 0] == 0
+        assert (nodes[padding] == 0).all()
+        assert (s.obs[~s.alive] == 0).all()
+    rich = make(state="rich")
+    assert rich.spec.state_dim == 5 * (205 + 19)
+    assert rich.reset().state.shape == (1, 5 * (205 + 19))
+
+
+def test_decision_points_stop_and_forced_moves():
+    env = make()
+    step = env.reset()
+    rail = env._local.envs[0]
+    assert step.avail_actions[0, :, 2].all()  # ready to depart: may wait
+    step = env.step(torch.full((1, 5), 2))  # stop = do not depart
+    assert all(a.state == TrainState.READY_TO_DEPART for a in rail.env.agents)
+    assert float(step.reward) == 0.0
+    step = env.step(torch.zeros(1, 5, dtype=torch.long))
+    assert any(a.state == TrainState.MOVING for a in rail.env.agents)
+    g = torch.Generator().manual_seed(0)
+    checked = 0
+    for _ in range(80):
+        for i, agent in enumerate(rail.env.agents):
+            if agent.state.is_on_map_state() and step.alive[0, i]:
+                row, col, heading = rail._configuration(agent)
+                forced = agent.state == TrainState.MALFUNCTION or not rail.decision[row, col, heading]
+                expected = [True, not forced and len(rail._ways(row, col, heading)) > 1, not forced]
+                assert step.avail_actions[0, i].tolist() == expected
+                checked += 1
+        step = env.step(random_actions(step.avail_actions, g))
+    assert checked > 50
+
+
+def test_decision_cells_are_switches_targets_and_their_entries():
+    rail = RailTask(TASKS["5_agents"], seed=3)
+    rail.reset()
+    table = transition_table(rail.env.rail.grid)
+    for (row, col), _ in (next(iter(a.targets)) for a in rail.env.agents):
+        assert rail.decision[row, col].all()
+    switches = np.argwhere(rail.switch)
+    assert len(switches) > 0
+    for row, col in switches:
+        assert rail.decision[row, col].all()
+        assert bin(int(rail.env.rail.grid[row, col])).count("1") > 2
+    for row, col, heading in np.argwhere(rail.decision & ~rail.switch[..., None]):
+        target = {tuple(next(iter(a.targets))[0]) for a in rail.env.agents}
+        leads = [(row + MOVES[d][0], col + MOVES[d][1]) for d in range(4) if table[row, col, heading, d]]
+        assert (row, col) in target or any(rail.switch[c] or c in target for c in leads)
+
+
+def test_shortest_path_policy_completes_a_known_fraction_and_rewards_add_up():
+    env = make(num_envs=3, seed=7)
+    results = run_episodes(env, lambda e, s, g: shortest_path_actions(e, s))
+    completion = [r[0] for r in results]
+    assert completion == pytest.approx([0.4, 1.0, 0.6])  # fixed seed: flatland is deterministic
+    random = run_episodes(make(num_envs=3, seed=7), lambda e, s, g: random_actions(s.avail_actions, g))
+    assert np.mean(completion) > np.mean([r[0] for r in random])
+    for comp, score, deadlocked, limit, _, _ in results:
+        assert 0 < score <= 1
+        assert comp + deadlocked == pytest.approx(1.0) or limit
+
+
+def test_arrival_pays_ten_once_and_progress_rewards_telescope():
+    env = make(seed=13, n_agents=2)
+    rail = env._local.envs[0]
+    step = env.reset()
+    start = rail.distance.copy()
+    totals = torch.zeros(2)
+    arrivals = torch.zeros(2)
+    while True:
+        step = env.step(shortest_path_actions(env, step))
+        reward = step.info["agent_reward"][0]
+        totals += reward
+        arrivals += (reward >= 9).float()
+        assert torch.isclose(step.reward, reward.sum())
+        if step.done[0]:
+            break
+    assert float(step.info["completion"][0]) == 1.0  # both trains home on this seed
+    for i in range(2):
+        assert arrivals[i] == 1
+        assert float(totals[i]) == pytest.approx(10 + 0.01 * start[i], abs=1e-4)
+
+
+def straight_pair(rail: RailTask) -> tuple[int, int, int]:
+    """A cell and its east neighbour on a plain east-west track."""
+    table = rail.transitions
+    for row, col in np.argwhere(table[:, :-1, 1, 1] & table[:, 1:, 3, 3]):
+        if not table[row, col, 1, [0, 2, 3]].any() and not table[row, col + 1, 3, [0, 1, 2]].any():
+            return int(row), int(col), int(col + 1)
+    raise AssertionError("no straight east-west pair")
+
+
+def place(rail: RailTask, handle: int, row: int, col: int, heading: int) -> None:
+    agent = rail.env.agents[handle]
+    agent.current_configuration = ((row, col), heading)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        agent.state = TrainState.MOVING
+    rail.distance = rail._distances()  # no progress reward for the teleport
+
+
+def test_constructed_deadlock_is_detected_punished_once_and_ends_the_episode():
+    rail = RailTask(get_task("5_agents", n_agents=2, malfunction_rate=0.0), seed=5)
+    rail.reset()
+    row, west, east = straight_pair(rail)
+    place(rail, 0, row, west, 1)  # heading east
+    place(rail, 1, row, east, 3)  # heading west: head to head on a single track
+    out = rail.step(np.array([0, 0]))
+    assert out["agent_reward"].tolist() == [-5.0, -5.0]  # stuck: no progress either
+    assert not out["alive"].any() and out["done"] and not out["episode_limit"]
+    assert out["deadlocked"] == 1.0 and out["completion"] == 0.0
+    assert (out["obs"] == 0).all() and (out["avail"] == [True, False, False]).all()
+    again = rail.step(np.array([0, 0]))  # no second penalty
+    assert again["agent_reward"].tolist() == [0.0, 0.0]
+
+
+def test_a_train_behind_a_free_train_is_not_deadlocked():
+    rail = RailTask(get_task("5_agents", n_agents=2, malfunction_rate=0.0), seed=5)
+    rail.reset()
+    row, west, east = straight_pair(rail)
+    place(rail, 0, row, west, 1)
+    place(rail, 1, row, east, 1)  # both heading east, the front one has free track
+    assert not rail._update_deadlocks().any()
+
+
+def test_same_seed_same_episode_and_batched_matches_single_envs():
+    seed, n_envs = 4, 3
+    batched = make(num_envs=n_envs, seed=seed, workers=2)
+    singles = [RailTask(TASKS["5_agents"], episode_seed(seed, b)) for b in range(n_envs)]
+    twin = make(num_envs=n_envs, seed=seed, workers=0)
+    try:
+        step, twin_step = batched.reset(), twin.reset()
+        rows = [s.reset() for s in singles]
+        g = torch.Generator().manual_seed(1)
+        ended = 0
+        for _ in range(250):
+            for b, row in enumerate(rows):
+                assert np.array_equal(step.obs[b].numpy(), row["obs"])
+                assert np.array_equal(step.avail_actions[b].numpy(), row["avail"])
+            assert torch.equal(step.obs, twin_step.obs)
+            actions = random_actions(step.avail_actions, g)
+            step, twin_step = batched.step(actions), twin.step(actions)
+            for b, single in enumerate(singles):
+                out = single.step(actions[b].numpy())
+                assert np.array_equal(step.final_obs[b].numpy(), out["obs"])
+                assert float(step.reward[b]) == pytest.approx(float(out["agent_reward"].sum()), abs=1e-5)
+                assert bool(step.done[b]) == bool(out["done"])
+                rows[b] = single.reset() if out["done"] else out
+                ended += bool(out["done"])
+        assert ended >= 1  # the comparison crossed an auto-reset
+        other = make(num_envs=1, seed=seed + 1).reset()
+        assert not torch.equal(other.obs[0], make(num_envs=1, seed=seed).reset().obs[0])
+    finally:
+        batched.close()
+
+
+def test_workers_are_cleaned_up_on_close_and_on_error():
+    env = make(num_envs=2, workers=2)
+    procs = list(env._procs)
+    env.reset()
+    assert all(p.is_alive() for p in procs)
+    env.close()
+    assert not any(p.is_alive() for p in procs)
+    env.close()  # idempotent
+
+    env = make(num_envs=2, workers=2)
+    procs = list(env._procs)
+    env.reset()
+    os.kill(procs[0].pid, signal.SIGKILL)
+    start = time.perf_counter()
+    with pytest.raises(WorkerError, match="died"):
+        env.step(torch.zeros(2, 5, dtype=torch.long))
+    assert time.perf_counter() - start < 10
+    assert not any(p.is_alive() for p in procs)
+
+    env = make(num_envs=2, workers=2, checked=False)
+    procs = list(env._procs)
+    env.reset()
+    with pytest.raises(WorkerError, match="failed"):
+        env.step(torch.zeros(2, 1, dtype=torch.long))  # too few agents: the worker raises
+    assert not any(p.is_alive() for p in procs)
+
+
+def test_bad_input_is_refused_with_what_to_change():
+    with pytest.raises(UsageError, match="valid tasks: .*flatland/5_agents"):
+        envs.make("flatland/7_agents")
+    with pytest.raises(UsageError, match="station tracks.*reduce n_agents"):
+        get_task("5_agents", n_agents=40)
+    with pytest.raises(UsageError, match="fits at most 1 cities.*enlarge the grid"):
+        get_task("5_agents", width=20, height=20)
+    with pytest.raises(UsageError, match="unknown Flatland setting.*valid settings"):
+        get_task("5_agents", citys=3)
+    with pytest.raises(UsageError, match="malfunction_rate"):
+        get_task("5_agents", malfunction_rate=2.0)
+    with pytest.raises(UsageError, match="valid: obs, rich"):
+        make(state="everything")
+    with pytest.raises(UsageError, match="workers"):
+        make(num_envs=2, workers=3)
+    env = make()
+    env.reset()
+    with pytest.raises(ValueError, match=r"environment 0, agent 0 chose unavailable action 5"):
+        env.step(torch.tensor([[5, 0, 0, 0, 0]]))
+
+
+def test_generator_warnings_are_surfaced_once_per_message():
+    env = make(width=22, height=22, n_cities=4, n_agents=4)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(6):
+            env.reset()
+    texts = [str(w.message) for w in caught if str(w.message).startswith("flatland:")]
+    assert texts, "this grid is too tight for 4 cities, flatland warns"
+    assert len(texts) == len(set(texts))
