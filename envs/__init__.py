@@ -29,12 +29,13 @@ def list_tasks() -> list[str]:
 
 
 def resolve_backend(task: str, backend: str = "auto", quiet: bool = False) -> str:
-    """The concrete backend a task runs on (``sim`` or ``sc2``)."""
+    """The concrete backend a task runs on: ``sim`` or ``sc2`` for SMAC; Flatland's only one, ``flatland``
+    (the SMAC choice is accepted and ignored there, so one suite command can mix families)."""
+    family = task.split("/", 1)[0]
+    if family != "smac" and backend in BACKENDS + (family,):
+        return family
     if backend not in BACKENDS:
         raise UsageError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
-    family = task.split("/", 1)[0]
-    if family != "smac":
-        return family
     from envs.smac.sc2 import INSTALL_HINT, sc2_available
 
     if backend == "sc2" and not sc2_available():

@@ -46,7 +46,7 @@ def run_episodes(env, policy, episodes_per_env=1):
 
 def test_tasks_reproduce_the_official_settings_and_registry():
     assert {t for t in envs.list_tasks() if t.startswith("flatland/")} == {
-        "flatland/5_agents", "flatland/10_agents", "flatland/20_agents"}
+        "flatland/2_agents", "flatland/5_agents", "flatland/10_agents", "flatland/20_agents"}
     five, ten, twenty = TASKS["5_agents"], TASKS["10_agents"], TASKS["20_agents"]
     assert (five.width, five.height, five.n_agents, five.n_cities, five.malfunction_rate) == (35, 35, 5, 3, 1 / 100)
     assert (ten.width, ten.height, ten.n_agents, ten.n_cities, ten.malfunction_rate) == (35, 35, 10, 4, 1 / 150)

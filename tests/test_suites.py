@@ -71,6 +71,21 @@ def test_world_models_run_through_the_suite_runner(tmp_path, algorithm):
     assert all(v == v for v in metrics["train/model_loss"]["values"])
 
 
+@pytest.mark.parametrize("algorithm", ["mappo", "mabl"])
+def test_flatland_runs_through_the_suite_runner(tmp_path, algorithm):
+    spec = RunSpec(seed=0, **{**TINY, "task": "flatland/2_agents", "algorithm": algorithm, "steps": 400,
+                              "eval_interval": 400, "eval_episodes": 1, "backend": "auto"})
+    execute(spec, tmp_path)
+    run_dir = tmp_path / "runs" / spec.run_id
+    assert run_status(run_dir) == DONE
+    assert json.loads((run_dir / "1" / "config.json").read_text())["backend"] == "flatland"
+    metrics = _metrics(tmp_path, spec)
+    assert metrics["eval/completion"]["steps"] == [0, 400]
+    assert {"eval/score", "eval/deadlocked", "absolute/completion", "eval/return_mean"} <= set(metrics)
+    assert "eval/win_rate" not in metrics
+    assert all(0 <= v <= 1 for v in metrics["eval/completion"]["values"] + metrics["absolute/completion"]["values"])
+
+
 def test_interrupted_world_model_run_resumes_to_the_same_history(tmp_path):
     spec = RunSpec(seed=4, **{**TINY, "algorithm": "mabl", "steps": 640, "eval_interval": 160})
     execute(spec, tmp_path / "whole")

@@ -37,7 +37,7 @@ class WorkerError(RuntimeError):
 
 def episode_seed(seed: int, index: int) -> int:
     """Environment ``index``'s seed in a batch seeded with ``seed`` (independent streams, no overlap)."""
-    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+    return int(np.random.SeedSequence([seed % 2**64, index]).generate_state(1)[0])  # any int seed, negatives too
 
 
 class Shard:
@@ -98,7 +98,8 @@ class FlatlandEnv(MultiAgentEnv):
         task = get_task(name, **task_overrides)
         if num_envs < 1:
             raise UsageError(f"num_envs must be >= 1, got {num_envs}")
-        workers = min(num_envs, os.cpu_count() or 1) if workers is None else workers
+        if workers is None:  # one environment gains nothing from a process of its own
+            workers = 0 if num_envs == 1 else min(num_envs, os.cpu_count() or 1)
         if not 0 <= workers <= num_envs:
             raise UsageError(f"workers must be between 0 (in-process) and num_envs={num_envs}, got {workers}")
         self.num_envs, self.device, self.checked = num_envs, torch.device(device), checked

@@ -71,8 +71,10 @@ class FlatlandTask:
         return int(8 * (self.width + self.height + self.n_agents / (cities_placed or self.n_cities)))
 
 
-# jbr-ai-labs/mamba@2c97258 env/flatland/params.py: height x width as listed there.
+# jbr-ai-labs/mamba@2c97258 env/flatland/params.py: height x width as listed there. ``2_agents`` is its
+# ``FewAgents`` (not reachable from the official command line): our small task for debugging and CI.
 TASKS: dict[str, FlatlandTask] = {
+    "2_agents": FlatlandTask(width=25, height=35, n_agents=2, n_cities=2, malfunction_rate=1 / 50),
     "5_agents": FlatlandTask(width=35, height=35, n_agents=5, n_cities=3, malfunction_rate=1 / 100),
     "10_agents": FlatlandTask(width=35, height=35, n_agents=10, n_cities=4, malfunction_rate=1 / 150),
     "20_agents": FlatlandTask(width=60, height=40, n_agents=20, n_cities=6, malfunction_rate=1 / 200),
