@@ -71,11 +71,14 @@ class Algorithm(abc.ABC):
 
     @abc.abstractmethod
     def act(self, obs: torch.Tensor, avail_actions: torch.Tensor, memory: torch.Tensor, first: torch.Tensor,
-            explore: bool = True) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+            explore: bool = True, neighbours: torch.Tensor | None = None
+            ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """Decentralised actions ``[B,N]`` from local inputs only; returns (actions, memory, extras).
 
         ``first`` ``[B]`` marks environments whose episode just started (memory is reset there).
-        ``explore=False`` acts greedily (evaluation)."""
+        ``explore=False`` acts greedily (evaluation). ``neighbours`` ``[B,N,N]`` (Flatland's
+        ``info["neighbours"]``): which other agents each agent currently observes; only algorithms that
+        communicate at execution (MAMBA) read it, to limit whom each agent hears."""
 
     @abc.abstractmethod
     def observe(self, transition: Transition) -> None:

@@ -102,7 +102,8 @@ def evaluate(algo, spec: RunSpec, episodes: int, seed: int) -> dict[str, float]:
         length = torch.zeros(episodes, device=env.device)
         outcomes = {k: torch.zeros(episodes, device=env.device) for k in EPISODE_OUTCOMES if k in step.info}
         while bool(running.any()):
-            actions, memory, _ = algo.act(step.obs, step.avail_actions, memory, first, explore=not spec.eval_greedy)
+            actions, memory, _ = algo.act(step.obs, step.avail_actions, memory, first, explore=not spec.eval_greedy,
+                                          neighbours=step.info.get("neighbours"))
             step = env.step(actions)
             returns += step.reward * running
             length += running.float()
@@ -184,7 +185,8 @@ def train(spec: RunSpec, config, record_dir: Path, log: MetricLog, progress=None
             break
         if interrupt_after is not None and steps >= interrupt_after and evals > 1:
             raise KeyboardInterrupt(f"test interrupt at {steps} steps")
-        actions, next_memory, extras = algo.act(step.obs, step.avail_actions, memory, first, explore=True)
+        actions, next_memory, extras = algo.act(step.obs, step.avail_actions, memory, first, explore=True,
+                                                neighbours=step.info.get("neighbours"))
         nxt = env.step(actions)
         algo.observe(Transition.between(step, first, actions, nxt, extras))
         step, memory, first = nxt, next_memory, nxt.done

@@ -208,6 +208,26 @@ def test_a_train_behind_a_free_train_is_not_deadlocked():
     assert not rail._update_deadlocks().any()
 
 
+def test_neighbours_are_the_trains_on_cells_a_tree_explored():
+    rail = RailTask(get_task("5_agents", n_agents=2, malfunction_rate=0.0), seed=5)
+    rail.reset()
+    row, west, east = straight_pair(rail)
+    place(rail, 0, row, west, 1)
+    place(rail, 1, row, east, 1)  # train 1 runs ahead of train 0, same way
+    seen = rail._observe()["neighbours"]
+    assert seen.tolist() == [[False, True], [False, False]]  # the rear train sees the front one only
+    env = make(num_envs=2)
+    step = env.reset()
+    g = torch.Generator().manual_seed(0)
+    for _ in range(60):
+        step = env.step(random_actions(step.avail_actions, g))
+        for b, rail in enumerate(env._local.envs):
+            for i, j in step.info["neighbours"][b].nonzero().tolist():
+                agent = rail.env.agents[j]
+                assert agent.state.is_on_map_state() and i != j
+                assert any((r, c) == agent.current_configuration[0] for r, c, _ in rail.env.dev_obs_dict[i])
+
+
 def test_same_seed_same_episode_and_batched_matches_single_envs():
     seed, n_envs = 4, 3
     batched = make(num_envs=n_envs, seed=seed, workers=2)

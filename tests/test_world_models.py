@@ -256,6 +256,23 @@ def test_mamba_agents_exchange_messages_when_acting():
     assert not torch.allclose(a[:, 0, :32], b[:, 0, :32])  # agent 0's GRU state depends on the messages
 
 
+def test_mamba_on_flatland_hears_only_the_trains_it_observes():
+    torch.manual_seed(0)
+    algo = _algo("mamba", FLATLAND_5)
+    batch = _random_batch(FLATLAND_5, b=2)
+    memory = algo.initial_memory(2).uniform_()
+    other = memory.clone()
+    other[:, 2:, 32:] = 0.0  # trains 2..4 change their latent and action
+    first = torch.zeros(2, dtype=torch.bool)
+    sees = torch.zeros(2, 5, 5, dtype=torch.bool)
+    sees[:, 1, 2] = True  # train 1 observes train 2; train 0 observes nobody
+    act = lambda m: algo.act(batch["obs"][0], batch["avail"][0], m, first, neighbours=sees)[1]  # noqa: E731
+    h = algo.config.deterministic
+    a, b = act(memory), act(other)
+    assert torch.allclose(a[:, 0, :h], b[:, 0, :h])  # nothing reaches train 0's GRU
+    assert not torch.allclose(a[:, 1, :h], b[:, 1, :h])  # train 2's message reaches train 1
+
+
 # ---------------------------------------------------------------------------------------------- learning
 def _add_toy_step(algo, obs, actions, reward):
     """One step of 4 toy environments with everything available, nothing fake and no episode end; the

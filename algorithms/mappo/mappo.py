@@ -47,7 +47,7 @@ class MAPPO(Algorithm):
         return torch.zeros(num_envs, self.spec.n_agents, self.config.hidden_size, device=self.device)
 
     @torch.no_grad()
-    def act(self, obs, avail_actions, memory, first, explore=True):
+    def act(self, obs, avail_actions, memory, first, explore=True, neighbours=None):
         b, n = obs.shape[:2]
         h = memory * (~first).float().view(b, 1, 1)
         x = self._with_ids(obs).reshape(1, b * n, -1)

@@ -65,14 +65,19 @@ class WorldModelAgent(Algorithm):
                            device=self.device)
 
     @torch.no_grad()
-    def act(self, obs, avail_actions, memory, first, explore=True):
+    def act(self, obs, avail_actions, memory, first, explore=True, neighbours=None):
         """Agent GRU on the agent's own previous action and latent, posterior on its own observation, actor on
         [z; h]. MAMBA's transformer mixes all agents' (previous action, latent) before the GRU: its agents
-        exchange messages at execution. MABL and the ablation read nothing but the agent's own inputs."""
+        exchange messages at execution, on Flatland only with the trains each one observes (``neighbours``,
+        as jbr-ai-labs/mamba@2c97258 ``agent/workers/DreamerWorker.py`` masks them). MABL and the ablation
+        read nothing but the agent's own inputs."""
         cfg = self.config
         memory = memory * (~first).float().view(-1, 1, 1)
         deter, stoch, prev_action = memory.split([cfg.deterministic, cfg.stochastic, self.spec.n_actions], -1)
-        deter = self.model.agent_deter(prev_action, stoch, deter)
+        mask = None
+        if neighbours is not None and self.model.communication is not None:
+            mask = ~(neighbours | torch.eye(self.spec.n_agents, dtype=torch.bool, device=neighbours.device))
+        deter = self.model.agent_deter(prev_action, stoch, deter, mask)
         post = self.model.agent_posterior_latent(deter, self.model.observation_encoder(obs))
         logits = masked_logits(self.actor(post.features()), avail_actions)
         actions = torch.distributions.Categorical(logits=logits).sample() if explore else logits.argmax(-1)

@@ -26,7 +26,7 @@ from envs.base import EnvSpec, MultiAgentEnv, Step
 from envs.flatland.rail import N_ACTIONS, RailTask, obs_dim, state_dim
 from envs.flatland.tasks import FlatlandTask, get_task
 
-PER_STEP = ("obs", "state", "avail", "alive")
+PER_STEP = ("obs", "state", "avail", "alive", "neighbours")
 INFO = ("episode_limit", "completion", "deadlocked", "score")
 POLL_SECONDS = 0.2
 
@@ -168,31 +168,34 @@ class FlatlandEnv(MultiAgentEnv):
     def _tensor(self, parts: list[np.ndarray], dtype=None) -> torch.Tensor:
         return torch.as_tensor(np.concatenate(parts)).to(self.device, dtype)
 
-    def _gather(self, rows: list[dict]) -> tuple[torch.Tensor, ...]:
-        return tuple(self._tensor([r[k] for r in rows]) for k in PER_STEP)
+    def _gather(self, rows: list[dict], keys=PER_STEP) -> dict[str, torch.Tensor]:
+        return {k: self._tensor([r[k] for r in rows]) for k in keys}
 
     # ----- the interface -------------------------------------------------------------------------------
+    # info: episode_limit, completion, deadlocked, score [B] and agent_reward [B,N] describe the step just
+    # taken; neighbours [B,N,N] goes with ``obs`` (the observation to act on next).
     def reset(self) -> Step:
-        obs, state, avail, alive = self._gather(self._call("reset"))
-        self._avail = avail
+        now = self._gather(self._call("reset"))
+        self._avail = now["avail"]
         zeros = torch.zeros(self.num_envs, device=self.device)
         no = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
         info = {"episode_limit": no, "completion": zeros, "deadlocked": zeros, "score": zeros,
-                "agent_reward": torch.zeros(self.num_envs, self.spec.n_agents, device=self.device)}
-        return Step(obs, state, avail, alive, zeros, no, info, obs, state, avail, alive)
+                "agent_reward": torch.zeros(self.num_envs, self.spec.n_agents, device=self.device),
+                "neighbours": now["neighbours"]}
+        seen = (now["obs"], now["state"], now["avail"], now["alive"])
+        return Step(*seen, zeros, no, info, *seen)
 
     def step(self, actions: torch.Tensor) -> Step:
         if self.checked:
             self._check(actions)
         results = self._call("step", actions.detach().cpu().numpy())
-        final = [r[0] for r in results]
-        obs, state, avail, alive = self._gather([r[1] for r in results])
-        self._avail = avail
-        agent_reward = self._tensor([f["agent_reward"] for f in final])
-        info = {k: self._tensor([f[k] for f in final]) for k in INFO}
-        info["agent_reward"] = agent_reward
-        done = self._tensor([f["done"] for f in final])
-        return Step(obs, state, avail, alive, agent_reward.sum(-1), done, info, *self._gather(final))
+        final = self._gather([r[0] for r in results], PER_STEP + INFO + ("agent_reward", "done"))
+        now = self._gather([r[1] for r in results])
+        self._avail = now["avail"]
+        info = {k: final[k] for k in INFO + ("agent_reward",)}
+        info["neighbours"] = now["neighbours"]
+        return Step(now["obs"], now["state"], now["avail"], now["alive"], final["agent_reward"].sum(-1), final["done"],
+                    info, final["obs"], final["state"], final["avail"], final["alive"])
 
     def _check(self, actions: torch.Tensor) -> None:
         if actions.shape != (self.num_envs, self.spec.n_agents):

@@ -292,7 +292,18 @@ class RailTask:
         state = obs.reshape(-1)
         if self.state_kind == "rich":
             state = np.concatenate([state, self._rich_state().reshape(-1)])
-        return {"obs": obs, "state": state, "avail": avail, "alive": alive}
+        return {"obs": obs, "state": state, "avail": avail, "alive": alive, "neighbours": self._neighbours(handles)}
+
+    def _neighbours(self, handles: list[int]) -> np.ndarray:
+        """``[i, j]``: train j stands on a cell train i's tree explored (MAMBA's Flatland message mask)."""
+        where = {a.current_configuration[0]: j for j, a in enumerate(self.env.agents) if a.state.is_on_map_state()}
+        seen = np.zeros((self.n, self.n), dtype=bool)
+        for i in handles:
+            for row, col, _ in self.env.dev_obs_dict.get(i, ()):
+                j = where.get((row, col))
+                if j is not None and j != i:
+                    seen[i, j] = True
+        return seen
 
     def _root_features(self, i: int, agent, root) -> list[float]:
         row, col, _ = self._configuration(agent)
