@@ -44,7 +44,8 @@ def fill_replay(algo, steps: int) -> None:
                         torch.rand(b, spec.n_agents, spec.n_actions, generator=g, device=dev) > 0.3,
                         torch.zeros(b, spec.n_agents, dtype=torch.bool, device=dev),
                         torch.randint(0, spec.n_actions, (b, spec.n_agents), generator=g, device=dev),
-                        torch.rand(b, generator=g, device=dev), done.unsqueeze(1).expand(b, spec.n_agents), done, done)
+                        torch.rand(b, 1, generator=g, device=dev).expand(b, spec.n_agents),  # team reward per agent
+                        done.unsqueeze(1).expand(b, spec.n_agents), done, done)
 
 
 def sync(device: str) -> None:

@@ -18,7 +18,7 @@ def _mappo(preset="tiny", **overrides):
 
 def test_act_never_receives_the_global_state():
     params = list(inspect.signature(Algorithm.act).parameters)
-    assert params == ["self", "obs", "avail_actions", "memory", "first", "explore"]
+    assert params == ["self", "obs", "avail_actions", "memory", "first", "explore", "neighbours"]  # local inputs only
 
 
 def test_each_agent_acts_on_its_own_observation_only():
