@@ -13,7 +13,7 @@ from flatland.envs.step_utils.states import TrainState
 
 import envs
 from envs import UsageError
-from envs.flatland.batched import FlatlandEnv, WorkerError, episode_seed
+from envs.flatland.batched import FlatlandEnv, Shard, WorkerError, episode_seed
 from envs.flatland.rail import MOVES, NODE_FEATURES, ROOT_FEATURES, RailTask, transition_table
 from envs.flatland.tasks import TASKS, get_task
 from tests.helpers import random_actions, shortest_path_actions
@@ -21,7 +21,7 @@ from tests.helpers import random_actions, shortest_path_actions
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
-def make(task="5_agents", num_envs=1, workers=0, seed=0, **kw) -> FlatlandEnv:
+def make(task="5_agents", num_envs=1, workers=1, seed=0, **kw) -> FlatlandEnv:
     return envs.make(f"flatland/{task}", num_envs=num_envs, seed=seed, workers=workers, **kw)
 
 
@@ -232,7 +232,7 @@ def test_same_seed_same_episode_and_batched_matches_single_envs():
     seed, n_envs = 4, 3
     batched = make(num_envs=n_envs, seed=seed, workers=2)
     singles = [RailTask(TASKS["5_agents"], episode_seed(seed, b)) for b in range(n_envs)]
-    twin = make(num_envs=n_envs, seed=seed, workers=0)
+    twin = make(num_envs=n_envs, seed=seed, workers=1)
     try:
         step, twin_step = batched.reset(), twin.reset()
         rows = [s.reset() for s in singles]
@@ -259,30 +259,46 @@ def test_same_seed_same_episode_and_batched_matches_single_envs():
         batched.close()
 
 
-def test_workers_are_cleaned_up_on_close_and_on_error():
-    env = make(num_envs=2, workers=2)
+def test_workers_are_cleaned_up_on_close_and_on_error(monkeypatch):
+    env = make(num_envs=3, workers=3)
     procs = list(env._procs)
+    assert len(procs) == 2  # this process steps the first shard
     env.reset()
     assert all(p.is_alive() for p in procs)
     env.close()
     assert not any(p.is_alive() for p in procs)
     env.close()  # idempotent
 
-    env = make(num_envs=2, workers=2)
+    env = make(num_envs=3, workers=3)
     procs = list(env._procs)
     env.reset()
     os.kill(procs[0].pid, signal.SIGKILL)
     start = time.perf_counter()
     with pytest.raises(WorkerError, match="died"):
-        env.step(torch.zeros(2, 5, dtype=torch.long))
+        env.step(torch.zeros(3, 5, dtype=torch.long))
     assert time.perf_counter() - start < 10
     assert not any(p.is_alive() for p in procs)
 
     env = make(num_envs=2, workers=2, checked=False)
     procs = list(env._procs)
     env.reset()
-    with pytest.raises(WorkerError, match="failed"):
-        env.step(torch.zeros(2, 1, dtype=torch.long))  # too few agents: the worker raises
+    with pytest.raises(IndexError):
+        env.step(torch.zeros(2, 1, dtype=torch.long))  # too few agents: this process's shard raises
+    assert not any(p.is_alive() for p in procs)
+
+    parent, step = os.getpid(), Shard.step
+
+    def fails_in_workers(self, actions):
+        if os.getpid() != parent:
+            raise RuntimeError("flatland broke in a worker")
+        return step(self, actions)
+
+    monkeypatch.setattr(Shard, "step", fails_in_workers)
+    env = make(num_envs=2, workers=2)
+    procs = list(env._procs)
+    env.reset()
+    with pytest.raises(WorkerError, match="(?s)failed.*flatland broke in a worker"):
+        env.step(torch.zeros(2, 5, dtype=torch.long))
     assert not any(p.is_alive() for p in procs)
 
 
@@ -301,6 +317,8 @@ def test_bad_input_is_refused_with_what_to_change():
         make(state="everything")
     with pytest.raises(UsageError, match="workers"):
         make(num_envs=2, workers=3)
+    with pytest.raises(UsageError, match="workers"):
+        make(num_envs=2, workers=0)
     env = make()
     env.reset()
     with pytest.raises(ValueError, match=r"environment 0, agent 0 chose unavailable action 5"):

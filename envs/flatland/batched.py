@@ -1,9 +1,10 @@
 """B Flatland environments behind the batched interface, stepped in parallel worker processes.
 
 A Flatland step costs about 1 ms per 5 trains on one core, all of it Python, so the batch is split into
-contiguous shards, one per worker process; each worker steps its shard and resets finished episodes
-itself, and the parent stacks the shards into torch tensors on the requested device. ``workers=0``
-steps everything in this process (no IPC; what one core does best).
+``workers`` contiguous shards stepped in parallel: this process steps the first while worker processes
+step the others (so W workers keep W cores busy, none idles waiting), each resetting its own finished
+episodes; the shards are stacked into torch tensors on the requested device. ``workers=1`` steps
+everything in this process (no IPC).
 
 Workers are forked where the platform can (Linux): they run numpy and flatland only, never torch, and
 flatland is imported before the fork; elsewhere they are spawned (the calling script then needs the usual
@@ -13,6 +14,7 @@ cause: never a hang. ``close()`` (also on garbage collection and at exit) stops 
 """
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import os
 import traceback
@@ -71,6 +73,7 @@ class Shard:
 
 def _serve(conn, task: FlatlandTask, seeds: list[int], tree_depth: int, state: str) -> None:
     """Worker main loop: build a shard, answer ("reset",) and ("step", actions) until ("close",)."""
+    gc.freeze()  # the parent's heap, inherited by fork: never traversed (nor copied) by this process's gc
     try:
         shard = Shard(task, seeds, tree_depth, state)
         while True:
@@ -98,19 +101,19 @@ class FlatlandEnv(MultiAgentEnv):
         task = get_task(name, **task_overrides)
         if num_envs < 1:
             raise UsageError(f"num_envs must be >= 1, got {num_envs}")
-        if workers is None:  # one environment gains nothing from a process of its own
-            workers = 0 if num_envs == 1 else min(num_envs, os.cpu_count() or 1)
-        if not 0 <= workers <= num_envs:
-            raise UsageError(f"workers must be between 0 (in-process) and num_envs={num_envs}, got {workers}")
+        workers = min(num_envs, os.cpu_count() or 1) if workers is None else workers
+        if not 1 <= workers <= num_envs:
+            raise UsageError(f"workers (processes stepping environments, this one included) must be between 1 "
+                             f"and num_envs={num_envs}, got {workers}")
         self.num_envs, self.device, self.checked = num_envs, torch.device(device), checked
         seeds = [episode_seed(seed, b) for b in range(num_envs)]
+        bounds = np.linspace(0, num_envs, workers + 1).round().astype(int)
+        self._slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
         self._procs, self._conns, self._seen_warnings = [], [], set()
-        self._local = Shard(task, seeds, tree_depth, state) if workers == 0 else None
-        if workers:
-            bounds = np.linspace(0, num_envs, workers + 1).round().astype(int)
-            self._slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+        self._local = Shard(task, seeds[self._slices[0]], tree_depth, state)  # stepped by this process
+        if workers > 1:
             ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-            for part in self._slices:
+            for part in self._slices[1:]:
                 parent, child = ctx.Pipe()
                 proc = ctx.Process(target=_serve, args=(child, task, seeds[part], tree_depth, state), daemon=True,
                                    name=f"flatland-worker-{part.start}")
@@ -126,13 +129,16 @@ class FlatlandEnv(MultiAgentEnv):
 
     # ----- talking to the shards -----------------------------------------------------------------------
     def _call(self, command: str, actions: np.ndarray | None = None):
-        if self._local is not None:
-            result = self._local.reset() if command == "reset" else self._local.step(actions)
-            self._surface(self._local.warnings())
-            return [result]
-        for conn, part in zip(self._conns, self._slices):
+        """Start the worker shards, step this process's shard meanwhile, then collect, in batch order."""
+        for conn, part in zip(self._conns, self._slices[1:]):
             self._send(conn, (command,) if actions is None else (command, actions[part]))
-        return [self._receive(i) for i in range(len(self._conns))]
+        try:
+            mine = self._local.reset() if command == "reset" else self._local.step(actions[self._slices[0]])
+        except BaseException:
+            self.close()  # the workers' answers would otherwise be read as the next call's
+            raise
+        self._surface(self._local.warnings())
+        return [mine] + [self._receive(i) for i in range(len(self._conns))]
 
     def _send(self, conn, message) -> None:
         try:
