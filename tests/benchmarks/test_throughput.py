@@ -1,4 +1,5 @@
-"""pytest-benchmark: simulator stepping, a MAPPO update and a world-model learner update (`tox -e bench`)."""
+"""pytest-benchmark: simulator and Flatland stepping, a MAPPO update and a world-model learner update
+(`tox -e bench`)."""
 import pytest
 import torch
 
@@ -19,6 +20,25 @@ def test_simulator_step(benchmark, name, checked):
 
     benchmark(step)
     assert state["step"].obs.shape[0] == 512
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_flatland_step(benchmark, workers):
+    import envs
+
+    env = envs.make("flatland/5_agents", num_envs=4, seed=0, workers=workers, checked=False)
+    g = torch.Generator().manual_seed(0)
+    state = {"step": env.reset()}
+
+    def step():
+        avail = state["step"].avail_actions
+        state["step"] = env.step(torch.rand(avail.shape, generator=g).masked_fill(~avail, -1).argmax(-1))
+
+    try:
+        benchmark.pedantic(step, rounds=50, iterations=1)
+    finally:
+        env.close()
+    assert state["step"].obs.shape == (4, 5, 205)
 
 
 def test_mappo_tiny_update(benchmark):
