@@ -71,7 +71,7 @@ def test_world_models_run_through_the_suite_runner(tmp_path, algorithm):
     assert all(v == v for v in metrics["train/model_loss"]["values"])
 
 
-@pytest.mark.parametrize("algorithm", ["mappo", "mabl"])
+@pytest.mark.parametrize("algorithm", ["mappo", "mabl", "mabl_single_level", "mamba"])
 def test_flatland_runs_through_the_suite_runner(tmp_path, algorithm):
     spec = RunSpec(seed=0, **{**TINY, "task": "flatland/2_agents", "algorithm": algorithm, "steps": 400,
                               "eval_interval": 400, "eval_episodes": 1, "backend": "auto"})
@@ -84,6 +84,8 @@ def test_flatland_runs_through_the_suite_runner(tmp_path, algorithm):
     assert {"eval/score", "eval/deadlocked", "absolute/completion", "eval/return_mean"} <= set(metrics)
     assert "eval/win_rate" not in metrics
     assert all(0 <= v <= 1 for v in metrics["eval/completion"]["values"] + metrics["absolute/completion"]["values"])
+    learned = "train/policy_loss" if algorithm == "mappo" else "train/model_loss"  # the learner ran on Flatland data
+    assert all(v == v for v in metrics[learned]["values"])
 
 
 def test_interrupted_world_model_run_resumes_to_the_same_history(tmp_path):
