@@ -334,3 +334,19 @@ def test_generator_warnings_are_surfaced_once_per_message():
     texts = [str(w.message) for w in caught if str(w.message).startswith("flatland:")]
     assert texts, "this grid is too tight for 4 cities, flatland warns"
     assert len(texts) == len(set(texts))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_tensors_arrive_on_the_requested_device_and_match_cpu():
+    cpu, gpu = make(num_envs=2, workers=2), make(num_envs=2, workers=2, device="cuda")
+    try:
+        a, b = cpu.reset(), gpu.reset()
+        for _ in range(20):
+            assert b.obs.device.type == "cuda" and b.info["neighbours"].device.type == "cuda"
+            assert torch.equal(a.obs, b.obs.cpu()) and torch.equal(a.reward, b.reward.cpu())
+            actions = torch.zeros(2, 5, dtype=torch.long)
+            a, b = cpu.step(actions), gpu.step(actions.cuda())
+    finally:
+        cpu.close()
+        gpu.close()
