@@ -31,6 +31,7 @@ on a switch, next cell is a decision, ready to depart.
 """
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -67,6 +68,8 @@ def state_dim(task: FlatlandTask, depth: int, state: str) -> int:
 
 def norm_dist(d):
     """``d / 100 - 10``; not found (inf) is 0 (SimpleObservation.norm_dist). Scalars or arrays."""
+    if isinstance(d, (int, float)):  # the root's distance: skip numpy's per-call overhead
+        return d / 100.0 - 10.0 if math.isfinite(d) else 0.0
     d = np.asarray(d, dtype=np.float64)
     return np.where(np.isfinite(d), d / 100.0 - 10.0, 0.0)
 
@@ -93,21 +96,28 @@ def shifted(mask: np.ndarray, direction: int) -> np.ndarray:
     return out
 
 
+# Node fields (flatland 4.3 ``Node`` order, then the parent's distance) that node_features reads.
+OWN_TARGET, OTHER_TARGET, OTHER_AGENT, UNUSABLE_SWITCH, NEXT_BRANCH, MIN_TO_TARGET = 0, 1, 2, 4, 5, 6
+SAME, OPPOSITE, MALFUNCTIONING, READY = 7, 8, 9, 11
+
+
 def node_features(fields: np.ndarray) -> np.ndarray:
-    """The 14 node features (module docstring) from raw ``Node`` fields ``[..., N_NODE_FIELDS]``."""
-    f = dict(zip(("own_target", "other_target", "other_agent", "conflict", "unusable_switch", "next_branch",
-                  "min_to_target", "same", "opposite", "malfunctioning", "speed", "ready", "parent_min"),
-                 np.moveaxis(fields, -1, 0)))
-    base = norm_dist(f["parent_min"])
-    flag = lambda x: np.where(x, 1.0, -1.0)  # noqa: E731
-    return np.stack([
-        flag(~np.isfinite(f["own_target"])),
-        norm_dist(f["other_agent"]), norm_dist(f["next_branch"]), norm_dist(f["unusable_switch"]),
-        norm_dist(f["min_to_target"]) - base, norm_dist(f["min_to_target"] + f["next_branch"]) - base,
-        flag(f["same"] >= 1), flag(f["same"] >= 2), flag(f["opposite"] >= 1), flag(f["opposite"] >= 2),
-        norm_dist(f["own_target"]), norm_dist(f["other_target"]),
-        flag(f["malfunctioning"] > 0), flag(f["ready"] > 0),
-    ], axis=-1)
+    """The 14 node features (module docstring) from raw ``Node`` fields ``[..., N_NODE_FIELDS]``:
+    every distance normalised in one pass, every flag in another (a few numpy calls per step)."""
+    dist = norm_dist(fields)
+    base = dist[..., PARENT_DIST]
+    flags = np.stack([~np.isfinite(fields[..., OWN_TARGET]), fields[..., SAME] >= 1, fields[..., SAME] >= 2,
+                      fields[..., OPPOSITE] >= 1, fields[..., OPPOSITE] >= 2, fields[..., MALFUNCTIONING] > 0,
+                      fields[..., READY] > 0], axis=-1) * 2.0 - 1.0
+    out = np.empty(fields.shape[:-1] + (NODE_FEATURES,))
+    out[..., 0] = flags[..., 0]
+    out[..., 1:4] = dist[..., [OTHER_AGENT, NEXT_BRANCH, UNUSABLE_SWITCH]]
+    out[..., 4] = dist[..., MIN_TO_TARGET] - base
+    out[..., 5] = norm_dist(fields[..., MIN_TO_TARGET] + fields[..., NEXT_BRANCH]) - base
+    out[..., 6:10] = flags[..., 1:5]
+    out[..., 10:12] = dist[..., [OWN_TARGET, OTHER_TARGET]]
+    out[..., 12:14] = flags[..., 5:7]
+    return out
 
 
 def real_children(node) -> list:
