@@ -92,6 +92,20 @@ def test_dimensions_and_value_ranges():
     assert rich.reset().state.shape == (1, 5 * (205 + 19))
 
 
+@pytest.mark.parametrize("task, trains", [("2_agents", 2), ("10_agents", 10), ("20_agents", 20)])
+def test_every_task_builds_and_steps(task, trains):
+    env = make(task)
+    step = env.reset()
+    assert env.spec.n_agents == trains and step.obs.shape == (1, trains, 205)
+    assert step.state.shape == (1, trains * 205) and step.info["neighbours"].shape == (1, trains, trains)
+    rail = env._local.envs[0]
+    assert (rail.env.width, rail.env.height) == (TASKS[task].width, TASKS[task].height)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(5):
+        step = env.step(random_actions(step.avail_actions, g))
+        assert torch.isfinite(step.obs).all() and step.info["agent_reward"].shape == (1, trains)
+
+
 def test_decision_points_stop_and_forced_moves():
     env = make()
     step = env.reset()
