@@ -51,6 +51,18 @@ class Step:
         return self.done & ~self.info["episode_limit"]
 
 
+def first_unavailable(avail: torch.Tensor, actions: torch.Tensor) -> tuple[int, int, int] | None:
+    """(environment, agent, action) of the first action outside ``avail`` ``[B,N,A]`` or out of range;
+    None when all are allowed (one host sync). The environments' checked mode words the error."""
+    n_actions = avail.shape[-1]
+    ok = avail.gather(2, actions.clamp(0, n_actions - 1).long().unsqueeze(-1)).squeeze(-1)
+    ok &= (actions >= 0) & (actions < n_actions)
+    if bool(ok.all()):
+        return None
+    b, i = (int(v) for v in (~ok).nonzero()[0])
+    return b, i, int(actions[b, i])
+
+
 class MultiAgentEnv(abc.ABC):
     """Batched cooperative multi-agent environment (see module docstring)."""
 

@@ -187,12 +187,11 @@ class RailTask:
         self.distance, self.arrived = distance, arrived
         finished = bool((arrived | self.deadlocked).all())
         timeout = self.env.dones["__all__"] and not finished
+        done = finished or timeout
         out = self._observe()
-        out.update(agent_reward=reward.astype(np.float32), done=np.bool_(finished or timeout),
-                   episode_limit=np.bool_(timeout), completion=np.float32(arrived.mean()),
-                   deadlocked=np.float32(self.deadlocked.mean()), score=np.float32(0.0))
-        if finished or timeout:
-            out["score"] = np.float32(self._normalised_score())
+        out.update(agent_reward=reward.astype(np.float32), done=np.bool_(done), episode_limit=np.bool_(timeout),
+                   completion=np.float32(arrived.mean()), deadlocked=np.float32(self.deadlocked.mean()),
+                   score=np.float32(self._normalised_score() if done else 0.0))
         return out
 
     def _normalised_score(self) -> float:
@@ -244,12 +243,13 @@ class RailTask:
             chosen[i] = FORWARD if not ways else ways[min(choice, len(ways) - 1)]
         return chosen
 
+    def _occupancy(self) -> dict[tuple[int, int], int]:
+        """Cell -> the train standing on it."""
+        return {a.current_configuration[0]: j for j, a in enumerate(self.env.agents) if a.state.is_on_map_state()}
+
     def _update_deadlocks(self) -> np.ndarray:
         """Mark trains that can never move again (see module docstring); returns the newly deadlocked."""
-        where, exits = {}, {}
-        for i, agent in enumerate(self.env.agents):
-            if agent.state.is_on_map_state():
-                where[agent.current_configuration[0]] = i
+        where, exits = self._occupancy(), {}
         for i, agent in enumerate(self.env.agents):
             if agent.state.is_on_map_state() and not self.deadlocked[i]:
                 row, col, heading = self._configuration(agent)
@@ -306,7 +306,7 @@ class RailTask:
 
     def _neighbours(self, handles: list[int]) -> np.ndarray:
         """``[i, j]``: train j stands on a cell train i's tree explored (MAMBA's Flatland message mask)."""
-        where = {a.current_configuration[0]: j for j, a in enumerate(self.env.agents) if a.state.is_on_map_state()}
+        where = self._occupancy()
         seen = np.zeros((self.n, self.n), dtype=bool)
         for i in handles:
             for row, col, _ in self.env.dev_obs_dict.get(i, ()):

@@ -25,7 +25,7 @@ import math
 import numpy as np
 import torch
 
-from envs.base import EnvSpec, MultiAgentEnv, Step
+from envs.base import EnvSpec, MultiAgentEnv, Step, first_unavailable
 from envs.smac import units as U
 from envs.smac.maps import ALLY_TYPE_ORDER, ENEMY_TYPE_BITS, MAP_SIZE, TERRAIN, SmacMap, get_map
 
@@ -309,11 +309,9 @@ class SmacSimulator(MultiAgentEnv):
         self._avail = state["avail"]
 
     def _check(self, actions: torch.Tensor) -> None:
-        ok = self._avail.gather(2, actions.clamp(0, self.n_actions - 1).unsqueeze(-1)).squeeze(-1)
-        ok &= (actions >= 0) & (actions < self.n_actions)
-        if not bool(ok.all()):
-            b, i = (int(v) for v in (~ok).nonzero()[0])
-            a = int(actions[b, i])
+        bad = first_unavailable(self._avail, actions)
+        if bad is not None:
+            b, i, a = bad
             name = ACTION_NAMES[a] if 0 <= a < N_NO_ATTACK else f"attack/heal target {a - N_NO_ATTACK}"
             valid = self._avail[b, i].nonzero().squeeze(1).tolist()
             raise ValueError(f"environment {b}, agent {i}: action {a} ({name}) is not available; "
