@@ -31,7 +31,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m suites.run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("suite", help=f"one of: {', '.join(sorted(SUITES))}")
-    p.add_argument("--seeds", type=_positive("--seeds"), default=1, help="number of seeds (0..N-1)")
+    p.add_argument("--seeds", type=_positive("--seeds"), help="number of seeds 0..N-1 (default: the suite's)")
     p.add_argument("--algorithms", nargs="+", help="subset of the suite's algorithms")
     p.add_argument("--tasks", nargs="+", help="subset of the suite's tasks, e.g. smac/3m")
     p.add_argument("--budget", help="named budget of the suite (tiny, short, paper)")
@@ -41,6 +41,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--backend", default="auto", help="SMAC backend: auto, sim or sc2")
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory")
+    p.add_argument("--jobs", type=_positive("--jobs"), default=1,
+                   help="local launcher: runs in parallel, each in its own process (default 1: in this process)")
+    p.add_argument("--launcher", default="local", help="local or ray")
+    p.add_argument("--address", help="ray: address of a running cluster (default: start a local instance)")
+    p.add_argument("--gpus-per-run", type=float, help="ray: GPU fraction per run (default 1 on cuda, else 0)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their status, run nothing")
     return p
 
@@ -65,10 +70,11 @@ def expand(args) -> list[RunSpec]:
     steps = args.steps or steps
     envs.resolve_backend(tasks[0], args.backend, quiet=True)  # validates the name, fails early if missing
     _check_device(args.device)
+    _check_launcher(args)
     return [RunSpec(suite=suite.name, task=t, algorithm=a, preset=args.preset or suite.preset, seed=k, steps=steps,
                     eval_interval=min(interval, steps), eval_episodes=args.eval_episodes or suite.eval_episodes,
                     device=args.device, backend=args.backend)
-            for t in tasks for a in algos for k in range(args.seeds)]
+            for t in tasks for a in algos for k in range(args.seeds or suite.seeds)]
 
 
 def _check_device(device: str) -> None:
@@ -83,6 +89,37 @@ def _check_device(device: str) -> None:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UsageError("CUDA requested but not available: install a CUDA build of torch==2.13.0 on a GPU "
                          "machine, or use --device cpu.")
+
+
+def _check_launcher(args) -> None:
+    from envs import UsageError
+    from suites.launchers import LAUNCHERS, RAY_HINT
+
+    if args.launcher not in LAUNCHERS:
+        raise UsageError(f"unknown launcher {args.launcher!r}; valid launchers: {', '.join(LAUNCHERS)}")
+    if args.launcher != "ray" and (args.address or args.gpus_per_run is not None):
+        raise UsageError("--address and --gpus-per-run need --launcher ray")
+    if args.gpus_per_run is not None and not 0 <= args.gpus_per_run:
+        raise UsageError(f"--gpus-per-run must be >= 0, got {args.gpus_per_run}")
+    if args.launcher == "ray" and not args.dry_run:
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise UsageError(RAY_HINT)
+
+
+def launch(runs: list[RunSpec], args) -> list:
+    """Run ``runs`` with the chosen launcher; outcomes in the same order."""
+    from suites import launchers
+
+    if args.launcher == "ray":
+        gpus = args.gpus_per_run if args.gpus_per_run is not None else float(args.device.startswith("cuda"))
+        return launchers.run_ray(runs, args.results, args.address, gpus)
+    if args.jobs == 1:
+        return launchers.run_sequential(runs, args.results)
+    import torch
+
+    return launchers.run_parallel(runs, args.results, args.jobs, torch.cuda.device_count())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,28 +147,13 @@ def main(argv: list[str] | None = None) -> int:
         import envs
         envs.resolve_backend(runs[0].task, "auto")  # prints the one-line notice once
 
-    from tqdm import tqdm
-
-    from suites.experiment import execute
-
-    summary = []
-    for spec in runs:
-        if statuses[spec.run_id] == DONE:
-            summary.append((spec.run_id, "done (skipped)", ""))
-            continue
-        bar = tqdm(total=spec.steps, desc=spec.run_id, unit="step", dynamic_ncols=True, leave=True)
-        try:
-            result = execute(spec, results, progress=bar)
-            absolute = result["absolute"]
-            summary.append((spec.run_id, "COMPLETED", ", ".join(f"{k}={v:.3f}" for k, v in absolute.items())))
-        except KeyboardInterrupt:
-            bar.close()
-            print("\ninterrupted: rerun the same command to resume from the last checkpoint", file=sys.stderr)
-            return 130
-        except Exception as err:  # one failing run never stops the others
-            summary.append((spec.run_id, "FAILED", f"{type(err).__name__}: {err}"))
-        finally:
-            bar.close()
+    todo = [s for s in runs if statuses[s.run_id] != DONE]
+    try:
+        outcomes = {o.run_id: (o.status, o.detail) for o in launch(todo, args)} if todo else {}
+    except KeyboardInterrupt:
+        print("\ninterrupted: rerun the same command to resume from the last checkpoint", file=sys.stderr)
+        return 130
+    summary = [(s.run_id, *outcomes.get(s.run_id, ("done (skipped)", ""))) for s in runs]
     width = max(len(r) for r, _, _ in summary)
     print("\nrun".ljust(width + 1), "status           absolute metric / reason")
     for run_id, status, detail in summary:

@@ -147,7 +147,11 @@ def train(spec: RunSpec, config, record_dir: Path, log: MetricLog, progress=None
     memory = algo.initial_memory(env.num_envs)
     first = torch.ones(env.num_envs, dtype=torch.bool, device=env.device)
     if ckpt_path.exists():
-        ck = torch.load(ckpt_path, weights_only=False, map_location=spec.device)
+        try:
+            ck = torch.load(ckpt_path, weights_only=False, map_location=spec.device)
+        except Exception as err:
+            raise RuntimeError(f"checkpoint {ckpt_path} is unreadable ({type(err).__name__}: {err}); "
+                               "delete it to restart this run from scratch") from err
         algo.load_state_dict(ck["algorithm"])
         if ck["env"] is not None:
             env.set_state(ck["env"])

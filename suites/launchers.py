@@ -1,0 +1,161 @@
+"""Launchers: where a suite's runs execute. Every launcher isolates failures: a run that raises, or whose
+process dies, is reported FAILED and the others go on.
+
+- ``local`` with ``jobs=1`` runs in this process with a progress bar.
+- ``local`` with ``jobs>1`` starts one ``python -m suites.worker`` process per run, at most ``jobs`` at a
+  time, each with ``cpus // jobs`` torch threads; runs on ``--device cuda`` are spread round-robin over
+  the visible GPUs. Each run's output goes to ``<run dir>/launcher.log``.
+- ``ray`` submits each run as a Ray task (``num_gpus`` may be a fraction) to a local instance or to the
+  cluster at ``address``; every node needs this package installed and the results directory shared.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from suites.records import attempts
+from suites.runner import RunSpec
+
+COMPLETED, FAILED = "COMPLETED", "FAILED"
+LAUNCHERS = ("local", "ray")
+RAY_HINT = "Ray is not installed: pip install -e '.[ray]' (every node of a cluster needs it and this package)."
+
+
+@dataclass(frozen=True)
+class Outcome:
+    run_id: str
+    status: str  # COMPLETED or FAILED
+    detail: str  # absolute metric, or why it failed
+
+
+def completed(spec: RunSpec, absolute: dict) -> Outcome:
+    return Outcome(spec.run_id, COMPLETED, ", ".join(f"{k}={v:.3f}" for k, v in absolute.items()))
+
+
+def failed(spec: RunSpec, err: BaseException) -> Outcome:
+    return Outcome(spec.run_id, FAILED, f"{type(err).__name__}: {err}")
+
+
+def execute_safely(spec: RunSpec, results: Path, progress=None) -> Outcome:
+    """One run in this process; any exception becomes a FAILED outcome (Sacred has recorded it)."""
+    from suites import experiment
+
+    try:
+        return completed(spec, experiment.execute(spec, results, progress=progress)["absolute"])
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:  # one failing run never stops the others
+        return failed(spec, err)
+
+
+def run_sequential(specs: list[RunSpec], results: Path) -> list[Outcome]:
+    from tqdm import tqdm
+
+    outcomes = []
+    for spec in specs:
+        bar = tqdm(total=spec.steps, desc=spec.run_id, unit="step", dynamic_ncols=True, leave=True)
+        try:
+            outcomes.append(execute_safely(spec, results, progress=bar))
+        finally:
+            bar.close()
+    return outcomes
+
+
+def spread_devices(specs: list[RunSpec], gpu_count: int) -> list[RunSpec]:
+    """Runs on a bare ``cuda`` device go round-robin to ``cuda:0 .. cuda:<gpu_count-1>``."""
+    if gpu_count < 2:
+        return specs
+    return [dataclasses.replace(s, device=f"cuda:{i % gpu_count}") if s.device == "cuda" else s
+            for i, s in enumerate(specs)]
+
+
+def _outcome_from_record(spec: RunSpec, results: Path, returncode: int, log: Path) -> Outcome:
+    runs = attempts(results / "runs" / spec.run_id)
+    last = runs[-1][1] if runs else {}
+    if returncode == 0 and last.get("status") == COMPLETED:
+        info_path = results / "runs" / spec.run_id / str(runs[-1][0]) / "info.json"
+        try:
+            return completed(spec, json.loads(info_path.read_text())["absolute"])
+        except (OSError, ValueError, KeyError):
+            return Outcome(spec.run_id, COMPLETED, "")
+    trace = last.get("fail_trace") or []
+    reason = trace[-1].strip() if trace else f"worker exited with code {returncode}; see {log}"
+    return Outcome(spec.run_id, FAILED, reason)
+
+
+def run_parallel(specs: list[RunSpec], results: Path, jobs: int, gpu_count: int = 0,
+                 poll_interval: float = 0.2) -> list[Outcome]:
+    """At most ``jobs`` worker processes at once; outcomes in the order of ``specs``."""
+    specs = spread_devices(specs, gpu_count)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    pending, running, outcomes = list(specs), {}, {}
+    try:
+        _schedule(pending, running, outcomes, results, jobs, env, poll_interval)
+    except KeyboardInterrupt:  # the workers keep their checkpoints; a rerun resumes them
+        stop_all(running)
+        raise
+    return [outcomes[s.run_id] for s in specs]
+
+
+def _schedule(pending, running, outcomes, results, jobs, env, poll_interval) -> None:
+    while pending or running:
+        while pending and len(running) < jobs:
+            spec = pending.pop(0)
+            log = results / "runs" / spec.run_id / "launcher.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "a") as handle:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "suites.worker", str(results), json.dumps(dataclasses.asdict(spec))],
+                    stdout=handle, stderr=subprocess.STDOUT, env=env)
+            running[proc] = (spec, log)
+            print(f"started  {spec.run_id} on {spec.device} (log: {log})", flush=True)
+        time.sleep(poll_interval)
+        for proc in [p for p in running if p.poll() is not None]:
+            spec, log = running.pop(proc)
+            outcomes[spec.run_id] = _outcome_from_record(spec, results, proc.returncode, log)
+            print(f"{outcomes[spec.run_id].status.lower():10s}{spec.run_id}", flush=True)
+
+
+def stop_all(processes) -> None:
+    for proc in processes:
+        proc.terminate()
+    for proc in processes:
+        proc.wait()
+
+
+def run_ray(specs: list[RunSpec], results: Path, address: str | None, gpus_per_run: float,
+            cpus_per_run: float = 1.0) -> list[Outcome]:
+    """Each run is a Ray task; a task whose worker dies is reported FAILED like one that raises."""
+    from envs import UsageError
+
+    try:
+        import ray
+    except ImportError:
+        raise UsageError(RAY_HINT) from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        task = ray.remote(execute_safely).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0)
+        futures = {task.remote(spec, results): spec for spec in specs}
+        outcomes = {}
+        waiting = list(futures)
+        while waiting:
+            ready, waiting = ray.wait(waiting, num_returns=1)
+            spec = futures[ready[0]]
+            try:
+                outcomes[spec.run_id] = ray.get(ready[0])
+            except Exception as err:  # the worker process died (or Ray could not run the task)
+                outcomes[spec.run_id] = failed(spec, err)
+            print(f"{outcomes[spec.run_id].status.lower():10s}{spec.run_id}", flush=True)
+        return [outcomes[s.run_id] for s in specs]
+    finally:
+        if started_here:
+            ray.shutdown()
