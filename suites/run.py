@@ -153,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: rerun the same command to resume from the last checkpoint", file=sys.stderr)
         return 130
-    summary = [(s.run_id, *outcomes.get(s.run_id, ("done (skipped)", ""))) for s in runs]
+    summary = [(s.run_id, *outcomes[s.run_id]) if s.run_id in outcomes else (s.run_id, "done (skipped)", "")
+               for s in runs]
     width = max(len(r) for r, _, _ in summary)
     print("\nrun".ljust(width + 1), "status           absolute metric / reason")
     for run_id, status, detail in summary:

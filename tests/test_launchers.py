@@ -1,0 +1,131 @@
+"""Suite expansion, skip/resume decisions from record states, and the local and Ray launchers."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from suites import run as cli
+from suites.definitions import SUITES
+from suites.launchers import Outcome
+from suites.records import DONE, FAILED, PARTIAL, PENDING, run_status
+
+FAST = ["--tasks", "smac/3m", "--algorithms", "mappo", "--steps", "256", "--eval-episodes", "2", "--backend", "sim"]
+
+
+def expand(*argv):
+    return cli.expand(cli.parser().parse_args(list(argv)))
+
+
+def test_superhard_suite_expands_to_every_map_algorithm_and_seed():
+    runs = expand("smac_superhard", "--seeds", "5")
+    assert len(runs) == 5 * 4 * 5
+    assert {r.task for r in runs} == {"smac/3s5z_vs_3s6z", "smac/6h_vs_8z", "smac/MMM2", "smac/27m_vs_30m", "smac/corridor"}
+    assert {r.algorithm for r in runs} == {"mabl", "mabl_single_level", "mamba", "mappo"}
+    assert {r.seed for r in runs} == set(range(5)) and len({r.run_id for r in runs}) == 100
+    assert {(r.steps, r.eval_interval, r.preset, r.eval_episodes) for r in runs} == {(2_000_000, 40_000, "paper", 32)}
+    assert runs[0].run_id == "smac_superhard/smac_3s5z_vs_3s6z/mabl/seed_0"
+
+
+@pytest.mark.parametrize("suite, runs", [("smoke", 2 * 4 * 2), ("smac_paper", 9 * 4 * 5), ("flatland", 3 * 4 * 5),
+                                         ("ablation", 5 * 2 * 5), ("regression", 3 * 4 * 1)])
+def test_every_suite_expands_with_its_default_seeds_and_budget(suite, runs):
+    specs = expand(suite)
+    assert len(specs) == runs
+    steps, interval = SUITES[suite].budgets[SUITES[suite].default_budget]
+    assert {(s.steps, s.eval_interval) for s in specs} == {(steps, interval)}
+
+
+def test_budgets_and_steps_override():
+    assert {(r.steps, r.eval_interval) for r in expand("flatland", "--budget", "short")} == {(100_000, 5_000)}
+    assert {(r.steps, r.eval_interval) for r in expand("smac_superhard", "--budget", "tiny")} == {(10_000, 2_000)}
+    # --steps replaces the budget's steps; evaluation never spaces wider than the run
+    assert {(r.steps, r.eval_interval) for r in expand("smac_superhard", "--steps", "30000")} == {(30_000, 30_000)}
+    assert {(r.steps, r.eval_interval) for r in expand("smac_superhard", "--steps", "100000")} == {(100_000, 40_000)}
+
+
+def _record(results: Path, run_id: str, *statuses: str, checkpoint: bool = False) -> None:
+    run_dir = results / "runs" / run_id
+    for attempt, status in enumerate(statuses, 1):
+        (run_dir / str(attempt)).mkdir(parents=True)
+        (run_dir / str(attempt) / "run.json").write_text(json.dumps({"status": status}))
+    if checkpoint:
+        (run_dir / "checkpoint.pt").write_bytes(b"")
+
+
+def test_record_states_decide_skip_and_resume(tmp_path, capsys, monkeypatch):
+    ids = [f"smoke/smac_3m/mappo/seed_{k}" for k in range(5)]
+    _record(tmp_path, ids[0], "FAILED", "COMPLETED")                      # done after a retry
+    _record(tmp_path, ids[1], "COMPLETED", "FAILED")                      # an earlier completion still counts
+    _record(tmp_path, ids[2], "INTERRUPTED", "FAILED", checkpoint=True)   # the last attempt failed
+    _record(tmp_path, ids[3], "RUNNING", checkpoint=True)                 # killed mid-run: resumable
+    expected = [DONE, DONE, FAILED, PARTIAL, PENDING]
+    assert [run_status(tmp_path / "runs" / i) for i in ids] == expected
+    argv = ["smoke", "--seeds", "5", "--results", str(tmp_path), *FAST]
+    assert cli.main(argv + ["--dry-run"]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in listing] == [[s, i] for s, i in zip(expected, ids)]
+    # a real rerun launches only the three unfinished runs and lists the done ones as skipped
+    launched = []
+
+    def launch(runs, args):
+        launched.extend(r.run_id for r in runs)
+        return [Outcome(r.run_id, "COMPLETED", "") for r in runs]
+
+    monkeypatch.setattr(cli, "launch", launch)
+    assert cli.main(argv) == 0
+    assert launched == ids[2:]
+    assert capsys.readouterr().out.count("done (skipped)") == 2
+
+
+def test_parallel_launcher_isolates_a_failing_run(tmp_path, capsys):
+    broken = tmp_path / "runs" / "smoke/smac_3m/mappo/seed_0"
+    broken.mkdir(parents=True)
+    (broken / "checkpoint.pt").write_text("not a checkpoint")
+    code = cli.main(["smoke", "--seeds", "3", "--jobs", "2", "--results", str(tmp_path), *FAST])
+    out = capsys.readouterr()
+    assert code == 1
+    assert "1 run(s) failed: smoke/smac_3m/mappo/seed_0" in out.err
+    assert "is unreadable" in out.out and "delete it to restart this run from scratch" in out.out
+    assert [run_status(tmp_path / "runs" / f"smoke/smac_3m/mappo/seed_{k}") for k in range(3)] == [FAILED, DONE, DONE]
+    assert (tmp_path / "runs" / "smoke/smac_3m/mappo/seed_1" / "launcher.log").exists()
+
+
+def test_parallel_runs_record_what_a_sequential_run_records(tmp_path):
+    argv = ["smoke", "--seeds", "2", *FAST]
+    assert cli.main(argv + ["--results", str(tmp_path / "seq")]) == 0
+    assert cli.main(argv + ["--results", str(tmp_path / "par"), "--jobs", "2"]) == 0
+    for k in range(2):
+        seq, par = (json.loads((tmp_path / d / "runs" / f"smoke/smac_3m/mappo/seed_{k}/1/metrics.json").read_text())
+                    for d in ("seq", "par"))
+        assert seq["eval/return_mean"]["values"] == par["eval/return_mean"]["values"]
+        assert seq["train/value_loss"]["values"] == pytest.approx(par["train/value_loss"]["values"], rel=1e-4)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray not installed (pip install -e '.[ray]')")
+def test_ray_launcher_runs_a_suite_on_a_local_instance(tmp_path, capsys):
+    broken = tmp_path / "runs" / "smoke/smac_3m/mappo/seed_1"
+    broken.mkdir(parents=True)
+    (broken / "checkpoint.pt").write_text("not a checkpoint")
+    code = cli.main(["smoke", "--seeds", "2", "--launcher", "ray", "--results", str(tmp_path), *FAST])
+    out = capsys.readouterr()
+    assert code == 1 and "1 run(s) failed: smoke/smac_3m/mappo/seed_1" in out.err
+    assert run_status(tmp_path / "runs" / "smoke/smac_3m/mappo/seed_0") == DONE
+    assert "win_rate=" in out.out
+
+
+def test_ray_missing_says_how_to_install(tmp_path, capsys, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    assert cli.main(["smoke", "--launcher", "ray", "--results", str(tmp_path)]) == 2
+    assert "Ray is not installed: pip install -e '.[ray]'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--launcher", "slurm"], "unknown launcher 'slurm'; valid launchers: local, ray"),
+    (["--address", "auto"], "--address and --gpus-per-run need --launcher ray"),
+    (["--launcher", "ray", "--gpus-per-run", "-1"], "--gpus-per-run must be >= 0"),
+])
+def test_bad_launcher_options_exit_2(argv, message, tmp_path, capsys):
+    assert cli.main(["smoke", "--results", str(tmp_path), *argv]) == 2
+    assert message in capsys.readouterr().err
