@@ -1,114 +1,110 @@
-"""Regenerate figures and tables from run records.
+"""Regenerate every figure, table and export from run records.
 
     python analysis/make_plots.py [--suite NAME] [--results DIR] [--reps N]
 
-Per benchmark (family and backend, never mixed): a table of the absolute metric per task and
-algorithm (IQM with 95% stratified-bootstrap intervals over seeds, rliable) plus the aggregate IQM,
-mean, median and optimality gap across tasks; and sample-efficiency curves of the evaluation metric.
-Bootstraps are reproducible: numpy's global generator is seeded before each rliable call, because
-rliable's ``random_state`` does not control its resampling.
+Per benchmark (a suite on one family and backend: results of different backends are never pooled), with
+the headline metric (SMAC win rate, Flatland completion) and rliable's 95% stratified-bootstrap intervals:
+
+  figures/<stem>_curves        evaluation metric against environment steps, per task
+  figures/<stem>_iqm_curve     sample efficiency: IQM across tasks and runs at each evaluation step
+  figures/<stem>_aggregates    IQM, mean, median and optimality gap across tasks, per algorithm
+  figures/<stem>_profiles      performance profiles of the absolute metric
+  figures/<stem>_improvement   probability that MABL improves on each baseline
+  figures/<stem>_ablation      MABL against its single-level ablation, per task
+  tables/<stem>_absolute_<metric>, tables/<stem>_improvement, tables/<stem>_ablation   (.md .tex .csv)
+  tables/<stem>_iqm_curve.csv, marl_eval/<stem>.json (marl-eval's raw-data format)
+
+where <stem> is <suite>_<family>_<backend>. Figures are PNG and PDF. Bootstraps are seeded, so the
+outputs are reproducible. Exit code 1 when there is nothing to analyse.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from analysis.records import benchmark_label, load_records  # noqa: E402
+from analysis import figures, stats  # noqa: E402
+from analysis.export import write_marl_eval, write_table  # noqa: E402
+from analysis.records import SkippedRecord, benchmark_label, load_records  # noqa: E402
 
-BOOTSTRAP_SEED = 0
 HEADLINE = {"smac": "win_rate", "flatland": "completion"}
+DEFAULT_RESULTS = Path(__file__).resolve().parent.parent / "results"
 
 
-def interval(scores: np.ndarray, func, reps: int) -> tuple[float, float, float]:
-    """Point estimate and 95% stratified-bootstrap interval of ``func`` on a (runs x tasks) array."""
-    from rliable import library as rly
-
-    np.random.seed(BOOTSTRAP_SEED)
-    point, ci = rly.get_interval_estimates({"x": scores}, func, reps=reps)
-    return float(np.asarray(point["x"]).ravel()[0]), float(ci["x"][0].ravel()[0]), float(ci["x"][1].ravel()[0])
-
-
-def aggregate_table(frame: pd.DataFrame, metric: str, reps: int) -> pd.DataFrame:
-    from rliable import metrics as rm
-
-    absolute = frame[frame.metric == f"absolute/{metric}"]
-    rows = []
-    iqm = lambda s: np.array([rm.aggregate_iqm(s)])  # noqa: E731
-    for (task, algo), group in absolute.groupby(["task", "algorithm"]):
-        point, lo, hi = interval(group.value.to_numpy()[:, None], iqm, reps)
-        rows.append(dict(task=task, algorithm=algo, seeds=len(group), IQM=point, lower=lo, upper=hi))
-    tasks = sorted(absolute.task.unique())
-    aggregates = {"IQM": rm.aggregate_iqm, "Mean": rm.aggregate_mean, "Median": rm.aggregate_median,
-                  "Optimality gap": rm.aggregate_optimality_gap}
-    for algo, group in absolute.groupby("algorithm"):
-        per_task = [group[group.task == t].value.to_numpy() for t in tasks]
-        runs = min(len(x) for x in per_task)
-        if runs == 0:
-            continue
-        scores = np.stack([x[:runs] for x in per_task], axis=1)  # (runs, tasks)
-        for name, fn in aggregates.items():
-            point, lo, hi = interval(scores, lambda s, fn=fn: np.array([fn(s)]), reps)
-            rows.append(dict(task=f"all tasks ({name})", algorithm=algo, seeds=runs, IQM=point, lower=lo, upper=hi))
-    return pd.DataFrame(rows)
+def ablation_table(per_task: pd.DataFrame, matrices: dict, reps: int) -> pd.DataFrame:
+    """Per task and across tasks: MABL and single-level IQM, and P(MABL > single level)."""
+    rows = per_task[per_task.algorithm.isin(["mabl", "mabl_single_level"])]
+    improvement = stats.improvement_table({k: matrices[k] for k in ("mabl", "mabl_single_level")}, reps)
+    improvement = improvement.rename(columns={"comparison": "statistic"}).assign(task="all tasks", algorithm="mabl",
+                                                                                 seeds=len(matrices["mabl"]))
+    return pd.concat([rows, improvement[rows.columns]], ignore_index=True)
 
 
-def write_table(table: pd.DataFrame, path: Path) -> None:
-    shown = table.assign(value=[f"{r.IQM:.3f} [{r.lower:.3f}, {r.upper:.3f}]" for r in table.itertuples()])
-    shown = shown[["task", "algorithm", "seeds", "value"]]
-    table.to_csv(path.with_suffix(".csv"), index=False)
-    path.with_suffix(".md").write_text(shown.to_markdown(index=False) + "\n")
-    path.with_suffix(".tex").write_text(shown.to_latex(index=False))
-
-
-def curves_figure(frame: pd.DataFrame, metric: str, title: str, path: Path) -> None:
-    data = frame[frame.metric == f"eval/{metric}"]
-    tasks = sorted(data.task.unique())
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.4), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        sns.lineplot(data=data[data.task == task], x="step", y="value", hue="algorithm", errorbar=("ci", 95),
-                     n_boot=1000, seed=BOOTSTRAP_SEED, ax=ax)
-        ax.set(title=task, xlabel="environment steps", ylabel=metric.replace("_", " "))
-    fig.suptitle(title)
-    fig.tight_layout()
-    for ext in ("png", "pdf"):
-        fig.savefig(path.with_suffix(f".{ext}"), dpi=150)
-    plt.close(fig)
+def analyse(group: pd.DataFrame, stem: str, title: str, metric: str, results: Path, reps: int) -> list[Path]:
+    """Every output of one benchmark; returns the files written."""
+    figs, tabs = results / "figures", results / "tables"
+    absolute = group[group.metric == f"absolute/{metric}"]
+    evals = group[group.metric == f"eval/{metric}"]
+    written = figures.task_curves(evals, metric, title, figs / f"{stem}_curves")
+    per_task = stats.per_task_table(absolute, reps)
+    matrices, _ = stats.score_matrices(absolute)
+    aggregates = stats.aggregate_table(matrices, reps)
+    written += write_table(pd.concat([per_task, aggregates], ignore_index=True), tabs / f"{stem}_absolute_{metric}")
+    written += figures.interval_plot(aggregates, "algorithm", metric.replace("_", " "), title, figs / f"{stem}_aggregates")
+    arrays, steps = stats.curve_arrays(evals)
+    if len(steps):
+        curves = stats.iqm_curves(arrays, steps, reps)
+        curves.to_csv(tabs / f"{stem}_iqm_curve.csv", index=False)
+        written += [tabs / f"{stem}_iqm_curve.csv"]
+        written += figures.iqm_curve(curves, metric, title, figs / f"{stem}_iqm_curve")
+    written += figures.profiles(stats.performance_profiles(matrices, reps), metric, title, figs / f"{stem}_profiles")
+    improvement = stats.improvement_table(matrices, reps)
+    if len(improvement):
+        written += write_table(improvement, tabs / f"{stem}_improvement")
+        written += figures.interval_plot(improvement, "comparison", "probability of improvement", title,
+                                         figs / f"{stem}_improvement", limits=(0, 1))
+    if {"mabl", "mabl_single_level"} <= set(matrices):
+        written += write_table(ablation_table(per_task, matrices, reps), tabs / f"{stem}_ablation")
+        written += figures.ablation(per_task, metric, f"{title}: ablation", figs / f"{stem}_ablation")
+    environment = stem.split("_", 1)[1]  # <family>_<backend>
+    written.append(write_marl_eval(group, environment, [metric, "return_mean"], results / "marl_eval" / f"{stem}.json"))
+    return written
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--suite", help="only records of this suite")
-    p.add_argument("--results", type=Path, default=Path(__file__).resolve().parent.parent / "results")
-    p.add_argument("--reps", type=int, default=2000, help="bootstrap repetitions")
+    p.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory (default: ./results)")
+    p.add_argument("--reps", type=int, default=2000, help="bootstrap repetitions (default 2000)")
     args = p.parse_args(argv)
-    frame, report = load_records(args.results, args.suite)
+    if args.reps < 10:
+        p.error(f"--reps must be >= 10, got {args.reps}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", SkippedRecord)
+        warnings.formatwarning = lambda message, *_: f"warning: {message}\n"
+        frame, report = load_records(args.results, args.suite, prefixes=("eval/", "absolute/"))
     print(report)
     if frame.empty:
-        print(f"no completed runs under {args.results / 'runs'}; run a suite first, e.g. "
-              "`python -m suites.run smoke`", file=sys.stderr)
+        where = f"suite {args.suite!r} under {args.results / 'runs'}" if args.suite else str(args.results / "runs")
+        print(f"no completed runs in {where}; run a suite first, e.g. `python -m suites.run smoke`, or point "
+              "--results at a results directory", file=sys.stderr)
         return 1
-    figures, tables = args.results / "figures", args.results / "tables"
-    figures.mkdir(parents=True, exist_ok=True)
-    tables.mkdir(parents=True, exist_ok=True)
+    for sub in ("figures", "tables", "marl_eval"):
+        (args.results / sub).mkdir(parents=True, exist_ok=True)
     for (suite, family, backend), group in frame.groupby(["suite", "family", "backend"]):
-        metric = HEADLINE[family]
-        stem = f"{suite}_{family}_{backend}"
         label = benchmark_label(family, backend)
-        table = aggregate_table(group, metric, args.reps)
-        write_table(table, tables / f"{stem}_absolute_{metric}")
-        curves_figure(group, metric, f"{label}: {suite}", figures / f"{stem}_curves")
-        print(f"{label} ({suite}): wrote {tables / stem}_absolute_{metric}.{{md,csv,tex}} and "
-              f"{figures / stem}_curves.{{png,pdf}}")
+        stem = f"{suite}_{family}_{backend}"
+        written = analyse(group, stem, f"{label}: {suite}", HEADLINE[family], args.results, args.reps)
+        print(f"\n{label}, suite {suite}: {group.groupby(['task', 'algorithm', 'seed']).ngroups} run(s), "
+              f"{len(written)} file(s) under {args.results}")
+        for line in stats.coverage(group):
+            print(f"  incomplete: {line}")
+        for path in written:
+            print(f"  {path.relative_to(args.results)}")
     return 0
 
 

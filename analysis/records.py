@@ -1,12 +1,15 @@
 """Load run records into one tidy pandas frame.
 
 One row per logged scalar: suite, family, task, backend, algorithm, preset, seed, step, metric, value,
-status. Only each run's COMPLETED attempt is loaded; partial, failed and unreadable records are skipped
-and listed in the report, never silently included.
+status. Only each run's COMPLETED attempt is loaded; partial, failed and unreadable records (a
+half-written JSON, a missing file) are skipped with one warning each and listed in the report, never
+silently included.
 """
 from __future__ import annotations
 
 import json
+import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +18,11 @@ import pandas as pd
 from suites.records import attempts, run_status
 
 COLUMNS = ["suite", "family", "task", "backend", "algorithm", "preset", "seed", "step", "metric", "value", "status"]
+CONFIG_KEYS = ["suite", "family", "task", "backend", "algorithm", "preset", "seed"]
+
+
+class SkippedRecord(UserWarning):
+    """A run record that the analysis leaves out, and why."""
 
 
 @dataclass
@@ -22,10 +30,14 @@ class LoadReport:
     loaded: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (run dir, reason)
 
+    def skip(self, run_dir: Path, reason: str) -> None:
+        self.skipped.append((str(run_dir), reason))
+        warnings.warn(f"skipped {run_dir}: {reason}", SkippedRecord, stacklevel=3)
+
     def __str__(self) -> str:
-        lines = [f"loaded {self.loaded} completed run(s); skipped {len(self.skipped)}"]
-        lines += [f"  skipped {run}: {why}" for run, why in self.skipped]
-        return "\n".join(lines)
+        kinds = Counter(reason.split(" (")[0] for _, reason in self.skipped)
+        counts = "".join(f"; {n} {kind}" for kind, n in sorted(kinds.items()))
+        return f"loaded {self.loaded} completed run(s); skipped {len(self.skipped)}{counts}"
 
 
 def run_dirs(results: Path) -> list[Path]:
@@ -33,26 +45,28 @@ def run_dirs(results: Path) -> list[Path]:
     return sorted(p for p in (results / "runs").glob("**/seed_*") if p.is_dir())
 
 
-def load_records(results: Path, suite: str | None = None) -> tuple[pd.DataFrame, LoadReport]:
+def load_records(results: Path, suite: str | None = None, prefixes: tuple[str, ...] | None = None
+                 ) -> tuple[pd.DataFrame, LoadReport]:
+    """Completed runs (of ``suite`` if given), keeping only metrics whose names start with ``prefixes``."""
     report, frames = LoadReport(), []
     for run_dir in run_dirs(results):
-        status = run_status(run_dir)
+        if suite and run_dir.relative_to(results / "runs").parts[0] != suite:
+            continue
         completed = [n for n, r in attempts(run_dir) if r.get("status") == "COMPLETED"]
         if not completed:
-            report.skipped.append((str(run_dir), f"status {status}"))
+            report.skip(run_dir, f"{run_status(run_dir)} run")
             continue
         attempt = run_dir / str(completed[-1])
         try:
             config = json.loads((attempt / "config.json").read_text())
             metrics = json.loads((attempt / "metrics.json").read_text())
-        except (OSError, ValueError) as err:
-            report.skipped.append((str(run_dir), f"unreadable record ({type(err).__name__})"))
+            head = [config[k] for k in CONFIG_KEYS]
+        except (OSError, ValueError, KeyError) as err:
+            report.skip(run_dir, f"unreadable record ({type(err).__name__}: {err})")
             continue
-        if suite and config.get("suite") != suite:
-            continue
-        rows = [(config["suite"], config["family"], config["task"], config["backend"], config["algorithm"],
-                 config["preset"], config["seed"], step, name, value, "COMPLETED")
-                for name, series in metrics.items() for step, value in zip(series["steps"], series["values"])]
+        rows = [(*head, step, name, value, "COMPLETED")
+                for name, series in metrics.items() if prefixes is None or name.startswith(prefixes)
+                for step, value in zip(series["steps"], series["values"])]
         frames.append(pd.DataFrame(rows, columns=COLUMNS))
         report.loaded += 1
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
