@@ -83,10 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.reps < 10:
         p.error(f"--reps must be >= 10, got {args.reps}")
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SkippedRecord)
-        warnings.formatwarning = lambda message, *_: f"warning: {message}\n"
         frame, report = load_records(args.results, args.suite, prefixes=("eval/", "absolute/"))
+    for warning in caught:
+        print(f"warning: {warning.message}", file=sys.stderr)
     print(report)
     if frame.empty:
         where = f"suite {args.suite!r} under {args.results / 'runs'}" if args.suite else str(args.results / "runs")

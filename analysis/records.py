@@ -54,7 +54,9 @@ def load_records(results: Path, suite: str | None = None, prefixes: tuple[str, .
             continue
         completed = [n for n, r in attempts(run_dir) if r.get("status") == "COMPLETED"]
         if not completed:
-            report.skip(run_dir, f"{run_status(run_dir)} run")
+            numbered = [d for d in run_dir.iterdir() if d.is_dir() and d.name.isdigit()]
+            unreadable = len(numbered) > len(attempts(run_dir))
+            report.skip(run_dir, "unreadable record (run.json)" if unreadable else f"{run_status(run_dir)} run")
             continue
         attempt = run_dir / str(completed[-1])
         try:

@@ -58,9 +58,9 @@ def execute(spec: RunSpec, results_dir: Path, progress=None, interrupt_after: in
     SETTINGS.CAPTURE_MODE = "sys"  # fd capture deadlocks with subprocesses (sacred #705)
     import envs
 
-    record_dir = results_dir / "runs" / spec.run_id
-    # the backend that actually runs is fixed in the record, so results never mix backends
+    # the backend that actually runs is fixed in the record and its path, so results never mix backends
     spec = dataclasses.replace(spec, backend=envs.resolve_backend(spec.task, spec.backend, quiet=True))
+    record_dir = results_dir / "runs" / spec.run_id
     config, algo_config = run_config(spec)
     ex = Experiment(f"{spec.algorithm}:{spec.task}", interactive=True, save_git_info=False)
     ex.observers.append(FileStorageObserver(str(record_dir), copy_sources=False))

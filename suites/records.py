@@ -1,5 +1,8 @@
 """Run records on disk: ``results/runs/<suite>/<task>/<algorithm>/seed_<k>/``.
 
+StarCraft II runs of a SMAC task live under ``<task>_sc2`` beside the simulator's, so the two backends
+never share a record, a skip decision or a resume.
+
 Each run directory is the base directory of its own Sacred FileStorageObserver, so parallel runs never
 share one. Sacred numbers its attempts ``1/``, ``2/``, ... (a resumed run is a new attempt); the
 suite's ``checkpoint.pt`` and ``best_policy.pt`` sit beside them.
@@ -10,6 +13,11 @@ import json
 from pathlib import Path
 
 DONE, PARTIAL, FAILED, PENDING = "done", "partial", "failed", "pending"
+
+
+def run_id(suite: str, task: str, algorithm: str, seed: int, backend: str) -> str:
+    task_dir = task.replace("/", "_") + ("_sc2" if backend == "sc2" else "")
+    return f"{suite}/{task_dir}/{algorithm}/seed_{seed}"
 
 
 def attempts(record_dir: Path) -> list[tuple[int, dict]]:

@@ -68,12 +68,11 @@ def expand(args) -> list[RunSpec]:
                               f"valid budgets: {', '.join(suite.budgets)}")
     steps, interval = suite.budgets[budget]
     steps = args.steps or steps
-    envs.resolve_backend(tasks[0], args.backend, quiet=True)  # validates the name, fails early if missing
     _check_device(args.device)
     _check_launcher(args)
     return [RunSpec(suite=suite.name, task=t, algorithm=a, preset=args.preset or suite.preset, seed=k, steps=steps,
                     eval_interval=min(interval, steps), eval_episodes=args.eval_episodes or suite.eval_episodes,
-                    device=args.device, backend=args.backend)
+                    device=args.device, backend=envs.resolve_backend(t, args.backend, quiet=True))
             for t in tasks for a in algos for k in range(args.seeds or suite.seeds)]
 
 
@@ -143,9 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         for s in runs:
             print(f"{statuses[s.run_id]:8s} {s.run_id}  ({s.steps} steps, preset {s.preset})")
         return 0
-    if args.backend == "auto":
+    smac = [s.task for s in runs if s.task.startswith("smac/")]
+    if args.backend == "auto" and smac:
         import envs
-        envs.resolve_backend(runs[0].task, "auto")  # prints the one-line notice once
+        envs.resolve_backend(smac[0], "auto")  # prints the one-line notice once
 
     todo = [s for s in runs if statuses[s.run_id] != DONE]
     try:

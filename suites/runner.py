@@ -22,6 +22,7 @@ import torch
 
 import envs
 from algorithms import Divergence, Transition, make_algorithm, make_config
+from suites import records
 
 ABSOLUTE_FACTOR = 10
 
@@ -43,7 +44,7 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        return f"{self.suite}/{self.task.replace('/', '_')}/{self.algorithm}/seed_{self.seed}"
+        return records.run_id(self.suite, self.task, self.algorithm, self.seed, self.backend)
 
 
 class MetricLog:

@@ -75,3 +75,29 @@ def shortest_path_actions(env, step) -> torch.Tensor:
                 cost.append(distance[i, row + MOVES[turned][0], col + MOVES[turned][1], turned])
             actions[b, i] = int(min(range(len(cost)), key=cost.__getitem__))
     return actions
+
+
+def write_record(results, suite: str, task: str, algorithm: str, seed: int, family: str = "smac", backend: str = "sim",
+                 evals: dict[int, float] | None = None, absolute: float | None = None, status: str = "COMPLETED",
+                 checkpoint: bool = False) -> None:
+    """A Sacred record as ``suites.experiment`` leaves it (attempt 1), with the headline metric only."""
+    import json
+
+    metric = {"smac": "win_rate", "flatland": "completion"}[family]
+    backend = "flatland" if family == "flatland" else backend
+    from suites.records import run_id
+
+    run_dir = results / "runs" / run_id(suite, task, algorithm, seed, backend)
+    attempt = run_dir / "1"
+    attempt.mkdir(parents=True)
+    config = dict(suite=suite, family=family, task=task, backend=backend, algorithm=algorithm, preset="tiny", seed=seed)
+    evals = evals or {}
+    metrics = {f"eval/{metric}": {"steps": list(evals), "values": list(evals.values())},
+               "eval/return_mean": {"steps": list(evals), "values": [20 * v for v in evals.values()]}}
+    if absolute is not None:
+        metrics[f"absolute/{metric}"] = {"steps": [max(evals, default=0)], "values": [absolute]}
+    (attempt / "config.json").write_text(json.dumps(config))
+    (attempt / "metrics.json").write_text(json.dumps(metrics))
+    (attempt / "run.json").write_text(json.dumps({"status": status}))
+    if checkpoint:
+        (run_dir / "checkpoint.pt").write_bytes(b"")

@@ -159,7 +159,7 @@ def test_bad_numbers_name_the_option(argv, message, capsys):
     assert exc.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_analysis_turns_records_into_figures_and_tables(tmp_path):
+def test_analysis_turns_records_into_figures_and_tables(tmp_path, capsys):
     from analysis import make_plots
 
     for seed in (0, 1):
@@ -169,7 +169,8 @@ def test_analysis_turns_records_into_figures_and_tables(tmp_path):
     broken.mkdir(parents=True)
     (broken / "run.json").write_text('{"status": "COMPLETED"')
     assert make_plots.main(["--results", str(tmp_path), "--reps", "200"]) == 0
+    assert "seed_9: unreadable record (run.json)" in capsys.readouterr().err
     assert (tmp_path / "figures" / "test_smac_sim_curves.png").exists()
     table = (tmp_path / "tables" / "test_smac_sim_absolute_win_rate.md").read_text()
-    assert "smac/3m" in table and "all tasks (IQM)" in table
+    assert "smac/3m" in table and "| all tasks | mappo       | IQM" in table
     assert make_plots.main(["--results", str(tmp_path / "empty")]) == 1

@@ -1,0 +1,134 @@
+"""Analysis on synthetic Sacred records with known answers: statistics, skipped records, coverage,
+backends kept apart, output names and the marl-eval export schema."""
+import json
+
+import numpy as np
+import pytest
+from rliable import metrics
+
+from analysis import make_plots, stats
+from analysis.records import SkippedRecord, load_records
+from tests.helpers import write_record
+
+ALGOS = ("mabl", "mabl_single_level", "mamba", "mappo")
+
+
+def test_iqm_and_probability_of_improvement_match_rliable():
+    assert stats.iqm(np.array([[4.0], [1.0], [3.0], [2.0]])) == 2.5  # drop 1 and 4
+    rng = np.random.default_rng(0)
+    for shape in [(5, 3), (7, 4), (10, 1), (3, 5)]:
+        a = rng.random(shape)
+        assert stats.iqm(a) == pytest.approx(metrics.aggregate_iqm(a))
+        x, y = rng.integers(0, 3, shape) / 2, rng.integers(0, 3, (4, shape[1])) / 2  # many ties
+        assert stats.probability_of_improvement(x, y) == pytest.approx(metrics.probability_of_improvement(x, y))
+        assert stats.probability_of_improvement(x, x) == pytest.approx(0.5)
+    curves = rng.random((5, 3, 7))
+    assert stats.iqm(curves) == pytest.approx([metrics.aggregate_iqm(curves[..., t]) for t in range(7)])
+    assert stats.probability_of_improvement(np.ones((3, 2)), np.zeros((4, 2))) == 1.0
+
+
+def test_intervals_contain_the_truth_and_are_reproducible():
+    rng = np.random.default_rng(1)
+    scores = {"a": rng.uniform(0, 1, (10, 5)), "b": rng.beta(2, 5, (10, 5))}  # true means 0.5 and 2/7
+    table = stats.aggregate_table(scores, reps=500)
+    mean = table[table.statistic == "Mean"].set_index("algorithm")
+    for algo, truth in (("a", 0.5), ("b", 2 / 7)):
+        assert mean.lower[algo] < truth < mean.upper[algo]
+        assert mean.lower[algo] <= mean.point[algo] <= mean.upper[algo]
+    iqm = table[table.statistic == "IQM"].set_index("algorithm")
+    assert iqm.lower["a"] < 0.5 < iqm.upper["a"]  # the IQM of U(0, 1) is 0.5
+    assert table.equals(stats.aggregate_table(scores, reps=500))  # seeded: same numbers every time
+    # one algorithm's interval does not depend on which others are analysed alongside it
+    alone = stats.aggregate_table({"b": scores["b"]}, reps=500)
+    assert np.allclose(alone.lower, table[table.algorithm == "b"].lower)
+
+
+def _suite(results, suite="synthetic", backend="sim", seeds=3, tasks=("smac/3m", "smac/2s3z"), algos=ALGOS,
+           steps=(0, 100, 200)):
+    for task in tasks:
+        for i, algo in enumerate(algos):
+            for seed in range(seeds):
+                final = min(1.0, 0.2 * i + 0.05 * seed)
+                write_record(results, suite, task, algo, seed, backend=backend,
+                             evals={s: final * s / steps[-1] for s in steps}, absolute=final)
+
+
+def test_curves_are_on_the_evaluation_steps_every_run_has(tmp_path):
+    _suite(tmp_path, seeds=2)
+    write_record(tmp_path, "synthetic", "smac/3m", "mappo", 2, evals={0: 0.0, 100: 0.5, 150: 0.6, 200: 1.0},
+                 absolute=1.0)  # an extra evaluation point the other runs lack
+    frame, _ = load_records(tmp_path)
+    arrays, steps = stats.curve_arrays(frame[frame.metric == "eval/win_rate"])
+    assert list(steps) == [0, 100, 200]
+    assert arrays["mappo"].shape == (2, 2, 3)  # seed 2 lacks smac/2s3z, so only seeds complete on both tasks
+    curves = stats.iqm_curves(arrays, steps, reps=100)
+    assert sorted(curves.step.unique()) == [0, 100, 200]
+    assert curves[curves.step == 0].point.tolist() == [0.0] * 4
+
+
+def test_failed_partial_and_corrupt_records_are_skipped_with_a_warning_each(tmp_path):
+    _suite(tmp_path, seeds=1, algos=("mappo",))
+    write_record(tmp_path, "synthetic", "smac/3m", "mappo", 1, status="FAILED")
+    write_record(tmp_path, "synthetic", "smac/3m", "mappo", 2, status="RUNNING", checkpoint=True)
+    write_record(tmp_path, "synthetic", "smac/3m", "mappo", 3)
+    (tmp_path / "runs/synthetic/smac_3m/mappo/seed_3/1/metrics.json").write_text('{"eval/win_rate": {"steps": [0')
+    with pytest.warns(SkippedRecord) as caught:
+        frame, report = load_records(tmp_path)
+    assert len(caught) == 3 and report.loaded == 2
+    assert str(report) == ("loaded 2 completed run(s); skipped 3; 1 failed run; 1 partial run; 1 unreadable record")
+    assert sorted(frame.seed.unique()) == [0]
+
+
+def test_coverage_reports_missing_seeds_and_tasks(tmp_path):
+    _suite(tmp_path, seeds=3, algos=("mabl",))
+    _suite(tmp_path, seeds=2, algos=("mappo",), tasks=("smac/3m",))
+    frame, _ = load_records(tmp_path)
+    assert stats.coverage(frame) == ["mappo: missing task(s) smac/2s3z", "mappo: smac/3m missing seed(s) 2"]
+
+
+def test_make_plots_writes_every_output_and_keeps_backends_apart(tmp_path, capsys):
+    _suite(tmp_path)
+    _suite(tmp_path, backend="sc2", algos=("mappo",), seeds=2)
+    write_record(tmp_path, "other", "flatland/5_agents", "mabl", 0, family="flatland", evals={0: 0.1, 50: 0.4},
+                 absolute=0.4)
+    assert make_plots.main(["--results", str(tmp_path), "--reps", "100", "--suite", "synthetic"]) == 0
+    out = capsys.readouterr().out
+    assert "SMAC (simulator), suite synthetic: 24 run(s)" in out and "SMAC (StarCraft II), suite synthetic: 4 run(s)" in out
+    assert "other" not in out  # --suite filters
+    names = {p.name for p in (tmp_path / "figures").iterdir()} | {p.name for p in (tmp_path / "tables").iterdir()}
+    stem = "synthetic_smac_sim"
+    for base in ("curves", "iqm_curve", "aggregates", "profiles", "improvement", "ablation"):
+        assert {f"{stem}_{base}.png", f"{stem}_{base}.pdf"} <= names
+    for base in ("absolute_win_rate", "improvement", "ablation"):
+        assert {f"{stem}_{base}.{ext}" for ext in ("md", "tex", "csv")} <= names
+    assert f"{stem}_iqm_curve.csv" in names
+    # StarCraft II results have their own outputs, never pooled with the simulator's
+    sc2 = (tmp_path / "tables" / "synthetic_smac_sc2_absolute_win_rate.csv").read_text()
+    assert "mabl" not in sc2 and "mappo" in sc2
+    sim = (tmp_path / "tables" / f"{stem}_absolute_win_rate.md").read_text()
+    assert "all tasks" in sim and "Optimality gap" in sim
+    # mappo's final scores (0.6, 0.65, 0.7) beat mabl's (0, 0.05, 0.1) on every pair: P(mabl > mappo) = 0
+    improvement = (tmp_path / "tables" / f"{stem}_improvement.csv").read_text()
+    assert "P(mabl > mappo),0.0,0.0,0.0" in improvement
+
+
+def test_marl_eval_export_schema(tmp_path):
+    _suite(tmp_path, seeds=2, algos=("mabl", "mappo"))
+    assert make_plots.main(["--results", str(tmp_path), "--reps", "50"]) == 0
+    data = json.loads((tmp_path / "marl_eval" / "synthetic_smac_sim.json").read_text())
+    assert list(data) == ["smac_sim"] and set(data["smac_sim"]) == {"3m", "2s3z"}
+    runs = data["smac_sim"]["3m"]["mappo"]
+    assert set(runs) == {"seed_0", "seed_1"}
+    run = runs["seed_1"]
+    assert list(run) == ["step_0", "step_1", "step_2"]
+    assert [run[k]["step_count"] for k in run] == [0, 100, 200]
+    assert all(isinstance(run[k]["win_rate"], list) and len(run[k]["win_rate"]) == 1 for k in run)
+    assert "absolute_metrics" in run["step_2"] and "absolute_metrics" not in run["step_1"]
+    assert run["step_2"]["absolute_metrics"]["win_rate"] == [0.25]
+    assert all("," not in algo for algo in data["smac_sim"]["3m"])  # marl-eval splits pairs on commas
+
+
+def test_empty_results_say_what_to_do(tmp_path, capsys):
+    assert make_plots.main(["--results", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "no completed runs" in err and "python -m suites.run smoke" in err
