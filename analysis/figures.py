@@ -10,8 +10,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from analysis.stats import BOOTSTRAP_SEED  # noqa: E402
-
 sns.set_theme(style="whitegrid", context="paper")
 
 
@@ -38,15 +36,14 @@ def _bands(ax, data: pd.DataFrame, x: str, palette: dict) -> None:
         ax.fill_between(group[x], group.lower, group.upper, color=palette[algo], alpha=0.2, linewidth=0)
 
 
-def task_curves(evals: pd.DataFrame, metric: str, title: str, path: Path) -> list[Path]:
-    """Evaluation metric against environment steps, one panel per task (mean over seeds, 95% bootstrap CI)."""
-    tasks = sorted(evals.task.unique())
-    palette = _palette(evals.algorithm.unique())
+def task_curves(curves: pd.DataFrame, metric: str, title: str, path: Path) -> list[Path]:
+    """Evaluation metric against environment steps, one panel per task (IQM over seeds, 95% intervals)."""
+    tasks = sorted(curves.task.unique())
+    palette = _palette(curves.algorithm.unique())
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.4), squeeze=False)
     for ax, task in zip(axes[0], tasks):
-        sns.lineplot(data=evals[evals.task == task], x="step", y="value", hue="algorithm", palette=palette,
-                     errorbar=("ci", 95), n_boot=1000, seed=BOOTSTRAP_SEED, ax=ax)
-        ax.set(title=task, xlabel="environment steps", ylabel=metric.replace("_", " "))
+        _bands(ax, curves[curves.task == task], "step", palette)
+        ax.set(title=task, xlabel="environment steps", ylabel=f"IQM {metric.replace('_', ' ')}")
     fig.suptitle(title)
     return _save(fig, path)
 

@@ -5,14 +5,14 @@
 Per benchmark (a suite on one family and backend: results of different backends are never pooled), with
 the headline metric (SMAC win rate, Flatland completion) and rliable's 95% stratified-bootstrap intervals:
 
-  figures/<stem>_curves        evaluation metric against environment steps, per task
+  figures/<stem>_curves        evaluation metric against environment steps, per task (IQM over seeds)
   figures/<stem>_iqm_curve     sample efficiency: IQM across tasks and runs at each evaluation step
   figures/<stem>_aggregates    IQM, mean, median and optimality gap across tasks, per algorithm
   figures/<stem>_profiles      performance profiles of the absolute metric
   figures/<stem>_improvement   probability that MABL improves on each baseline
   figures/<stem>_ablation      MABL against its single-level ablation, per task
   tables/<stem>_absolute_<metric>, tables/<stem>_improvement, tables/<stem>_ablation   (.md .tex .csv)
-  tables/<stem>_iqm_curve.csv, marl_eval/<stem>.json (marl-eval's raw-data format)
+  tables/<stem>_curves.csv, tables/<stem>_iqm_curve.csv, marl_eval/<stem>.json (marl-eval's raw-data format)
 
 where <stem> is <suite>_<family>_<backend>. Figures are PNG and PDF. Bootstraps are seeded, so the
 outputs are reproducible. Exit code 1 when there is nothing to analyse.
@@ -49,7 +49,9 @@ def analyse(group: pd.DataFrame, stem: str, title: str, metric: str, results: Pa
     figs, tabs = results / "figures", results / "tables"
     absolute = group[group.metric == f"absolute/{metric}"]
     evals = group[group.metric == f"eval/{metric}"]
-    written = figures.task_curves(evals, metric, title, figs / f"{stem}_curves")
+    per_task_curves = stats.task_curves(evals, reps)
+    per_task_curves.to_csv(tabs / f"{stem}_curves.csv", index=False)
+    written = [tabs / f"{stem}_curves.csv"] + figures.task_curves(per_task_curves, metric, title, figs / f"{stem}_curves")
     per_task = stats.per_task_table(absolute, reps)
     matrices, _ = stats.score_matrices(absolute)
     aggregates = stats.aggregate_table(matrices, reps)

@@ -102,6 +102,15 @@ def iqm_curves(arrays: dict[str, np.ndarray], steps: np.ndarray, reps: int) -> p
                       for algo, (p, lo, hi) in est.items()], ignore_index=True)
 
 
+def task_curves(evals: pd.DataFrame, reps: int) -> pd.DataFrame:
+    """Per task, the IQM over seeds at every evaluation step, with intervals (a tidy frame)."""
+    frames = []
+    for task, group in evals.groupby("task"):
+        arrays, steps = curve_arrays(group)
+        frames.append(iqm_curves(arrays, steps, reps).assign(task=task))
+    return pd.concat(frames, ignore_index=True)
+
+
 def performance_profiles(matrices: dict[str, np.ndarray], reps: int) -> pd.DataFrame:
     """Fraction of runs scoring above tau, for tau in [0, 1], with intervals (score distributions)."""
     def profile(scores):
