@@ -90,10 +90,10 @@ SUITES: dict[str, Suite] = {
             tasks=("smac/3m", "smac/2s3z", "flatland/2_agents"),
             algorithms=ALGORITHMS,
             preset="tiny",
-            budgets={"tiny": (1_024, 512)},
+            budgets={"tiny": (2_048, 1_024)},
             default_budget="tiny",
             seeds=1,
-            eval_episodes=8,
+            eval_episodes=4,
         ),
     )
 }

@@ -78,10 +78,15 @@ def test_record_states_decide_skip_and_resume(tmp_path, capsys, monkeypatch):
     assert capsys.readouterr().out.count("done (skipped)") == 2
 
 
+def _break_checkpoint(results: Path, seed: int) -> None:
+    """A garbage checkpoint makes that run fail when it tries to resume, as a real corrupt file would."""
+    run_dir = results / "runs" / f"smoke/smac_3m/mappo/seed_{seed}"
+    run_dir.mkdir(parents=True)
+    (run_dir / "checkpoint.pt").write_text("not a checkpoint")
+
+
 def test_parallel_launcher_isolates_a_failing_run(tmp_path, capsys):
-    broken = tmp_path / "runs" / "smoke/smac_3m/mappo/seed_0"
-    broken.mkdir(parents=True)
-    (broken / "checkpoint.pt").write_text("not a checkpoint")
+    _break_checkpoint(tmp_path, 0)
     code = cli.main(["smoke", "--seeds", "3", "--jobs", "2", "--results", str(tmp_path), *FAST])
     out = capsys.readouterr()
     assert code == 1
@@ -104,9 +109,7 @@ def test_parallel_runs_record_what_a_sequential_run_records(tmp_path):
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray not installed (pip install -e '.[ray]')")
 def test_ray_launcher_runs_a_suite_on_a_local_instance(tmp_path, capsys):
-    broken = tmp_path / "runs" / "smoke/smac_3m/mappo/seed_1"
-    broken.mkdir(parents=True)
-    (broken / "checkpoint.pt").write_text("not a checkpoint")
+    _break_checkpoint(tmp_path, 1)
     code = cli.main(["smoke", "--seeds", "2", "--launcher", "ray", "--results", str(tmp_path), *FAST])
     out = capsys.readouterr()
     assert code == 1 and "1 run(s) failed: smoke/smac_3m/mappo/seed_1" in out.err

@@ -1,0 +1,57 @@
+"""CI regression checks on short runs against the committed references in results/reference/
+(``tox -e regression`` runs only these; refresh with ``python -m suites.regression --refresh``)."""
+import pytest
+
+from suites import regression
+from suites.definitions import SUITES
+from suites.records import run_id as record_id
+
+
+def run_id(task: str, algorithm: str) -> str:
+    return record_id("regression", task, algorithm, 0, backend="sim")
+
+REFERENCE = dict(task="smac/3m", algorithm="mappo", steps=2048, metric="win_rate", absolute=0.5,
+                 steps_per_second=100.0, losses_finite=True, losses_falling=["train/value_loss"])
+
+
+def test_every_regression_run_has_a_committed_reference():
+    suite = SUITES["regression"]
+    expected = {run_id(t, a) for t in suite.tasks for a in suite.algorithms}
+    assert len(expected) == 12
+    for run in expected:
+        assert regression.reference_path(run).exists(), f"missing reference for {run}"
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({}, None),
+    ({"losses_finite": False}, "a training loss is not finite"),
+    ({"losses_falling": []}, "train/value_loss no longer falls over the run"),
+    ({"absolute": 0.8}, "absolute win_rate 0.800 is outside 0.500 ± 0.25"),
+    ({"absolute": 0.74}, None),
+    ({"steps_per_second": 49.0}, "throughput 49.0 steps/s is below half the reference 100.0"),
+    ({"steps_per_second": 51.0}, None),
+])
+def test_compare_flags_each_kind_of_regression(change, problem):
+    problems = regression.compare({**REFERENCE, **change}, REFERENCE)
+    assert problems == ([problem] if problem else [])
+
+
+def test_falling_means_the_last_third_below_the_first():
+    assert regression._falls([3.0, 2.0, 2.5, 1.0])
+    assert not regression._falls([1.0, 2.0, 3.0])
+    assert not regression._falls([1.0])
+
+
+@pytest.fixture(scope="module")
+def summaries(tmp_path_factory):
+    return regression.run_suite(tmp_path_factory.mktemp("regression"))
+
+
+@pytest.mark.regression
+@pytest.mark.parametrize("task", SUITES["regression"].tasks)
+@pytest.mark.parametrize("algorithm", SUITES["regression"].algorithms)
+def test_short_run_matches_its_reference(summaries, task, algorithm):
+    import json
+
+    reference = json.loads(regression.reference_path(run_id(task, algorithm)).read_text())
+    assert regression.compare(summaries[run_id(task, algorithm)], reference) == []
