@@ -8,8 +8,8 @@ committed in ``results/reference/``.
 Per run the check requires: every training loss finite; each fitted loss (all but the PPO surrogate
 objectives) that fell in the reference run (mean of its last third below the mean of its first third)
 still falls; the absolute metric (SMAC win rate, Flatland completion) within ``BAND`` of the reference;
-training throughput at least half the reference's. CPU runs are deterministic for a given torch build, so the band only absorbs changes
-across builds and platforms.
+training throughput at least half the reference's. CPU runs are deterministic for a given torch
+build, so the band only absorbs changes across builds and platforms.
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
 """Suite expansion, skip/resume decisions from record states, and the local and Ray launchers."""
+import dataclasses
 import importlib.util
 import json
 from pathlib import Path
@@ -132,3 +133,15 @@ def test_ray_missing_says_how_to_install(tmp_path, capsys, monkeypatch):
 def test_bad_launcher_options_exit_2(argv, message, tmp_path, capsys):
     assert cli.main(["smoke", "--results", str(tmp_path), *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_cuda_runs_are_spread_round_robin_over_the_visible_gpus():
+    from suites.launchers import spread_devices
+
+    runs = expand("smoke", "--seeds", "3", "--tasks", "smac/3m", "--algorithms", "mappo", "--backend", "sim")
+    cuda = [dataclasses.replace(r, device="cuda") for r in runs]
+    assert [r.device for r in spread_devices(cuda, gpu_count=2)] == ["cuda:0", "cuda:1", "cuda:0"]
+    assert [r.device for r in spread_devices(cuda, gpu_count=1)] == ["cuda"] * 3  # one GPU: nothing to spread
+    pinned = [dataclasses.replace(r, device="cuda:1") for r in runs]
+    assert [r.device for r in spread_devices(pinned, gpu_count=4)] == ["cuda:1"] * 3  # an explicit index is kept
+    assert [r.device for r in spread_devices(runs, gpu_count=2)] == ["cpu"] * 3
