@@ -14,8 +14,8 @@ the headline metric (SMAC win rate, Flatland completion) and rliable's 95% strat
   tables/<stem>_absolute_<metric>, tables/<stem>_improvement, tables/<stem>_ablation   (.md .tex .csv)
   tables/<stem>_curves.csv, tables/<stem>_iqm_curve.csv, marl_eval/<stem>.json (marl-eval's raw-data format)
 
-where <stem> is <suite>_<family>_<backend>. Figures are PNG and PDF. Bootstraps are seeded, so the
-outputs are reproducible. Exit code 1 when there is nothing to analyse.
+where <stem> is <suite>_<benchmark>, and <benchmark> is smac_sim, smac_sc2 or flatland. Figures are
+PNG and PDF. Bootstraps are seeded, so the outputs are reproducible. Exit code 1 when there is nothing to analyse.
 """
 from __future__ import annotations
 
@@ -44,8 +44,10 @@ def ablation_table(per_task: pd.DataFrame, matrices: dict, reps: int) -> pd.Data
     return pd.concat([rows, improvement[rows.columns]], ignore_index=True)
 
 
-def analyse(group: pd.DataFrame, stem: str, title: str, metric: str, results: Path, reps: int) -> list[Path]:
-    """Every output of one benchmark; returns the files written."""
+def analyse(group: pd.DataFrame, suite: str, benchmark: str, title: str, metric: str, results: Path,
+            reps: int) -> list[Path]:
+    """Every output of one benchmark (``benchmark`` names the family and backend); returns the files written."""
+    stem = f"{suite}_{benchmark}"
     figs, tabs = results / "figures", results / "tables"
     absolute = group[group.metric == f"absolute/{metric}"]
     evals = group[group.metric == f"eval/{metric}"]
@@ -72,8 +74,7 @@ def analyse(group: pd.DataFrame, stem: str, title: str, metric: str, results: Pa
     if {"mabl", "mabl_single_level"} <= set(matrices):
         written += write_table(ablation_table(per_task, matrices, reps), tabs / f"{stem}_ablation")
         written += figures.ablation(per_task, metric, f"{title}: ablation", figs / f"{stem}_ablation")
-    environment = stem.split("_", 1)[1]  # <family>_<backend>
-    written.append(write_marl_eval(group, environment, [metric, "return_mean"], results / "marl_eval" / f"{stem}.json"))
+    written.append(write_marl_eval(group, benchmark, [metric, "return_mean"], results / "marl_eval" / f"{stem}.json"))
     return written
 
 
@@ -100,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         (args.results / sub).mkdir(parents=True, exist_ok=True)
     for (suite, family, backend), group in frame.groupby(["suite", "family", "backend"]):
         label = benchmark_label(family, backend)
-        stem = f"{suite}_{family}_{backend}"
-        written = analyse(group, stem, f"{label}: {suite}", HEADLINE[family], args.results, args.reps)
+        benchmark = family if backend == family else f"{family}_{backend}"  # smac_sim, smac_sc2, flatland
+        written = analyse(group, suite, benchmark, f"{label}: {suite}", HEADLINE[family], args.results, args.reps)
         print(f"\n{label}, suite {suite}: {group.groupby(['task', 'algorithm', 'seed']).ngroups} run(s), "
               f"{len(written)} file(s) under {args.results}")
         for line in stats.coverage(group):

@@ -19,11 +19,17 @@ def main(argv: list[str]) -> int:
     fields["overrides"] = tuple(tuple(pair) for pair in fields.get("overrides", ()))
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     spec = RunSpec(**fields)
+    from tqdm import tqdm
+
+    # the log file gets a progress line every 30 s: `tail -f <run>/launcher.log` to follow a run
+    bar = tqdm(total=spec.steps, desc=spec.run_id, unit="step", mininterval=30, ascii=True, file=sys.stderr)
     try:
-        result = execute(spec, results)
+        result = execute(spec, results, progress=bar)
     except Exception as err:
         print(f"run {spec.run_id} failed: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
+    finally:
+        bar.close()
     print(f"run {spec.run_id} completed: {result['absolute']}")
     return 0
 

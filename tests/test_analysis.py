@@ -113,9 +113,12 @@ def test_make_plots_writes_every_output_and_keeps_backends_apart(tmp_path, capsy
 
 
 def test_marl_eval_export_schema(tmp_path):
-    _suite(tmp_path, seeds=2, algos=("mabl", "mappo"))
+    _suite(tmp_path, suite="my_suite", seeds=2, algos=("mabl", "mappo"))
+    write_record(tmp_path, "my_suite", "flatland/5_agents", "mabl", 0, family="flatland", evals={0: 0.1}, absolute=0.4)
     assert make_plots.main(["--results", str(tmp_path), "--reps", "50"]) == 0
-    data = json.loads((tmp_path / "marl_eval" / "synthetic_smac_sim.json").read_text())
+    flatland = json.loads((tmp_path / "marl_eval" / "my_suite_flatland.json").read_text())
+    assert flatland["flatland"]["5_agents"]["mabl"]["seed_0"]["step_0"]["absolute_metrics"] == {"completion": [0.4]}
+    data = json.loads((tmp_path / "marl_eval" / "my_suite_smac_sim.json").read_text())
     assert list(data) == ["smac_sim"] and set(data["smac_sim"]) == {"3m", "2s3z"}
     runs = data["smac_sim"]["3m"]["mappo"]
     assert set(runs) == {"seed_0", "seed_1"}
