@@ -171,6 +171,9 @@ class SmacSimulator(MultiAgentEnv):
         self.hits_ground, self.hits_air = col(lambda t: t.hits_ground, torch.bool), col(lambda t: t.hits_air, torch.bool)
         self.hp_regen = col(lambda t: t.hp_regen / U.LOOPS_PER_SECOND)
         self.healer = col(lambda t: t.healer, torch.bool)
+        # fixed by the map: plain bools, so the step never reads a tensor back to the host (a sync on GPU)
+        self.any_healer = any(t.healer for t in types)
+        self.enemy_healer = any(t.healer for t in types[N:])
         self.armed = col(lambda t: t.has_weapon, torch.bool)
         self.scan = col(lambda t: max(SCAN_RANGE, t.weapon_range))
         self.is_enemy = torch.arange(self.n_units, device=dev) >= N
@@ -391,8 +394,7 @@ class SmacSimulator(MultiAgentEnv):
         best_score, best = score.min(dim=2)
         chosen = torch.where(best_score.isfinite(), best, torch.full_like(best, -1))
         s.target[:, N:] = torch.where(keep, current, chosen)
-        heal = self.healer[N:]
-        if bool(heal.any()):  # enemy medivacs heal the nearest damaged biological friend
+        if self.enemy_healer:  # enemy medivacs heal the nearest damaged biological friend
             self._enemy_heal_targets(s, edge)
 
     def _enemy_heal_targets(self, s: _State, edge: torch.Tensor) -> None:
@@ -467,7 +469,7 @@ class SmacSimulator(MultiAgentEnv):
         fired_cd = s.cooldown.clamp(min=0) + self.period + jitter - dt
         s.cooldown = torch.where(fire, fired_cd, (s.cooldown - dt).clamp(min=0))
 
-        if bool(self.healer.any()):
+        if self.any_healer:
             self._heal(s, in_range)
         dead = s.alive & (s.hp <= 0)
         s.alive = s.alive & ~dead
