@@ -145,3 +145,14 @@ def test_cuda_runs_are_spread_round_robin_over_the_visible_gpus():
     pinned = [dataclasses.replace(r, device="cuda:1") for r in runs]
     assert [r.device for r in spread_devices(pinned, gpu_count=4)] == ["cuda:1"] * 3  # an explicit index is kept
     assert [r.device for r in spread_devices(runs, gpu_count=2)] == ["cpu"] * 3
+
+
+def test_a_worker_that_dies_without_a_record_is_reported_failed(tmp_path):
+    from suites.launchers import FAILED as FAILED_STATUS
+    from suites.launchers import _outcome_from_record
+
+    spec = expand("smoke", "--seeds", "1", *FAST)[0]
+    _record(tmp_path, spec.run_id, "RUNNING", checkpoint=True)  # killed (e.g. out of memory) mid-run
+    outcome = _outcome_from_record(spec, tmp_path, -9, tmp_path / "launcher.log")
+    assert outcome.status == FAILED_STATUS and "worker exited with code -9" in outcome.detail
+    assert run_status(tmp_path / "runs" / spec.run_id) == PARTIAL  # and a rerun resumes it
