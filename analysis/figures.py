@@ -10,13 +10,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from suites.definitions import ALGORITHMS  # noqa: E402
+
 sns.set_theme(style="whitegrid", context="paper")
 
 
 def _palette(algorithms) -> dict:
     """The same colour for an algorithm in every figure."""
-    order = ["mabl", "mabl_single_level", "mamba", "mappo"]
-    names = order + sorted(set(algorithms) - set(order))
+    names = list(ALGORITHMS) + sorted(set(algorithms) - set(ALGORITHMS))
     return dict(zip(names, sns.color_palette("colorblind", len(names))))
 
 

@@ -35,13 +35,13 @@ HEADLINE = {"smac": "win_rate", "flatland": "completion"}
 DEFAULT_RESULTS = Path(__file__).resolve().parent.parent / "results"
 
 
-def ablation_table(per_task: pd.DataFrame, matrices: dict, reps: int) -> pd.DataFrame:
-    """Per task and across tasks: MABL and single-level IQM, and P(MABL > single level)."""
+def ablation_table(per_task: pd.DataFrame, improvement: pd.DataFrame, seeds: int) -> pd.DataFrame:
+    """Per task and across tasks: MABL and single-level IQM, and P(MABL > single level) taken from the
+    improvement table (the same seeded bootstrap, so it is not computed twice)."""
     rows = per_task[per_task.algorithm.isin(["mabl", "mabl_single_level"])]
-    improvement = stats.improvement_table({k: matrices[k] for k in ("mabl", "mabl_single_level")}, reps)
-    improvement = improvement.rename(columns={"comparison": "statistic"}).assign(task="all tasks", algorithm="mabl",
-                                                                                 seeds=len(matrices["mabl"]))
-    return pd.concat([rows, improvement[rows.columns]], ignore_index=True)
+    across = improvement[improvement.comparison == "P(mabl > mabl_single_level)"]
+    across = across.rename(columns={"comparison": "statistic"}).assign(task="all tasks", algorithm="mabl", seeds=seeds)
+    return pd.concat([rows, across[rows.columns]], ignore_index=True)
 
 
 def analyse(group: pd.DataFrame, suite: str, benchmark: str, title: str, metric: str, results: Path,
@@ -55,7 +55,7 @@ def analyse(group: pd.DataFrame, suite: str, benchmark: str, title: str, metric:
     per_task_curves.to_csv(tabs / f"{stem}_curves.csv", index=False)
     written = [tabs / f"{stem}_curves.csv"] + figures.task_curves(per_task_curves, metric, title, figs / f"{stem}_curves")
     per_task = stats.per_task_table(absolute, reps)
-    matrices, _ = stats.score_matrices(absolute)
+    matrices = stats.score_matrices(absolute)
     aggregates = stats.aggregate_table(matrices, reps)
     written += write_table(pd.concat([per_task, aggregates], ignore_index=True), tabs / f"{stem}_absolute_{metric}")
     written += figures.interval_plot(aggregates, "algorithm", metric.replace("_", " "), title, figs / f"{stem}_aggregates")
@@ -72,7 +72,7 @@ def analyse(group: pd.DataFrame, suite: str, benchmark: str, title: str, metric:
         written += figures.interval_plot(improvement, "comparison", "probability of improvement", title,
                                          figs / f"{stem}_improvement", limits=(0, 1))
     if {"mabl", "mabl_single_level"} <= set(matrices):
-        written += write_table(ablation_table(per_task, matrices, reps), tabs / f"{stem}_ablation")
+        written += write_table(ablation_table(per_task, improvement, len(matrices["mabl"])), tabs / f"{stem}_ablation")
         written += figures.ablation(per_task, metric, f"{title}: ablation", figs / f"{stem}_ablation")
     written.append(write_marl_eval(group, benchmark, [metric, "return_mean"], results / "marl_eval" / f"{stem}.json"))
     return written

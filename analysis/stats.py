@@ -49,7 +49,7 @@ def intervals(score_dict: dict, func, reps: int) -> dict[str, tuple[np.ndarray, 
     return out
 
 
-def score_matrices(absolute: pd.DataFrame) -> tuple[dict[str, np.ndarray], list[str]]:
+def score_matrices(absolute: pd.DataFrame) -> dict[str, np.ndarray]:
     """Per algorithm, a (seeds x tasks) array of final scores over the seeds complete on every task."""
     tasks = sorted(absolute.task.unique())
     matrices = {}
@@ -57,7 +57,7 @@ def score_matrices(absolute: pd.DataFrame) -> tuple[dict[str, np.ndarray], list[
         table = group.pivot_table(index="seed", columns="task", values="value").reindex(columns=tasks).dropna()
         if len(table):
             matrices[algo] = table.to_numpy()
-    return matrices, tasks
+    return matrices
 
 
 def curve_arrays(evals: pd.DataFrame) -> tuple[dict[str, np.ndarray], np.ndarray]:

@@ -19,13 +19,14 @@ FLATLAND_BUDGETS = {"tiny": (5_000, 1_000), "short": (100_000, 5_000), "paper": 
 
 @dataclass(frozen=True)
 class Suite:
+    """Defaults are those of a full comparison: all four algorithms, ``paper`` preset and budget, 5 seeds."""
     name: str
     description: str
     tasks: tuple[str, ...]
-    algorithms: tuple[str, ...]
-    preset: str
     budgets: dict[str, tuple[int, int]]  # name -> (env steps, eval interval)
-    default_budget: str
+    algorithms: tuple[str, ...] = ALGORITHMS
+    preset: str = "paper"
+    default_budget: str = "paper"
     seeds: int = 5
     eval_episodes: int = 32
 
@@ -37,9 +38,8 @@ SUITES: dict[str, Suite] = {
             name="smoke",
             description="Tiny CPU check of the whole pipeline: the four algorithms on two simulator maps (minutes).",
             tasks=("smac/3m", "smac/2s3z"),
-            algorithms=ALGORITHMS,
-            preset="tiny",
             budgets={"tiny": (5_120, 1_280), "short": (51_200, 5_120), "paper": (512_000, 25_600)},
+            preset="tiny",
             default_budget="tiny",
             seeds=2,
             eval_episodes=8,
@@ -48,10 +48,7 @@ SUITES: dict[str, Suite] = {
             name="smac_superhard",
             description="The headline comparison: the four algorithms on SMAC's five Super Hard maps.",
             tasks=SUPER_HARD,
-            algorithms=ALGORITHMS,
-            preset="paper",
             budgets=SMAC_BUDGETS,
-            default_budget="paper",
         ),
         Suite(
             name="smac_paper",
@@ -61,36 +58,27 @@ SUITES: dict[str, Suite] = {
             # simulator lacks (2c_vs_64zg, so_many_baneling), plus 3m and 2s_vs_1sc from MAMBA's code examples.
             description="SMAC maps of the MABL/MAMBA experiments that the simulator has (see definitions.py).",
             tasks=("smac/3m", "smac/2s_vs_1sc", "smac/3s_vs_4z", "smac/3s_vs_5z") + SUPER_HARD,
-            algorithms=ALGORITHMS,
-            preset="paper",
             budgets=SMAC_BUDGETS,
-            default_budget="paper",
         ),
         Suite(
             name="flatland",
             description="The four algorithms on Flatland with 5, 10 and 20 trains (MAMBA's configurations).",
             tasks=("flatland/5_agents", "flatland/10_agents", "flatland/20_agents"),
-            algorithms=ALGORITHMS,
-            preset="paper",
             budgets=FLATLAND_BUDGETS,
-            default_budget="paper",
         ),
         Suite(
             name="ablation",
             description="MABL against MABL without its global level, on the Super Hard maps.",
             tasks=SUPER_HARD,
-            algorithms=("mabl", "mabl_single_level"),
-            preset="paper",
             budgets=SMAC_BUDGETS,
-            default_budget="paper",
+            algorithms=("mabl", "mabl_single_level"),
         ),
         Suite(
             name="regression",
             description="CI regression checks: tiny presets, two simulator maps and one Flatland task.",
             tasks=("smac/3m", "smac/2s3z", "flatland/2_agents"),
-            algorithms=ALGORITHMS,
-            preset="tiny",
             budgets={"tiny": (2_048, 1_024)},
+            preset="tiny",
             default_budget="tiny",
             seeds=1,
             eval_episodes=4,

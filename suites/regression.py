@@ -20,6 +20,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from suites.records import attempts
+
 REFERENCE = Path(__file__).resolve().parent.parent / "results" / "reference"
 BAND = 0.25
 THROUGHPUT_FLOOR = 0.5
@@ -33,7 +35,7 @@ def _falls(values: list[float]) -> bool:
 
 def summarise(record_dir: Path) -> dict:
     """The numbers a regression check compares, from one completed run's Sacred record."""
-    attempt = max((d for d in record_dir.iterdir() if d.name.isdigit()), key=lambda d: int(d.name))
+    attempt = record_dir / str(attempts(record_dir)[-1][0])
     metrics = json.loads((attempt / "metrics.json").read_text())
     config = json.loads((attempt / "config.json").read_text())
     metric = config["env_spec"]["metric"]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 def main(argv: list[str]) -> int:
     import torch
+    from tqdm import tqdm
 
     from suites.experiment import execute
     from suites.runner import RunSpec
@@ -19,8 +20,6 @@ def main(argv: list[str]) -> int:
     fields["overrides"] = tuple(tuple(pair) for pair in fields.get("overrides", ()))
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     spec = RunSpec(**fields)
-    from tqdm import tqdm
-
     # the log file gets a progress line every 30 s: `tail -f <run>/launcher.log` to follow a run
     bar = tqdm(total=spec.steps, desc=spec.run_id, unit="step", mininterval=30, ascii=True, file=sys.stderr)
     try:
