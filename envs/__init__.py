@@ -56,8 +56,11 @@ def check_task(task: str) -> None:
 
 
 def make(task: str, num_envs: int = 1, device: str | torch.device = "cpu", seed: int = 0,
-         backend: str = "auto", **kwargs) -> MultiAgentEnv:
+         backend: str = "auto", compile: bool = False, **kwargs) -> MultiAgentEnv:
     """Build ``num_envs`` batched environments of ``task`` on ``device``.
+
+    ``compile`` runs the SMAC simulator's step through ``torch.compile`` (see ``SmacSimulator``); the other
+    backends step outside torch, so it changes nothing there.
 
     Flatland takes ``workers`` (processes; 0 steps in-process), ``tree_depth``, ``state`` ("obs" or "rich")
     and task settings to change (``n_agents``, ``width``, ``height``, ``n_cities``, ``malfunction_rate``...)."""
@@ -76,4 +79,4 @@ def make(task: str, num_envs: int = 1, device: str | torch.device = "cpu", seed:
         return Sc2Env(name, num_envs=num_envs, device=device, seed=seed, **kwargs)
     from envs.smac.simulator import SmacSimulator
 
-    return SmacSimulator(name, num_envs=num_envs, device=device, seed=seed, **kwargs)
+    return SmacSimulator(name, num_envs=num_envs, device=device, seed=seed, compile=compile, **kwargs)

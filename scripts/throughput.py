@@ -1,6 +1,11 @@
 """Print SMAC simulator and MAPPO training throughput (environment steps per second).
 
-    python scripts/throughput.py [--device cpu|cuda] [--envs 512] [--maps 3s5z_vs_3s6z 27m_vs_30m]
+    python scripts/throughput.py [--device cpu|cuda] [--envs 512 ...] [--maps 3s5z_vs_3s6z 27m_vs_30m]
+                                 [--modes eager compiled] [--repeats 5] [--no-mappo]
+
+Each figure is the best of ``--repeats`` timed blocks of 30 steps (this machine's speed drifts by
++-20%), after warm-up steps that also compile the step and the restart graphs in compiled mode; peak
+memory is printed on CUDA.
 """
 from __future__ import annotations
 
@@ -15,24 +20,33 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from envs.smac.simulator import SmacSimulator  # noqa: E402
 
 
-def simulator_rate(name: str, num_envs: int, device: str, checked: bool, steps: int = 30) -> float:
-    env = SmacSimulator(name, num_envs=num_envs, device=device, seed=0, checked=checked)
+def simulator_rate(name: str, num_envs: int, device: str, checked: bool, compile: bool, repeats: int,
+                   steps: int = 30) -> tuple[float, float]:
+    """(env steps per second, seconds spent compiling and warming up)."""
+    env = SmacSimulator(name, num_envs=num_envs, device=device, seed=0, checked=checked, compile=compile)
     g = torch.Generator(device=device).manual_seed(0)
     step = env.reset()
 
     def act(avail):
         return torch.rand(avail.shape, generator=g, device=device).masked_fill(~avail, -1).argmax(-1)
 
-    for _ in range(3):
-        step = env.step(act(step.avail_actions))
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
+    def sync():
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
     start = time.perf_counter()
-    for _ in range(steps):
+    for _ in range(40 if compile else 3):  # in compiled mode, battles must end for the restart graph
         step = env.step(act(step.avail_actions))
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-    return steps * num_envs / (time.perf_counter() - start)
+    sync()
+    warmup = time.perf_counter() - start
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            step = env.step(act(step.avail_actions))
+        sync()
+        best = min(best, time.perf_counter() - start)
+    return steps * num_envs / best, warmup
 
 
 def mappo_rate(device: str, steps: int = 2048) -> float:
@@ -52,15 +66,27 @@ def mappo_rate(device: str, steps: int = 2048) -> float:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--device", default="cpu")
-    p.add_argument("--envs", type=int, default=512)
+    p.add_argument("--envs", type=int, nargs="+", default=[512])
     p.add_argument("--maps", nargs="+", default=["3s5z_vs_3s6z", "27m_vs_30m"])
+    p.add_argument("--modes", nargs="+", choices=("eager", "compiled"), default=["eager", "compiled"])
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--no-mappo", action="store_true")
     args = p.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
     for name in args.maps:
-        for checked in (True, False):
-            rate = simulator_rate(name, args.envs, args.device, checked)
-            print(f"simulator {name:14s} envs={args.envs:6d} checked={checked!s:5s} {rate:12,.0f} env steps/s")
-    print(f"MAPPO tiny on smac/3m, end to end incl. evaluation: {mappo_rate(args.device):,.0f} env steps/s")
+        for num_envs in args.envs:
+            for mode in args.modes:
+                for checked in (True, False):
+                    if args.device.startswith("cuda"):
+                        torch.cuda.reset_peak_memory_stats()
+                    rate, warmup = simulator_rate(name, num_envs, args.device, checked, mode == "compiled",
+                                                  args.repeats)
+                    memory = (f"  peak {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB"
+                              if args.device.startswith("cuda") else "")
+                    print(f"simulator {name:14s} envs={num_envs:6d} {mode:8s} checked={checked!s:5s} "
+                          f"{rate:12,.0f} env steps/s  (warm-up {warmup:.0f} s){memory}", flush=True)
+    if not args.no_mappo:
+        print(f"MAPPO tiny on smac/3m, end to end incl. evaluation: {mappo_rate(args.device):,.0f} env steps/s")
 
 
 if __name__ == "__main__":

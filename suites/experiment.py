@@ -42,7 +42,8 @@ def run_config(spec: RunSpec) -> tuple[dict, object]:
         "preset": spec.preset, "algorithm_config": dataclasses.asdict(algo_config),
         "backend": spec.backend, "seed": spec.seed,
         "budget_steps": spec.steps, "eval_interval": spec.eval_interval, "eval_episodes": spec.eval_episodes,
-        "eval_greedy": spec.eval_greedy, "device": spec.device, "env_spec": dataclasses.asdict(env_spec),
+        "eval_greedy": spec.eval_greedy, "device": spec.device, "compile_env": spec.compile_env,
+        "env_spec": dataclasses.asdict(env_spec),
         "versions": _versions(), "git": _git(),
     }, algo_config
 

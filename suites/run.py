@@ -40,6 +40,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", help="algorithm preset (default: the suite's)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--backend", default="auto", help="SMAC backend: auto, sim or sc2")
+    p.add_argument("--compile-env", action="store_true",
+                   help="torch.compile the SMAC simulator's step: 3-9x faster stepping after 30-70 s of compiling "
+                        "per run; worth it from about 100k steps")
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory")
     p.add_argument("--jobs", type=_positive("--jobs"), default=1,
                    help="local launcher: runs in parallel, each in its own process (default 1: in this process)")
@@ -72,7 +75,8 @@ def expand(args) -> list[RunSpec]:
     _check_launcher(args)
     return [RunSpec(suite=suite.name, task=t, algorithm=a, preset=args.preset or suite.preset, seed=k, steps=steps,
                     eval_interval=min(interval, steps), eval_episodes=args.eval_episodes or suite.eval_episodes,
-                    device=args.device, backend=envs.resolve_backend(t, args.backend, quiet=True))
+                    device=args.device, backend=envs.resolve_backend(t, args.backend, quiet=True),
+                    compile_env=args.compile_env)
             for t in tasks for a in algos for k in range(args.seeds or suite.seeds)]
 
 

@@ -40,6 +40,7 @@ class RunSpec:
     eval_greedy: bool = True
     device: str = "cpu"
     backend: str = "auto"
+    compile_env: bool = False  # torch.compile the SMAC simulator's step (training environments only)
     overrides: tuple = ()  # (field, value) pairs applied to the algorithm config
 
     @property
@@ -139,7 +140,7 @@ def train(spec: RunSpec, config, record_dir: Path, log: MetricLog, progress=None
     ckpt_path, best_path = record_dir / "checkpoint.pt", record_dir / "best_policy.pt"
     seed_everything(spec.seed)
     env = envs.make(spec.task, num_envs=config.num_envs, device=spec.device, seed=spec.seed,
-                    backend=spec.backend, checked=False)
+                    backend=spec.backend, checked=False, compile=spec.compile_env)
     algo = make_algorithm(spec.algorithm, env.spec, config, spec.device)
     metric = env.spec.metric
 

@@ -59,6 +59,23 @@ def test_interrupted_run_resumes_to_the_same_history(tmp_path):
     assert _learning(_metrics(tmp_path / "cut", spec)) == _learning(_metrics(tmp_path / "whole", spec))
 
 
+def test_compile_env_reaches_the_training_simulator_and_the_record(tmp_path, monkeypatch):
+    """--compile-env -> RunSpec -> envs.make -> SmacSimulator(compile=True) -> config.json. torch.compile
+    is replaced by a recorder here (the compiled step itself is tested in test_smac_mechanics)."""
+    import envs.smac.simulator as simulator
+
+    compiled = []
+    monkeypatch.setattr(simulator.torch, "compile", lambda fn, **kw: compiled.append(fn.__name__) or fn)
+    (spec,) = cli.expand(cli.parser().parse_args(
+        ["smoke", "--tasks", "smac/3m", "--algorithms", "mappo", "--seeds", "1", "--budget", "tiny",
+         "--steps", "256", "--compile-env", "--results", str(tmp_path)]))
+    assert spec.compile_env
+    execute(spec, tmp_path)
+    assert compiled == ["_advance", "_restart"]  # the training environment; evaluation stays eager
+    config = json.loads((tmp_path / "runs" / spec.run_id / "1" / "config.json").read_text())
+    assert config["compile_env"] is True
+
+
 @pytest.mark.parametrize("algorithm", ["mamba", "mabl", "mabl_single_level"])
 def test_world_models_run_through_the_suite_runner(tmp_path, algorithm):
     spec = RunSpec(seed=0, **{**TINY, "algorithm": algorithm, "steps": 640, "eval_interval": 320})

@@ -163,6 +163,9 @@ class SmacSimulator(MultiAgentEnv):
         self.s: _State | None = None
         self._advance_fn, self._restart_fn = self._advance, self._restart
         if compile:
+            # each map and batch size is a graph of its own; a suite run in one process may need more than
+            # dynamo's default of 8 before it would silently fall back to eager
+            torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
             options = _CPU_OPTIONS if self.device.type == "cpu" else None
             self._advance_fn = torch.compile(self._advance, dynamic=False, fullgraph=True, options=options)
             self._restart_fn = torch.compile(self._restart, dynamic=True, fullgraph=True, options=options)

@@ -8,11 +8,14 @@ from envs.smac.simulator import SmacSimulator
 
 
 @pytest.mark.parametrize("name", ["3s5z_vs_3s6z", "27m_vs_30m"])
-@pytest.mark.parametrize("checked", [True, False])
-def test_simulator_step(benchmark, name, checked):
-    env = SmacSimulator(name, num_envs=512, seed=0, checked=checked)
+@pytest.mark.parametrize("checked,compile", [(True, False), (False, False), (True, True), (False, True)])
+def test_simulator_step(benchmark, name, checked, compile):
+    env = SmacSimulator(name, num_envs=512, seed=0, checked=checked, compile=compile)
     g = torch.Generator().manual_seed(0)
     state = {"step": env.reset()}
+    for _ in range(40 if compile else 0):  # compile the step and, once battles end, the restart
+        avail = state["step"].avail_actions
+        state["step"] = env.step(torch.rand(avail.shape, generator=g).masked_fill(~avail, -1).argmax(-1))
 
     def step():
         avail = state["step"].avail_actions
