@@ -10,6 +10,7 @@ from suites.records import run_id as record_id
 def run_id(task: str, algorithm: str) -> str:
     return record_id("regression", task, algorithm, 0, backend="sim")
 
+
 REFERENCE = dict(task="smac/3m", algorithm="mappo", steps=2048, metric="win_rate", absolute=0.5,
                  steps_per_second=100.0, losses_finite=True, losses_falling=["train/value_loss"])
 

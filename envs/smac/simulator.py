@@ -584,11 +584,10 @@ class SmacSimulator(MultiAgentEnv):
         sa, se = self.shield_bits_ally, self.shield_bits_enemy
         avail = self._avail_actions(s)
         alive = s.alive[:, :N]
+        pos = s.pos[:, :N]
         hp_frac = s.hp / self.hp_max
         sh_frac = s.shield / self.obs_shield_max
         b = s.hp.shape[0]
-
-        pos = s.pos[:, :N]
 
         def unit_features(idx, shield_bits, seen_flag):
             """[B,N,K,F] features of units ``idx`` as seen by each agent (ENV:995-1083)."""
