@@ -41,7 +41,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--backend", default="auto", help="SMAC backend: auto, sim or sc2")
     p.add_argument("--compile-env", action="store_true",
-                   help="torch.compile the SMAC simulator's step: 3-9x faster stepping after 30-70 s of compiling "
+                   help="torch.compile the SMAC simulator's step: 2.5-8x faster stepping after 20-30 s of compiling "
                         "per run; worth it from about 100k steps")
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory")
     p.add_argument("--jobs", type=_positive("--jobs"), default=1,

@@ -138,8 +138,8 @@ class SmacSimulator(MultiAgentEnv):
     raises a ``ValueError`` naming the environment, agent and action; ``checked=False`` skips the check
     (and its host synchronisation) for training loops whose masks are trusted. ``compile=True`` runs the
     step through ``torch.compile``: the battle step as one fixed-shape graph, restarts as one graph over
-    any number of finished battles. Compiling takes 30-70 s on two CPU cores the first time (less once
-    inductor's on-disk cache holds it); then a step is 3-9x faster. Trajectories equal eager ones up to
+    any number of finished battles. Compiling takes 20-30 s per map and batch size on two CPU cores the
+    first time (2-8 s once inductor's on-disk cache holds it); then a step is 2.5-8x faster. Trajectories equal eager ones up to
     float rounding (tested).
     """
 
