@@ -11,6 +11,7 @@ with random data of the task's dimensions (speed does not depend on the values).
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import time
 from pathlib import Path
@@ -19,6 +20,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from algorithms import make_algorithm, make_config  # noqa: E402
+from algorithms.cuda_graphs import prefer_expandable_segments  # noqa: E402
+from algorithms.world_model.agent import matmul_precision  # noqa: E402
 from algorithms.world_model.networks import count_parameters  # noqa: E402
 from envs.base import EnvSpec  # noqa: E402
 from envs.smac.maps import SUPER_HARD  # noqa: E402
@@ -54,24 +57,35 @@ def sync(device: str) -> None:
 
 
 def time_update(name: str, spec: EnvSpec, device: str, repeats: int, overrides: dict) -> dict[str, float]:
+    """Seconds per learner update, split into the world-model steps and the policy rounds (imagination +
+    PPO; a device sync between the two), plus peak GPU memory. The warm-up update also captures the CUDA
+    graphs when they are on."""
+    if device.startswith("cuda"):  # peak memory of this algorithm alone, warm-up and graph capture included
+        gc.collect()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
     torch.manual_seed(0)
     config = make_config(name, spec, "paper", {"capacity": 20_000, **overrides})
     algo = make_algorithm(name, spec, config, device)
     fill_replay(algo, 5_000)
-    algo._learner_call()  # warm-up (allocator, kernels)
+    algo._learner_call()  # warm-up (allocator, kernels, graph capture)
     algo._collect_metrics()
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats()
-    sync(device)
-    start = time.perf_counter()
+    phases = dict.fromkeys(("model", "policy"), 0.0)
     for _ in range(repeats):
-        algo._learner_call()
+        for phase, run in (("model", algo._train_model),
+                           ("policy", lambda: [algo._watch(algo._policy_graph()) for _ in range(config.epochs)])):
+            sync(device)
+            start = time.perf_counter()
+            with matmul_precision(config.tf32):
+                run()
+            sync(device)
+            phases[phase] += time.perf_counter() - start
     algo._collect_metrics()
-    sync(device)
-    seconds = (time.perf_counter() - start) / repeats
-    out = {"seconds_per_update": seconds}
+    out = {k: v / repeats for k, v in phases.items()}
+    out["seconds_per_update"] = sum(out.values())
     if device.startswith("cuda"):
         out["peak_gib"] = torch.cuda.max_memory_allocated() / 2**30
+        out["reserved_gib"] = torch.cuda.max_memory_reserved() / 2**30  # what the process holds on the GPU
     return out
 
 
@@ -98,18 +112,27 @@ def main(argv=None) -> int:
     p.add_argument("--model-epochs", type=int, help="override the 60 world-model steps (estimates on slow machines)")
     p.add_argument("--epochs", type=int, help="override the 4 imagination rounds")
     p.add_argument("--counts", action="store_true", help="print parameter counts per Super Hard map and exit")
+    p.add_argument("--fp32", action="store_true", help="full-precision float32 matrix products (tf32=False)")
+    p.add_argument("--no-graphs", action="store_true", help="eager learner steps on CUDA (cuda_graphs=False)")
     args = p.parse_args(argv)
+    prefer_expandable_segments()
     if args.counts:
         print(counts_table())
         return 0
     overrides = {k: v for k, v in (("model_epochs", args.model_epochs), ("epochs", args.epochs)) if v is not None}
+    if args.no_graphs:
+        overrides["cuda_graphs"] = False
+    if args.fp32:
+        overrides["tf32"] = False
     spec = smac_spec(args.task.split("/", 1)[1])
     print(f"{args.task}: {spec.n_agents} agents, obs {spec.obs_dim}, state {spec.state_dim}, {spec.n_actions} actions; "
           f"device {args.device}; torch threads {torch.get_num_threads()}; overrides {overrides or 'none'}")
     for name in args.algorithms:
         result = time_update(name, spec, args.device, args.repeats, overrides)
-        extra = f", peak GPU memory {result['peak_gib']:.1f} GiB" if "peak_gib" in result else ""
-        print(f"{name:18s} {result['seconds_per_update']:8.2f} s per learner update{extra}", flush=True)
+        extra = (f", peak GPU memory {result['peak_gib']:.1f} GiB allocated, {result['reserved_gib']:.1f} GiB reserved"
+                 if "peak_gib" in result else "")
+        print(f"{name:18s} {result['seconds_per_update']:8.2f} s per learner update (world model "
+              f"{result['model']:.2f}, imagination + PPO {result['policy']:.2f}){extra}", flush=True)
     return 0
 
 

@@ -126,9 +126,11 @@ def launch(runs: list[RunSpec], args) -> list:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from algorithms.cuda_graphs import prefer_expandable_segments
     from envs import UsageError
     from suites.runner import resolve_config
 
+    prefer_expandable_segments()  # before any CUDA allocation; launched workers inherit it
     args = parser().parse_args(argv)
     try:
         runs = expand(args)

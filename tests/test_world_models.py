@@ -182,6 +182,22 @@ def test_replay_streams_stay_contiguous_with_many_environments():
     assert ((gaps == 1) | (batch["fake"][1:, :, 0]) | (batch["fake"][:-1, :, 0])).all()
 
 
+def test_replay_samples_every_valid_start_equally_often_and_waits_for_a_whole_sequence():
+    replay = SequenceReplay(60, 3, 1, 1, 1, 2, 4, "cpu")  # 3 streams of 20 entries, sequences of 4
+    rows, envs = torch.meshgrid(torch.arange(20), torch.arange(3), indexing="ij")
+    replay.data["reward"][:] = (1000 * envs + rows).float().unsqueeze(-1)
+    replay.count[:], replay.next_idx[:] = torch.tensor([3, 3, 3]), torch.tensor([3, 3, 3])
+    assert not replay.ready()
+    replay.count[:], replay.next_idx[:] = torch.tensor([20, 8, 0]), torch.tensor([7, 8, 0])
+    assert replay.ready()
+    torch.manual_seed(0)
+    first = replay.sample(42_000)["reward"][0, :, 0].long()  # the entry each sequence starts at
+    expected = {(0, (7 + k) % 20) for k in range(17)} | {(1, k) for k in range(4)}  # full ring: no crossing entry 7
+    counts = torch.bincount(first, minlength=2000)
+    assert {(int(v) // 1000, int(v) % 1000) for v in counts.nonzero().squeeze(-1)} == expected
+    assert counts[counts > 0].sub(2000).abs().max() < 250  # 21 starts, 2,000 draws each
+
+
 def test_fake_agents_are_masked_out_of_reconstruction_and_action_information():
     """A fake agent's observation and action targets do not count (its KL does: no masking there, as official).
     The single-level model keeps agents apart, so changing agent 2 leaves the other agents' terms unchanged."""
@@ -278,9 +294,10 @@ def _add_toy_step(algo, obs, actions, reward):
     """One step of 4 toy environments with everything available, nothing fake and no episode end; the
     team ``reward`` [B] is every agent's."""
     b, n, a = *actions.shape, algo.spec.n_actions
-    algo.replay.add(obs, obs[:, 0, :4], torch.ones(b, n, a, dtype=torch.bool), torch.zeros(b, n, dtype=torch.bool),
-                    actions, reward.unsqueeze(-1).expand(b, n), torch.zeros(b, n, dtype=torch.bool),
-                    torch.zeros(b, dtype=torch.bool), torch.zeros(b, dtype=torch.bool))
+    flags = dict(dtype=torch.bool, device=obs.device)
+    algo.replay.add(obs, obs[:, 0, :4], torch.ones(b, n, a, **flags), torch.zeros(b, n, **flags), actions,
+                    reward.unsqueeze(-1).expand(b, n), torch.zeros(b, n, **flags), torch.zeros(b, **flags),
+                    torch.zeros(b, **flags))
 
 
 def _fit_world_model(algo, updates):
@@ -331,7 +348,7 @@ def test_imagination_gives_finite_returns_of_the_right_shapes(name):
 
 
 def _run_steps(algo, env, steps, seed=0):
-    step, first = env.reset(), torch.ones(env.num_envs, dtype=torch.bool)
+    step, first = env.reset(), torch.ones(env.num_envs, dtype=torch.bool, device=env.device)
     memory, metrics = algo.initial_memory(env.num_envs), {}
     for _ in range(steps):
         actions, next_memory, extras = algo.act(step.obs, step.avail_actions, memory, first)
@@ -382,14 +399,25 @@ def test_checkpoint_round_trip_continues_identically():
         assert torch.equal(p, q)
 
 
-def test_divergence_names_the_loss():
+def _assert_divergence_stops_before_the_parameters(algo):
+    """Plant a NaN in the reward head: the learner call must name the reward loss and leave every parameter
+    as it was (fused Adam skips all updates from the first non-finite loss on)."""
+    with torch.no_grad():
+        algo.model.reward_model[0].weight.fill_(float("nan"))
+    before = [p.clone() for m in (algo.model, algo.actor, algo.critic) for p in m.parameters()]
+    with pytest.raises(Divergence, match="train/reward_loss"):
+        algo._learner_call()
+    after = [p for m in (algo.model, algo.actor, algo.critic) for p in m.parameters()]
+    assert all(torch.equal(a.nan_to_num(), b.nan_to_num()) for a, b in zip(before, after))
+
+
+def test_divergence_names_the_loss_and_no_update_follows():
     torch.manual_seed(0)
     env = SmacSimulator("3m", num_envs=4, seed=0)
     algo = _algo("mamba", env.spec)
-    with torch.no_grad():
-        algo.model.reward_model[0].weight.fill_(float("nan"))
-    with pytest.raises(Divergence, match="train/reward_loss"):
-        _run_steps(algo, env, 80)
+    _run_steps(algo, env, 80)
+    assert algo.learner_calls > 0
+    _assert_divergence_stops_before_the_parameters(algo)
 
 
 @pytest.mark.gpu
@@ -403,6 +431,36 @@ def test_learner_runs_on_cuda_with_everything_on_the_device(name):
     assert metrics and all(v == v for v in metrics.values())
     assert all(t.is_cuda for t in algo.replay.data.values())
     assert all(p.is_cuda for p in algo.model.parameters())
+    assert algo._model_graph.graph is not None and algo._policy_graph.graph is not None  # captured, replayed
+    _assert_divergence_stops_before_the_parameters(algo)  # inside the replayed graphs
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_graphs_learn_like_eager_steps():
+    """The world model fitted with replayed graphs reaches the same losses as eager steps (the random
+    draws differ, so the trajectories do, not the result)."""
+    losses = {}
+    for graphs in (False, True):
+        torch.manual_seed(0)
+        spec = EnvSpec("smac/toy", "smac", "sim", 2, 6, 4, 3, 40, "win_rate")
+        algo = make_algorithm("mabl", spec, make_config("mabl", spec, "tiny", {"cuda_graphs": graphs, "model_epochs": 50}),
+                              "cuda")
+        g = torch.Generator().manual_seed(0)
+        for t in range(400):
+            actions = torch.randint(0, 3, (4, 2), generator=g)
+            obs = torch.cat([F.one_hot(torch.full((4, 2), t % 4), 4).float(), torch.zeros(4, 2, 2)], -1)
+            _add_toy_step(algo, obs.cuda(), actions.cuda(), (actions == 0).float().mean(-1).cuda())
+        first = algo._learner_call() or algo._collect_metrics()
+        for _ in range(5):
+            algo._learner_call()
+        last = algo._collect_metrics()
+        assert (algo._model_graph.graph is not None) == graphs
+        losses[graphs] = (first["train/model_loss"], last["train/model_loss"], last["train/reward_loss"])
+    for graphs in (False, True):
+        assert losses[graphs][1] < 0.5 * losses[graphs][0], losses
+    assert losses[True][1] == pytest.approx(losses[False][1], rel=0.5), losses
+    assert losses[True][2] == pytest.approx(losses[False][2], abs=0.05), losses
 
 
 def test_policy_learns_the_rewarded_action_in_imagination():
@@ -426,5 +484,5 @@ def test_policy_learns_the_rewarded_action_in_imagination():
 
     assert chance_of_action_0() < 0.5
     for _ in range(10):
-        algo._train_policy(algo.replay.sample(16))
+        algo._policy_round(algo.replay.sample(16))
     assert chance_of_action_0() > 0.9

@@ -15,11 +15,14 @@ environment step, 1 / episode length, stay the official ratio.
 from __future__ import annotations
 
 import copy
+import math
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 
-from algorithms.base import Algorithm, Transition, check_finite
+from algorithms.base import Algorithm, Divergence, Transition
+from algorithms.cuda_graphs import GraphedStep
 from algorithms.world_model.config import WorldModelConfig
 from algorithms.world_model.losses import (
     lambda_returns,
@@ -29,9 +32,21 @@ from algorithms.world_model.losses import (
     normalise_advantage,
     ppo_actor_loss,
 )
-from algorithms.world_model.networks import Actor, AttentionCritic, initialise
+from algorithms.world_model.networks import Actor, AttentionCritic, initialise, sample_index
 from algorithms.world_model.replay import SequenceReplay
 from algorithms.world_model.rssm import ModelState, WorldModel
+
+
+@contextmanager
+def matmul_precision(tf32: bool):
+    """Float32 matrix products (and convolutions) on CUDA in TF32 or in full precision within the block;
+    the process-wide setting is restored afterwards, so other algorithms in the process keep theirs."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 class WorldModelAgent(Algorithm):
@@ -48,15 +63,27 @@ class WorldModelAgent(Algorithm):
         initialise(self.critic, "xavier")
         self.model.eval()  # dropout (MAMBA's transformer) only while training the world model
         self.target_critic = copy.deepcopy(self.critic) if cfg.target_critic else None
-        self.model_opt = torch.optim.Adam(self.model.parameters(), lr=cfg.model_lr)
-        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, weight_decay=cfg.actor_weight_decay)
-        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.value_lr)
+        # Fused Adam (one kernel per step; capturable in a CUDA graph) skips its update while ``found_inf`` is
+        # set: the divergence guard below sets it without a host sync.
+        adam = dict(fused=True, capturable=self.device.type == "cuda")
+        self.model_opt = torch.optim.Adam(self.model.parameters(), lr=cfg.model_lr, **adam)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, weight_decay=cfg.actor_weight_decay,
+                                          **adam)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.value_lr, **adam)
+        self._skip_updates = torch.zeros((), device=self.device)  # 1 once a loss or gradient was not finite
+        for optimiser in (self.model_opt, self.actor_opt, self.critic_opt):
+            optimiser.found_inf = self._skip_updates
         self.replay = SequenceReplay(cfg.capacity, cfg.num_envs, n, spec.obs_dim, spec.state_dim, a, cfg.seq_length,
                                      self.device)
-        self.entropy_weight = cfg.entropy
+        self.entropy_weight = torch.tensor(cfg.entropy, device=self.device)  # annealed in place, inside the graphs
         self.episode_credit = 0.0
         self.learner_calls = 0
         self._watched: list[tuple[str, torch.Tensor]] = []
+        graphs = cfg.cuda_graphs and self.device.type == "cuda"
+        pool = torch.cuda.graph_pool_handle() if graphs else None  # the two steps take turns, never overlap
+        self._model_graph = GraphedStep(self._model_step, graphs, pool=pool)
+        self._policy_graph = GraphedStep(lambda: self._policy_round(self.replay.sample(cfg.batch_size)), graphs,
+                                         pool=pool)
 
     # ------------------------------------------------------------------ acting (decentralised)
     def initial_memory(self, num_envs: int) -> torch.Tensor:
@@ -71,6 +98,10 @@ class WorldModelAgent(Algorithm):
         exchange messages at execution, on Flatland only with the trains each one observes (``neighbours``,
         as jbr-ai-labs/mamba@2c97258 ``agent/workers/DreamerWorker.py`` masks them). MABL and the ablation
         read nothing but the agent's own inputs."""
+        with matmul_precision(self.config.tf32):
+            return self._act(obs, avail_actions, memory, first, explore, neighbours)
+
+    def _act(self, obs, avail_actions, memory, first, explore, neighbours):
         cfg = self.config
         memory = memory * (~first).float().view(-1, 1, 1)
         deter, stoch, prev_action = memory.split([cfg.deterministic, cfg.stochastic, self.spec.n_actions], -1)
@@ -80,7 +111,7 @@ class WorldModelAgent(Algorithm):
         deter = self.model.agent_deter(prev_action, stoch, deter, mask)
         post = self.model.agent_posterior_latent(deter, self.model.observation_encoder(obs))
         logits = masked_logits(self.actor(post.features()), avail_actions)
-        actions = torch.distributions.Categorical(logits=logits).sample() if explore else logits.argmax(-1)
+        actions = sample_index(logits.softmax(-1)) if explore else logits.argmax(-1)
         next_memory = torch.cat([deter, post.stoch, F.one_hot(actions, self.spec.n_actions).float()], -1)
         return actions, next_memory, {}
 
@@ -102,7 +133,7 @@ class WorldModelAgent(Algorithm):
         if calls == 0:
             return {}
         self.episode_credit -= calls
-        if len(self.replay) < self.config.min_buffer_size:
+        if len(self.replay) < self.config.min_buffer_size or not self.replay.ready():
             return {}
         for _ in range(calls):
             self._learner_call()
@@ -110,17 +141,28 @@ class WorldModelAgent(Algorithm):
 
     # ------------------------------------------------------------------ learning
     def _learner_call(self) -> None:
-        cfg = self.config
-        self.model.train()
-        for _ in range(cfg.model_epochs):
-            loss, parts = model_loss(self.model, self.replay.sample(cfg.model_batch_size))
-            parts = {f"train/{k}": v for k, v in parts.items()}
-            self._step(self.model_opt, self.model, loss, cfg.grad_clip, "train/model_loss", parts)
-            self._watch(parts)
-        self.model.eval()
-        for _ in range(cfg.epochs):
-            self._train_policy(self.replay.sample(cfg.batch_size))
+        """One learner call; replays CUDA graphs of its steps on a GPU (``cuda_graphs``), and syncs with the
+        host once, to check for divergence."""
+        with matmul_precision(self.config.tf32):
+            self._train_model()
+            for _ in range(self.config.epochs):
+                self._watch(self._policy_graph())
         self.learner_calls += 1
+        self._check_divergence()
+
+    def _train_model(self) -> None:
+        """``model_epochs`` world-model steps, each on a fresh batch of sequences."""
+        self.model.train()
+        for _ in range(self.config.model_epochs):
+            self._watch(self._model_graph())
+        self.model.eval()
+
+    def _model_step(self) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        loss, parts = model_loss(self.model, self.replay.sample(cfg.model_batch_size))
+        norm = self._step(self.model_opt, self.model, loss, cfg.grad_clip)
+        return {**{f"train/{k}": v.detach() for k, v in parts.items()}, "train/model_loss": loss.detach(),
+                "train/model_grad_norm": norm}
 
     def critic_input(self, state: ModelState) -> torch.Tensor:
         features = self.config.critic_features
@@ -139,16 +181,17 @@ class WorldModelAgent(Algorithm):
             logits = self.actor(state.agent.features())
             avail = None
             if model.av_action is not None:
-                avail = model.avail_dist(model.head_features(state)).sample().bool()
+                avail = torch.bernoulli(torch.sigmoid(model.av_action(model.head_features(state)))).bool()
                 logits = masked_logits(logits, avail)
-            action = torch.distributions.Categorical(logits=logits).sample()
-            states.append(state)
+            action = sample_index(logits.softmax(-1))
+            states.append(state.without_logits())
             actions.append(action)
             avails.append(avail)
             logits_seq.append(logits)
             if t < cfg.horizon - 1:  # the official code's final transition is never read
                 state = model.transition(F.one_hot(action, self.spec.n_actions).float(), state)
         traj = ModelState.stack(states)
+        states.clear()  # memory: the per-step tensors are copied into traj
         reward = model.reward_model(next_features(traj, False)).mean(-2, keepdim=True)
         discount = torch.sigmoid(model.pcont(next_features(traj, cfg.heads_use_global)))
         bootstrap_critic = self.target_critic if self.target_critic is not None else self.critic
@@ -162,56 +205,80 @@ class WorldModelAgent(Algorithm):
             out["avail"] = torch.stack(avails[:-1])
         return out
 
-    def _train_policy(self, batch: dict[str, torch.Tensor]) -> None:
-        cfg, n = self.config, self.spec.n_agents
-        with torch.no_grad():
-            _, post = self.model.observe_sequence(batch["obs"], batch["state"], batch["action"], batch["last"])
-            start = post.map(lambda x: x[:-1].reshape(-1, n, x.shape[-1]))
-            imagined = self.imagine(start)
-            self._watch({"train/imagined_return": imagined["returns"].mean(),
-                         "train/imagined_reward": imagined["reward"].mean()})
-            flat = {k: v.reshape(-1, n, v.shape[-1]) for k, v in imagined.items() if k != "reward"}
-            adv = flat["returns"] - self.critic(flat["critic_feat"])
-            if cfg.normalise_advantage:
-                adv = normalise_advantage(adv)
-        samples = adv.shape[0]
+    def _policy_round(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Imagine from ``batch``'s posteriors, then ``ppo_epochs`` PPO epochs on the result."""
+        flat, adv, watched = self._imagine_batch(batch)
+        return {**watched, **self._ppo(flat, adv)}
+
+    @torch.no_grad()
+    def _imagine_batch(self, batch: dict[str, torch.Tensor]):
+        """Imagined samples flattened to ``[S, N, ...]``, their advantages under the current critic, and the
+        imagined return and reward."""
+        n = self.spec.n_agents
+        _, post = self.model.observe_sequence(batch["obs"], batch["state"], batch["action"], batch["last"])
+        start = post.map(lambda x: x[:-1].reshape(-1, n, x.shape[-1]))
+        imagined = self.imagine(start)
+        watched = {"train/imagined_return": imagined["returns"].mean(), "train/imagined_reward": imagined["reward"].mean()}
+        flat = {k: v.reshape(-1, n, v.shape[-1]) for k, v in imagined.items() if k != "reward"}
+        adv = flat["returns"] - self.critic(flat["critic_feat"])
+        return flat, normalise_advantage(adv) if self.config.normalise_advantage else adv, watched
+
+    def _ppo(self, flat: dict[str, torch.Tensor], adv: torch.Tensor) -> dict[str, torch.Tensor]:
+        """PPO epochs over shuffled minibatches; returns the means over the minibatches."""
+        cfg = self.config
+        samples, sums = adv.shape[0], {}
         for _ in range(cfg.ppo_epochs):
-            order = torch.randperm(samples, device=self.device)
+            order = torch.rand(samples, device=self.device).argsort()  # a random permutation (randperm syncs)
             for idx in order.split(cfg.ppo_minibatch):
                 logits = masked_logits(self.actor(flat["agent_feat"][idx]), flat["avail"][idx] if "avail" in flat else None)
                 loss, entropy = ppo_actor_loss(logits, flat["old_logits"][idx], flat["action"][idx], adv[idx],
                                                self.entropy_weight, cfg.ppo_clip)
-                self._step(self.actor_opt, self.actor, loss, cfg.grad_clip_policy, "train/actor_loss")
-                self.entropy_weight *= cfg.entropy_annealing
+                actor_norm = self._step(self.actor_opt, self.actor, loss, cfg.grad_clip_policy)
+                self.entropy_weight.mul_(cfg.entropy_annealing)
                 value_loss = ((flat["returns"][idx] - self.critic(flat["critic_feat"][idx])) ** 2 / 2).mean()
-                self._step(self.critic_opt, self.critic, value_loss, cfg.grad_clip_policy, "train/value_loss")
-                self._watch({"train/entropy": entropy})
+                value_norm = self._step(self.critic_opt, self.critic, value_loss, cfg.grad_clip_policy)
                 if self.target_critic is not None:  # TARGET_UPDATE = 1: copied after every update
-                    self.target_critic.load_state_dict(self.critic.state_dict())
+                    with torch.no_grad():
+                        torch._foreach_copy_(list(self.target_critic.parameters()), list(self.critic.parameters()))
+                for name, value in (("actor_loss", loss), ("value_loss", value_loss), ("entropy", entropy),
+                                    ("actor_grad_norm", actor_norm), ("value_grad_norm", value_norm)):
+                    sums[f"train/{name}"] = sums.get(f"train/{name}", 0.0) + value.detach()
+        count = cfg.ppo_epochs * -(-samples // cfg.ppo_minibatch)
+        return {name: total / count for name, total in sums.items()}
 
-    def _step(self, optimiser, module, loss, clip, name, parts: dict[str, torch.Tensor] | None = None) -> None:
-        """Backward, clip, step; a non-finite loss (named by its term in ``parts``) or gradient stops here,
-        before a NaN can reach the parameters or the samplers."""
+    def _step(self, optimiser, module, loss, clip) -> torch.Tensor:
+        """Backward, clip, step; returns the gradient norm. No host sync: a non-finite loss or gradient sets
+        ``_skip_updates``, which makes this and every later update a no-op (fused Adam's ``found_inf``), so a
+        NaN never reaches the parameters; :meth:`_check_divergence` then stops the run."""
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(module.parameters(), clip)
-        check_finite({**(parts or {}), name: loss}, {name: norm})
+        self._skip_updates.masked_fill_(~torch.isfinite(loss.detach() + norm), 1.0)
         optimiser.step()
-        self._watch({name: loss.detach()})
+        return norm
 
     def _watch(self, values: dict[str, torch.Tensor]) -> None:
         self._watched.extend((k, v.detach()) for k, v in values.items())
 
+    def _check_divergence(self) -> None:
+        """Raise :class:`Divergence` naming the first non-finite value watched since the last report."""
+        if not bool(self._skip_updates):
+            return
+        values = torch.stack([v.float() for _, v in self._watched]).tolist()
+        name, value = next((n, v) for (n, _), v in zip(self._watched, values) if not math.isfinite(v))
+        raise Divergence(f"{name!r} is not finite ({value}) in learner call {self.learner_calls}; "
+                         "that update and all later ones were skipped")
+
     def _collect_metrics(self) -> dict[str, float]:
         """Means over the learner calls since the last report, with a single host sync."""
         names = [k for k, _ in self._watched]
-        values = torch.stack([v.float() for _, v in self._watched]).tolist()
+        *values, entropy_weight = torch.stack([v.float() for _, v in self._watched] + [self.entropy_weight]).tolist()
         self._watched.clear()
         sums: dict[str, list[float]] = {}
         for name, value in zip(names, values):
             sums.setdefault(name, []).append(value)
         metrics = {k: sum(v) / len(v) for k, v in sums.items()}
-        metrics["train/entropy_weight"] = self.entropy_weight
+        metrics["train/entropy_weight"] = entropy_weight
         metrics["train/learner_calls"] = float(self.learner_calls)
         return metrics
 
@@ -222,7 +289,7 @@ class WorldModelAgent(Algorithm):
             "target_critic": None if self.target_critic is None else self.target_critic.state_dict(),
             "model_opt": self.model_opt.state_dict(), "actor_opt": self.actor_opt.state_dict(),
             "critic_opt": self.critic_opt.state_dict(), "replay": self.replay.state_dict(),
-            "entropy_weight": self.entropy_weight, "episode_credit": self.episode_credit,
+            "entropy_weight": float(self.entropy_weight), "episode_credit": self.episode_credit,
             "learner_calls": self.learner_calls,
         }
 
@@ -236,5 +303,7 @@ class WorldModelAgent(Algorithm):
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.replay.load_state_dict(state["replay"])
-        self.entropy_weight, self.episode_credit = state["entropy_weight"], state["episode_credit"]
-        self.learner_calls = state["learner_calls"]
+        self.entropy_weight.fill_(state["entropy_weight"])
+        self.episode_credit, self.learner_calls = state["episode_credit"], state["learner_calls"]
+        self._model_graph.reset()  # the optimisers' state tensors were replaced
+        self._policy_graph.reset()

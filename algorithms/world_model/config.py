@@ -73,6 +73,11 @@ class WorldModelConfig:
     critic_features: str = "agent"  # agent | all (agent+global) | global
     heads_use_global: bool = False  # pcont and available-action heads read the global features too
     actor_init: str = "orthogonal"
+    # speed only: replay the learner's steps as CUDA graphs on a GPU (same computation as eager)
+    cuda_graphs: bool = True
+    # float32 matrix products in TF32 on Ampere and later GPUs, as the official code ran them: its pin
+    # torch~=1.7.0 allowed TF32 by default (torch 1.7-1.11 did; 1.12 turned it off). No effect on CPU.
+    tf32: bool = True
     # per family (FAMILY_DEFAULTS)
     normalise_advantage: bool = True
     target_critic: bool = False

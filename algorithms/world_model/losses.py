@@ -48,11 +48,14 @@ def model_loss(model: WorldModel, batch: dict[str, torch.Tensor]) -> tuple[torch
               / real[..., 0].numel()}
     losses["reward_loss"] = F.smooth_l1_loss(model.reward_model(next_features(post_all, False)),
                                              batch["reward"][1:].unsqueeze(-1))
+    # Bernoulli negative log-likelihoods (the official Independent(Bernoulli) heads), summed over the event.
     continues = 1.0 - batch["done"][1:].float().unsqueeze(-1)
-    losses["pcont_loss"] = -model.pcont_dist(next_features(post_all, cfg.heads_use_global)).log_prob(continues).mean()
+    losses["pcont_loss"] = F.binary_cross_entropy_with_logits(
+        model.pcont(next_features(post_all, cfg.heads_use_global)), continues)
     if model.av_action is not None:
         avail = batch["avail"][:-1].float()
-        losses["avail_loss"] = -model.avail_dist(model.head_features(post)).log_prob(avail).mean()
+        losses["avail_loss"] = F.binary_cross_entropy_with_logits(
+            model.av_action(model.head_features(post)), avail, reduction="none").sum(-1).mean()
     # Action information: the decoder's hidden layer at step t predicts the action that led to it.
     logits = model.q_action(F.relu(model.q_features(dec_hidden[1:])))
     cross_entropy = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), action[1:-1].argmax(-1).reshape(-1),

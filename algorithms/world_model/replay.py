@@ -68,18 +68,29 @@ class SequenceReplay:
                 last=torch.full((k,), is_last, device=self.device),
             ))
 
+    def _valid_starts(self) -> torch.Tensor:
+        """Valid sequence starts per stream: [0, count - L) while filling (the official randint bound), else
+        the C - L + 1 starts that do not cross the write position."""
+        full = self.count == self.size
+        return torch.where(full, self.size - self.seq_length + 1, self.count - self.seq_length).clamp(min=0)
+
+    def ready(self) -> bool:
+        """Whether some stream holds a whole sequence (one host read; :meth:`sample` itself never syncs)."""
+        return bool(self._valid_starts().sum() > 0)
+
     def sample(self, batch_size: int) -> dict[str, torch.Tensor]:
         """``batch_size`` sequences ``[L-1, batch, ...]`` with the official shift: observation, state,
-        available actions, fake and last from entries 1..L-1; action, reward and done from 0..L-2."""
-        full = self.count == self.size
-        # Valid starts per stream: [0, count - L) while filling (the official randint bound), else the
-        # C - L + 1 starts that do not cross the write position.
-        n_starts = torch.where(full, self.size - self.seq_length + 1, self.count - self.seq_length).clamp(min=0)
-        if int(n_starts.sum()) == 0:
-            raise RuntimeError(f"the replay holds no sequence of {self.seq_length} steps yet")
-        env = torch.multinomial(n_starts.float(), batch_size, replacement=True)
-        offset = (torch.rand(batch_size, device=self.device) * n_starts[env]).long()
-        start = torch.where(full[env], self.next_idx[env] + offset, offset)
+        available actions, fake and last from entries 1..L-1; action, reward and done from 0..L-2.
+
+        Starts are uniform over all valid starts of all streams: one uniform position in their concatenation,
+        mapped to (stream, offset). Without host reads, so it can run inside a CUDA graph; call it only when
+        :meth:`ready`."""
+        n_starts = self._valid_starts()
+        ends = n_starts.cumsum(0)
+        position = torch.minimum((torch.rand(batch_size, device=self.device) * ends[-1]).long(), ends[-1] - 1)
+        env = torch.searchsorted(ends, position, right=True).clamp(max=self.num_envs - 1)
+        offset = position - (ends[env] - n_starts[env])
+        start = torch.where(self.count[env] == self.size, self.next_idx[env] + offset, offset)
         rows = (start.unsqueeze(0) + torch.arange(self.seq_length, device=self.device).unsqueeze(1)) % self.size
         cols = env.unsqueeze(0).expand_as(rows)
         seq = {key: value[rows, cols] for key, value in self.data.items()}

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.distributions import Bernoulli, Independent
 
 from algorithms.world_model.config import WorldModelConfig
 from algorithms.world_model.networks import AgentAttention, Decoder, DiscreteLatent, Encoder, mlp
@@ -30,7 +29,7 @@ from algorithms.world_model.networks import AgentAttention, Decoder, DiscreteLat
 class Latent:
     """One level's state: prior or posterior ``logits``, its straight-through sample ``stoch`` and GRU ``deter``."""
 
-    logits: torch.Tensor
+    logits: torch.Tensor | None  # None where only samples are kept (imagined trajectories)
     stoch: torch.Tensor
     deter: torch.Tensor
 
@@ -38,7 +37,7 @@ class Latent:
         return torch.cat([self.stoch, self.deter], -1)
 
     def map(self, fn) -> Latent:
-        return Latent(fn(self.logits), fn(self.stoch), fn(self.deter))
+        return Latent(None if self.logits is None else fn(self.logits), fn(self.stoch), fn(self.deter))
 
 
 @dataclass
@@ -55,10 +54,16 @@ class ModelState:
             return self.agent.features()
         return torch.cat([self.agent.features(), self.glob.features()], -1)
 
+    def without_logits(self) -> ModelState:
+        """Samples and recurrent states only: what an imagined trajectory needs to keep per step."""
+        return ModelState(Latent(None, self.agent.stoch, self.agent.deter),
+                          None if self.glob is None else Latent(None, self.glob.stoch, self.glob.deter))
+
     @staticmethod
     def stack(states: list[ModelState]) -> ModelState:
         def stacked(level):
-            return Latent(*(torch.stack([getattr(level(s), k) for s in states]) for k in ("logits", "stoch", "deter")))
+            return Latent(*(None if getattr(level(states[0]), k) is None else torch.stack([getattr(level(s), k)
+                            for s in states]) for k in ("logits", "stoch", "deter")))
 
         return ModelState(stacked(lambda s: s.agent), None if states[0].glob is None else stacked(lambda s: s.glob))
 
@@ -73,10 +78,15 @@ class RecurrentLevel(nn.Module):
         self.prior = DiscreteLatent(cfg.deterministic + prior_extra, cfg.model_hidden, cfg.n_categoricals, cfg.n_classes)
 
     def step(self, x: torch.Tensor, deter: torch.Tensor) -> torch.Tensor:
-        """GRU update for ``[..., N, in]`` inputs (all leading axes folded into the GRU batch)."""
-        shape = deter.shape
-        out, _ = self.cell(x.reshape(1, -1, x.shape[-1]), deter.reshape(1, -1, shape[-1]).contiguous())
-        return out.view(shape)
+        """GRU update for ``[..., N, in]`` inputs (all leading axes folded into the GRU batch).
+
+        The official code calls ``nn.GRU`` on sequences of length 1; the GRU-cell kernel on the same
+        parameters computes the same equations without cuDNN's per-call sequence set-up, and can be
+        captured in a CUDA graph."""
+        c = self.cell
+        out = torch.gru_cell(x.reshape(-1, x.shape[-1]), deter.reshape(-1, deter.shape[-1]), c.weight_ih_l0,
+                             c.weight_hh_l0, c.bias_ih_l0, c.bias_hh_l0)
+        return out.view(deter.shape)
 
 
 class WorldModel(nn.Module):
@@ -178,9 +188,3 @@ class WorldModel(nn.Module):
             posts.append(post)
         return ModelState.stack(priors), ModelState.stack(posts)
 
-    # ------------------------------------------------------------------ heads
-    def pcont_dist(self, feat: torch.Tensor) -> Independent:
-        return Independent(Bernoulli(logits=self.pcont(feat)), 1)
-
-    def avail_dist(self, feat: torch.Tensor) -> Independent:
-        return Independent(Bernoulli(logits=self.av_action(feat)), 1)
