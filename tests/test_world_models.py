@@ -382,13 +382,19 @@ def test_one_environment_reproduces_the_official_schedule():
     assert algo.actor_opt.state_dict()["state"][0]["step"].item() == per_call * expected_calls
 
 
-def test_checkpoint_round_trip_continues_identically():
+def _after_a_few_learner_calls(name):
+    """A ``tiny`` agent after 80 steps of 4 smac/3m environments (a few learner calls)."""
     torch.manual_seed(0)
     env = SmacSimulator("3m", num_envs=4, seed=0)
-    algo = _algo("mabl", env.spec)
+    algo = _algo(name, env.spec)
     _run_steps(algo, env, 80)
     assert algo.learner_calls > 0
-    clone = _algo("mabl", env.spec)
+    return algo
+
+
+def test_checkpoint_round_trip_continues_identically():
+    algo = _after_a_few_learner_calls("mabl")
+    clone = _algo("mabl", algo.spec)
     clone.load_state_dict(copy.deepcopy(algo.state_dict()))
     torch.manual_seed(7)
     a = algo.update() or algo._learner_call() or algo._collect_metrics()
@@ -412,12 +418,7 @@ def _assert_divergence_stops_before_the_parameters(algo):
 
 
 def test_divergence_names_the_loss_and_no_update_follows():
-    torch.manual_seed(0)
-    env = SmacSimulator("3m", num_envs=4, seed=0)
-    algo = _algo("mamba", env.spec)
-    _run_steps(algo, env, 80)
-    assert algo.learner_calls > 0
-    _assert_divergence_stops_before_the_parameters(algo)
+    _assert_divergence_stops_before_the_parameters(_after_a_few_learner_calls("mamba"))
 
 
 @pytest.mark.gpu
