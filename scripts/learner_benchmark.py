@@ -72,8 +72,7 @@ def time_update(name: str, spec: EnvSpec, device: str, repeats: int, overrides: 
     algo._collect_metrics()
     phases = dict.fromkeys(("model", "policy"), 0.0)
     for _ in range(repeats):
-        for phase, run in (("model", algo._train_model),
-                           ("policy", lambda: [algo._watch(algo._policy_graph()) for _ in range(config.epochs)])):
+        for phase, run in (("model", algo._train_model), ("policy", algo._train_policy)):
             sync(device)
             start = time.perf_counter()
             with matmul_precision(config.tf32):

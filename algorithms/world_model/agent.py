@@ -145,8 +145,7 @@ class WorldModelAgent(Algorithm):
         host once, to check for divergence."""
         with matmul_precision(self.config.tf32):
             self._train_model()
-            for _ in range(self.config.epochs):
-                self._watch(self._policy_graph())
+            self._train_policy()
         self.learner_calls += 1
         self._check_divergence()
 
@@ -156,6 +155,11 @@ class WorldModelAgent(Algorithm):
         for _ in range(self.config.model_epochs):
             self._watch(self._model_graph())
         self.model.eval()
+
+    def _train_policy(self) -> None:
+        """``epochs`` policy rounds, each imagining from a fresh batch's posteriors."""
+        for _ in range(self.config.epochs):
+            self._watch(self._policy_graph())
 
     def _model_step(self) -> dict[str, torch.Tensor]:
         cfg = self.config
@@ -264,18 +268,21 @@ class WorldModelAgent(Algorithm):
         """Raise :class:`Divergence` naming the first non-finite value watched since the last report."""
         if not bool(self._skip_updates):
             return
-        values = torch.stack([v.float() for _, v in self._watched]).tolist()
-        name, value = next((n, v) for (n, _), v in zip(self._watched, values) if not math.isfinite(v))
+        name, value = next((n, v) for n, v in self._read_watched() if not math.isfinite(v))
         raise Divergence(f"{name!r} is not finite ({value}) in learner call {self.learner_calls}; "
                          "that update and all later ones were skipped")
 
+    def _read_watched(self) -> list[tuple[str, float]]:
+        """The values watched since the last report and the current entropy weight, in one host read."""
+        names = [k for k, _ in self._watched] + ["train/entropy_weight"]
+        return list(zip(names, torch.stack([v.float() for _, v in self._watched] + [self.entropy_weight]).tolist()))
+
     def _collect_metrics(self) -> dict[str, float]:
         """Means over the learner calls since the last report, with a single host sync."""
-        names = [k for k, _ in self._watched]
-        *values, entropy_weight = torch.stack([v.float() for _, v in self._watched] + [self.entropy_weight]).tolist()
+        *watched, (_, entropy_weight) = self._read_watched()
         self._watched.clear()
         sums: dict[str, list[float]] = {}
-        for name, value in zip(names, values):
+        for name, value in watched:
             sums.setdefault(name, []).append(value)
         metrics = {k: sum(v) / len(v) for k, v in sums.items()}
         metrics["train/entropy_weight"] = entropy_weight
