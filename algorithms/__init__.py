@@ -10,7 +10,7 @@ from envs.base import EnvSpec
 
 __all__ = [
     "REGISTRY", "Algorithm", "Divergence", "Transition",
-    "check_algorithm", "list_algorithms", "make_algorithm", "make_config",
+    "check_algorithm", "list_algorithms", "make_algorithm", "make_config", "parse_assignments",
 ]
 
 
@@ -65,6 +65,62 @@ def make_config(name: str, spec: EnvSpec, preset: str = "paper", overrides: dict
             raise UsageError(f"unknown {name} config fields: {', '.join(sorted(unknown))}")
         config = dataclasses.replace(config, **overrides)
     return config
+
+
+def config_defaults(name: str) -> dict:
+    """``name``'s config fields and their defaults (every field has one; its type is the default's)."""
+    check_algorithm(name)
+    _, config_cls = REGISTRY[name]()
+    return {f.name: f.default for f in dataclasses.fields(config_cls)}
+
+
+TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def parse_assignments(assignments: list[str], algorithms: list[str]) -> dict[str, dict]:
+    """``[ALGORITHM.]FIELD=VALUE`` texts (the CLI's ``--set``) -> each algorithm's typed config overrides.
+
+    An unscoped field applies to every listed algorithm that has it; values are converted to the field's
+    type (bool accepts true/false, yes/no, on/off, 1/0). Raises UsageError naming the bad text and why."""
+    import difflib
+
+    from envs import UsageError
+
+    fields = {a: config_defaults(a) for a in algorithms}
+    out: dict[str, dict] = {a: {} for a in algorithms}
+    for text in assignments:
+        key, sep, value = text.partition("=")
+        scope, _, field = key.strip().rpartition(".")
+        if not sep or not field:
+            raise UsageError(f"--set expects [ALGORITHM.]FIELD=VALUE, got {text!r}")
+        if scope and scope not in fields:
+            check_algorithm(scope)
+            raise UsageError(f"--set {text}: {scope} is not among the selected algorithms ({', '.join(algorithms)})")
+        targets = [scope] if scope else [a for a in algorithms if field in fields[a]]
+        if not targets or field not in fields[targets[0]]:
+            known = sorted({f for a in ([scope] if scope else algorithms) for f in fields[a]})
+            close = difflib.get_close_matches(field, known, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else f"; valid fields: {', '.join(known)}"
+            owner = scope or "any selected algorithm"
+            raise UsageError(f"--set {text}: {owner} has no config field {field!r}{hint}")
+        for a in targets:
+            out[a][field] = _convert(value.strip(), fields[a][field], f"--set {text}: {a}.{field}")
+    return out
+
+
+def _convert(value: str, default, what: str):
+    from envs import UsageError
+
+    kind = type(default)
+    if kind is bool:
+        if value.lower() not in TRUE + FALSE:
+            raise UsageError(f"{what} is true or false, got {value!r}")
+        return value.lower() in TRUE
+    try:
+        return kind(value)
+    except ValueError:
+        raise UsageError(f"{what} must be {'an integer' if kind is int else 'a number' if kind is float else kind.__name__}, "
+                         f"got {value!r}") from None
 
 
 def make_algorithm(name: str, spec: EnvSpec, config, device: str | torch.device = "cpu") -> Algorithm:

@@ -34,6 +34,19 @@ def attempts(record_dir: Path) -> list[tuple[int, dict]]:
     return sorted(found, key=lambda x: x[0])
 
 
+def recorded_settings(record_dir: Path) -> dict | None:
+    """The preset and algorithm config fields the run's latest attempt recorded; None when there is no
+    attempt or its config.json is unreadable."""
+    runs = attempts(record_dir)
+    if not runs:
+        return None
+    try:
+        config = json.loads((record_dir / str(runs[-1][0]) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return {"preset": config.get("preset"), **config.get("algorithm_config", {})}
+
+
 def run_status(record_dir: Path) -> str:
     runs = attempts(record_dir)
     if any(r.get("status") == "COMPLETED" for _, r in runs):

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from suites.definitions import SUITES, get_suite
-from suites.records import DONE, run_status
+from suites.records import DONE, recorded_settings, run_status
 from suites.runner import RunSpec
 
 DEFAULT_RESULTS = Path(__file__).resolve().parent.parent / "results"
@@ -38,6 +38,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_positive("--steps"), help="environment steps per run (overrides the budget)")
     p.add_argument("--eval-episodes", type=_positive("--eval-episodes"), help="episodes per evaluation")
     p.add_argument("--preset", help="algorithm preset (default: the suite's)")
+    p.add_argument("--set", action="append", default=[], dest="assignments", metavar="[ALGORITHM.]FIELD=VALUE",
+                   help="override one field of the algorithm config (repeatable), e.g. --set model_lr=1e-4 or "
+                        "--set mappo.ppo_epoch=10; an unscoped field applies to every selected algorithm that has "
+                        "it. Each run's config.json records the values used")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--backend", default="auto", help="SMAC backend: auto, sim or sc2")
     p.add_argument("--compile-env", action="store_true",
@@ -56,7 +60,7 @@ def parser() -> argparse.ArgumentParser:
 def expand(args) -> list[RunSpec]:
     """The suite's runs after the command-line filters; raises UsageError on bad names or values."""
     import envs
-    from algorithms import check_algorithm
+    from algorithms import check_algorithm, parse_assignments
 
     suite = get_suite(args.suite)
     tasks = args.tasks or list(suite.tasks)
@@ -71,12 +75,13 @@ def expand(args) -> list[RunSpec]:
                               f"valid budgets: {', '.join(suite.budgets)}")
     steps, interval = suite.budgets[budget]
     steps = args.steps or steps
+    overrides = parse_assignments(args.assignments, algos)
     _check_device(args.device)
     _check_launcher(args)
     return [RunSpec(suite=suite.name, task=t, algorithm=a, preset=args.preset or suite.preset, seed=k, steps=steps,
                     eval_interval=min(interval, steps), eval_episodes=args.eval_episodes or suite.eval_episodes,
                     device=args.device, backend=envs.resolve_backend(t, args.backend, quiet=True),
-                    compile_env=args.compile_env)
+                    compile_env=args.compile_env, overrides=tuple(sorted(overrides[a].items())))
             for t in tasks for a in algos for k in range(args.seeds or suite.seeds)]
 
 
@@ -111,6 +116,26 @@ def _check_launcher(args) -> None:
             raise UsageError(RAY_HINT)
 
 
+def _check_records_match(runs: list[RunSpec], configs: dict, results: Path) -> None:
+    """A run already on disk must have been started with the same preset and config: resuming or skipping
+    it under other settings would put two configurations in one record."""
+    import json
+
+    from envs import UsageError
+
+    for spec in runs:
+        run_dir = results / "runs" / spec.run_id
+        recorded = recorded_settings(run_dir)
+        if recorded is None:
+            continue
+        now = json.loads(json.dumps({"preset": spec.preset, **configs[spec.task, spec.algorithm].asdict()}))
+        changed = [f"{k} {recorded[k]!r} recorded, {v!r} now" for k, v in now.items() if recorded.get(k, v) != v]
+        if changed:
+            more = f"; and {len(changed) - 4} more" if len(changed) > 4 else ""
+            raise UsageError(f"{run_dir} was recorded with other settings ({'; '.join(changed[:4])}{more}); use another "
+                             "--results directory for these settings, or delete that record to start it again")
+
+
 def launch(runs: list[RunSpec], args) -> list:
     """Run ``runs`` with the chosen launcher; outcomes in the same order."""
     from suites import launchers
@@ -134,15 +159,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         runs = expand(args)
-        checked = set()
+        configs = {}
         for spec in runs:  # preset names and fit are checked before anything runs, once per task and algorithm
-            if (spec.task, spec.algorithm) not in checked:
-                resolve_config(spec)
-                checked.add((spec.task, spec.algorithm))
+            if (spec.task, spec.algorithm) not in configs:
+                configs[spec.task, spec.algorithm] = resolve_config(spec)[0]
+        results = args.results
+        _check_records_match(runs, configs, results)
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    results = args.results
     statuses = {s.run_id: run_status(results / "runs" / s.run_id) for s in runs}
     if args.dry_run:
         for s in runs:

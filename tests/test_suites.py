@@ -156,6 +156,14 @@ def test_suite_continues_after_a_failure_and_exits_1(tmp_path, monkeypatch, caps
     (["smoke", "--budget", "forever"], "valid budgets: tiny, short, paper"),
     (["smoke", "--backend", "sc2"], "install smacv2"),
     (["smoke", "--device", "cuda:7"], "CUDA requested but not available"),
+    (["smoke", "--set", "modl_lr=1e-3"], "any selected algorithm has no config field 'modl_lr'; did you mean model_lr?"),
+    (["smoke", "--set", "model_lr=fast"], "--set model_lr=fast: mabl.model_lr must be a number, got 'fast'"),
+    (["smoke", "--set", "mappo.model_lr=1e-3"], "mappo has no config field 'model_lr'"),
+    (["smoke", "--set", "tf32=maybe"], "mabl.tf32 is true or false, got 'maybe'"),
+    (["smoke", "--set", "hidden"], "--set expects [ALGORITHM.]FIELD=VALUE, got 'hidden'"),
+    (["smoke", "--algorithms", "mappo", "--set", "mabl.hidden=8"], "mabl is not among the selected algorithms (mappo)"),
+    (["smoke", "--set", "qmix.hidden=8"], "unknown algorithm 'qmix'"),
+    (["smoke", "--set", "hidden=0"], "hidden must be at least 1, got 0"),
 ])
 def test_bad_names_exit_2_with_the_valid_ones(argv, message, capsys, tmp_path):
     import torch
@@ -164,6 +172,26 @@ def test_bad_names_exit_2_with_the_valid_ones(argv, message, capsys, tmp_path):
         pytest.skip("CUDA is available here")
     assert cli.main(argv + ["--results", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_set_overrides_reach_the_record_and_guard_it(tmp_path, capsys):
+    argv = ["smoke", "--tasks", "smac/3m", "--algorithms", "mappo", "--steps", "256", "--eval-episodes", "2",
+            "--backend", "sim", "--results", str(tmp_path)]
+    assert cli.main(argv + ["--set", "lr=1e-3", "--set", "mappo.ppo_epoch=1", "--set", "recurrent=no"]) == 0
+    config = json.loads((tmp_path / "runs" / "smoke/smac_3m/mappo/seed_0/1/config.json").read_text())
+    assert {k: config["algorithm_config"][k] for k in ("lr", "ppo_epoch", "recurrent")} == dict(
+        lr=1e-3, ppo_epoch=1, recurrent=False)
+    assert config["algorithm_config"]["critic_lr"] == 5e-4  # untouched fields keep the preset's value
+    capsys.readouterr()
+    # the same settings find the run done; other settings are refused instead of mixing two configs
+    assert cli.main(argv + ["--set", "lr=1e-3", "--set", "mappo.ppo_epoch=1", "--set", "recurrent=no"]) == 0
+    assert "done (skipped)" in capsys.readouterr().out
+    assert cli.main(argv + ["--set", "lr=2e-3", "--set", "mappo.ppo_epoch=1", "--set", "recurrent=no"]) == 2
+    err = capsys.readouterr().err
+    assert "smac_3m/mappo/seed_0 was recorded with other settings (lr 0.001 recorded, 0.002 now)" in err
+    assert "use another --results directory" in err
+    assert cli.main(argv + ["--preset", "paper", "--dry-run"]) == 2
+    assert "preset 'tiny' recorded, 'paper' now" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, message", [
