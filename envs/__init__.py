@@ -62,8 +62,9 @@ def make(task: str, num_envs: int = 1, device: str | torch.device = "cpu", seed:
     ``compile`` runs the SMAC simulator's step through ``torch.compile`` (see ``SmacSimulator``); the other
     backends step outside torch, so it changes nothing there.
 
-    Flatland takes ``workers`` (processes; 0 steps in-process), ``tree_depth``, ``state`` ("obs" or "rich")
-    and task settings to change (``n_agents``, ``width``, ``height``, ``n_cities``, ``malfunction_rate``...)."""
+    Flatland takes ``workers`` (processes stepping environments, this one included; 1 steps all in-process),
+    ``build_ahead`` (helper processes build next episodes), ``tree_depth``, ``state`` ("obs" or "rich") and
+    task settings to change (``n_agents``, ``width``, ``height``, ``n_cities``, ``malfunction_rate``...)."""
     check_task(task)
     if num_envs < 1:
         raise UsageError(f"num_envs must be >= 1, got {num_envs}")

@@ -13,6 +13,7 @@ Every measurement runs in a fresh interpreter so that none inherits another's he
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import time
@@ -25,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from flatland.envs.observations import TreeObsForRailEnv  # noqa: E402
 from flatland.envs.step_utils.states import TrainState  # noqa: E402
 
-from envs.flatland.batched import FlatlandEnv, episode_seed  # noqa: E402
+from envs.flatland.batched import FlatlandEnv, env_seed  # noqa: E402
 from envs.flatland.rail import RailTask  # noqa: E402
-from envs.flatland.tasks import build_rail_env, get_task  # noqa: E402
+from envs.flatland.tasks import build_rail_env, child_seed, get_task  # noqa: E402
 
 
 def random_policy(seed: int):
@@ -35,8 +36,10 @@ def random_policy(seed: int):
     return lambda avail: torch.rand(avail.shape, generator=g).masked_fill(~avail, -1).argmax(-1)
 
 
-def ours(task: str, num_envs: int, workers: int, steps: int, depth: int) -> float:
-    env = FlatlandEnv(task, num_envs=num_envs, seed=0, workers=workers, checked=False, tree_depth=depth)
+def ours(task: str, num_envs: int, workers: int, steps: int, depth: int, build_ahead: bool) -> float:
+    env = FlatlandEnv(task, num_envs=num_envs, seed=0, workers=workers, checked=False, tree_depth=depth,
+                      build_ahead=build_ahead)
+    gc.freeze()  # as the suite runner's training loop does
     act, step = random_policy(0), env.reset()
     start = time.perf_counter()
     for _ in range(steps):
@@ -68,27 +71,29 @@ def record(task: str, num_envs: int, steps: int, depth: int) -> list[list]:
 def raw(task: str, logs: list[list], depth: int, first: int = 0) -> tuple[int, float]:
     """Replay the logs of environments ``first, first + 1, ...`` on plain RailEnvs whose observation
     builder is flatland's tree, interleaved step by step as a batch would be; (steps, seconds)."""
+    gc.freeze()  # as our worker processes do: the inherited heap (torch) is never scanned
     spec = get_task(task)
-    rails = [build_rail_env(spec, episode_seed(0, first + b), TreeObsForRailEnv(max_depth=depth))
-             for b in range(len(logs))]
+    episodes = [0] * len(logs)
 
-    def reset(rail):
+    def new_episode(b: int):  # what our environment plays: episode k of environment b, seeded alike
+        rail = build_rail_env(spec, child_seed(env_seed(0, first + b), episodes[b]), TreeObsForRailEnv(max_depth=depth))
+        episodes[b] += 1
         rail.reset()
         for agent in rail.agents:
             agent.state_machine.set_state(TrainState.READY_TO_DEPART)
+        return rail
 
-    for rail in rails:
-        reset(rail)
+    rails = [new_episode(b) for b in range(len(logs))]
     cursors, steps = [iter(log) for log in logs], 0
     start = time.perf_counter()
     for _ in range(max(len(log) for log in logs)):
-        for rail, cursor in zip(rails, cursors):
+        for b, cursor in enumerate(cursors):
             entry = next(cursor, False)
             if entry is None:
-                reset(rail)
+                rails[b] = new_episode(b)
                 entry = next(cursor, False)
             if entry is not False:
-                rail.step(entry)
+                rails[b].step(entry)
                 steps += 1
     return steps, time.perf_counter() - start
 
@@ -111,10 +116,10 @@ def raw_on_cores(task: str, logs: list[list], depth: int, cores: int) -> float:
     return sum(s for s, _ in results) / max(t for _, t in results)
 
 
-def measure(mode: str, task: str, num_envs: int, steps: int, depth: int) -> float:
+def measure(mode: str, task: str, num_envs: int, steps: int, depth: int, build_ahead: bool) -> float:
     if mode.startswith("raw"):
         return raw_on_cores(task, record(task, num_envs, steps, depth), depth, int(mode[3:]))
-    return ours(task, num_envs, int(mode), steps, depth)
+    return ours(task, num_envs, int(mode), steps, depth, build_ahead)
 
 
 def main() -> None:
@@ -129,20 +134,24 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=200, help="batched steps per measurement")
     p.add_argument("--depth", type=int, default=3)
     p.add_argument("--repeats", type=int, default=3, help="best of this many interleaved runs per measurement")
+    p.add_argument("--no-build-ahead", dest="build_ahead", action="store_false",
+                   help="build every new episode in the stepping process (no helper processes)")
     p.add_argument("--measure", help=argparse.SUPPRESS)  # internal: one measurement in a fresh process
     args = p.parse_args()
     if args.measure:
-        print(json.dumps(measure(args.measure, args.tasks[0], args.envs, args.steps, args.depth)))
+        print(json.dumps(measure(args.measure, args.tasks[0], args.envs, args.steps, args.depth, args.build_ahead)))
         return
     print(f"{os.cpu_count()} cores; tree depth {args.depth}; {args.envs} environments; "
-          f"{args.steps} batched steps per measurement; best of {args.repeats}, each in a fresh process")
+          f"{args.steps} batched steps per measurement; best of {args.repeats}, each in a fresh process; "
+          f"episodes built {'ahead by idle-priority helpers' if args.build_ahead else 'in the stepping process'}")
     modes = ("raw1", "raw2", "1", "2")
     for task in args.tasks:
         best = dict.fromkeys(modes, 0.0)
         for _ in range(args.repeats):  # interleaved: this machine's speed drifts by +-20% over minutes
             for mode in modes:
                 out = subprocess.run([sys.executable, __file__, "--measure", mode, "--tasks", task, "--envs",
-                                      str(args.envs), "--steps", str(args.steps), "--depth", str(args.depth)],
+                                      str(args.envs), "--steps", str(args.steps), "--depth", str(args.depth)]
+                                     + ([] if args.build_ahead else ["--no-build-ahead"]),
                                      capture_output=True, text=True, check=True)
                 best[mode] = max(best[mode], json.loads(out.stdout.strip().splitlines()[-1]))
         print(f"flatland/{task}: raw flatland-rl {best['raw1']:.0f} steps/s on 1 core, {best['raw2']:.0f} on 2 busy cores")

@@ -3,30 +3,44 @@
 A Flatland step costs 3-5 ms at 5-10 trains on one core here (depth-3 tree), nearly all Python, so the
 batch is split into ``workers`` contiguous shards stepped in parallel: this process steps the first
 while worker processes step the others (so W workers keep W cores busy, none idles waiting), each
-resetting its own finished episodes; the shards are stacked into torch tensors on the requested device. ``workers=1`` steps
-everything in this process (no IPC).
+resetting its own finished episodes; the shards are stacked into torch tensors on the requested device.
+``workers=1`` steps everything in this process (no IPC).
+
+Episodes are built ahead (``build_ahead``, on by default): a new episode costs 50-300 ms of rail, line
+and distance-map generation, and in a synchronous batch one shard's reset stalls all the others. So
+each shard has a helper process at idle CPU priority (``SCHED_IDLE``: it only runs on a core nothing
+else wants, e.g. while the other shards catch up or while the learner works on a GPU) that builds the
+next episode of each of the shard's environments and leaves it, pickled, in a temporary directory. A
+shard that finds its next episode there loads it in a few milliseconds; otherwise it builds the same
+episode itself (episodes are seeded by environment and episode number, so where an episode was built
+never changes what it is).
 
 Workers are forked where the platform can (Linux): they run numpy and flatland only, never torch, and
 flatland is imported before the fork; elsewhere they are spawned (the calling script then needs the usual
 ``if __name__ == "__main__":`` guard). A worker that raises sends its traceback, a worker that dies is
 noticed by polling, and either way every worker is shut down and a :class:`WorkerError` names the
-cause: never a hang. ``close()`` (also on garbage collection and at exit) stops and joins every worker.
+cause: never a hang. ``close()`` (also on garbage collection and at exit) stops and joins every worker
+and helper and removes the directory; workers and helpers whose parent died exit by themselves.
 """
 from __future__ import annotations
 
 import gc
 import multiprocessing as mp
 import os
+import pickle
+import shutil
+import tempfile
 import traceback
 import warnings
 import weakref
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from envs.base import EnvSpec, MultiAgentEnv, Step, first_unavailable
 from envs.flatland.rail import N_ACTIONS, RailTask, obs_dim, state_dim
-from envs.flatland.tasks import FlatlandTask, get_task
+from envs.flatland.tasks import FlatlandTask, build_episode, child_seed, get_task
 
 PER_STEP = ("obs", "state", "avail", "alive", "neighbours")
 INFO = ("episode_limit", "completion", "deadlocked", "score")
@@ -37,16 +51,21 @@ class WorkerError(RuntimeError):
     """A Flatland worker process raised or died; all workers have been shut down."""
 
 
-def episode_seed(seed: int, index: int) -> int:
+def env_seed(seed: int, index: int) -> int:
     """Environment ``index``'s seed in a batch seeded with ``seed`` (independent streams, no overlap)."""
-    return int(np.random.SeedSequence([seed % 2**64, index]).generate_state(1)[0])  # any int seed, negatives too
+    return child_seed(seed, index)
 
 
 class Shard:
-    """A contiguous slice of the batch, stepped one environment after another (in a worker or in-process)."""
+    """A contiguous slice of the batch, stepped one environment after another (in a worker or in-process).
 
-    def __init__(self, task: FlatlandTask, seeds: list[int], tree_depth: int, state: str):
+    ``helper`` is the pipe to the process that builds this shard's next episodes into ``directory``
+    (module docstring); without it every episode is built here."""
+
+    def __init__(self, task: FlatlandTask, seeds: list[int], tree_depth: int, state: str, helper=None,
+                 directory: Path | None = None):
         self.envs = [RailTask(task, s, tree_depth, state) for s in seeds]
+        self.helper, self.directory = helper, directory
 
     def warnings(self) -> list[str]:
         """Warnings from the resets since the last call."""
@@ -56,7 +75,27 @@ class Shard:
         return out
 
     def reset(self) -> dict[str, np.ndarray]:
-        return _stack([env.reset() for env in self.envs], PER_STEP)
+        return _stack([self._next_episode(i) for i in range(len(self.envs))], PER_STEP)
+
+    def _next_episode(self, i: int) -> dict[str, np.ndarray]:
+        """Start environment ``i``'s next episode (built ahead if the helper has it) and order the one after."""
+        env = self.envs[i]
+        out = env.reset(self._built(i, env.episode))
+        if self.helper is not None:
+            try:
+                self.helper.send((i, env.episode))
+            except OSError:
+                self.helper = None  # the helper is gone: build every episode here from now on
+        return out
+
+    def _built(self, i: int, episode: int) -> tuple | None:
+        if self.helper is None:
+            return None
+        try:
+            with open(self.directory / built_name(i, episode), "rb") as f:
+                return pickle.load(f)
+        except FileNotFoundError:
+            return None
 
     def step(self, actions: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Step every environment; returns the step's data (``final``) and the data to act on next
@@ -65,7 +104,7 @@ class Shard:
         for env, act in zip(self.envs, actions):
             out = env.step(act)
             final.append(out)
-            fresh.append(env.reset() if out["done"] else out)
+            fresh.append(self._next_episode(len(fresh)) if out["done"] else out)
         return _stack(final, PER_STEP + INFO + ("agent_reward", "done")), _stack(fresh, PER_STEP)
 
 
@@ -74,13 +113,62 @@ def _stack(rows: list[dict[str, np.ndarray]], keys) -> dict[str, np.ndarray]:
     return {k: np.stack([r[k] for r in rows]) for k in keys}
 
 
-def _serve(conn, task: FlatlandTask, seeds: list[int], tree_depth: int, state: str) -> None:
+def built_name(i: int, episode: int) -> str:
+    return f"{i}_{episode}.pkl"
+
+
+def _receive_while_parent_lives(conn, parent: int):
+    """The next message; EOFError once the parent process is gone (no orphan waits forever)."""
+    while not conn.poll(1.0):
+        if os.getppid() != parent:
+            raise EOFError
+    return conn.recv()
+
+
+def _build_ahead(conn, task: FlatlandTask, seeds: list[int], directory: Path, parent: int) -> None:
+    """Helper main loop: build the episodes the shard orders, ``(env, episode)``, into ``directory`` at
+    idle CPU priority, newest order per environment, until ``None``. Any error ends the helper quietly:
+    the shard then builds its episodes itself and reports the error if it happens there too."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):  # not Linux
+        try:
+            os.nice(19)
+        except OSError:
+            pass
+    gc.freeze()
+    orders, written = {}, {}  # env -> episode to build; env -> file built for it
+    try:
+        while True:
+            while not orders or conn.poll(0):
+                message = _receive_while_parent_lives(conn, parent)
+                if message is None:
+                    return
+                i, episode = message
+                if i in written:  # the shard has moved past it: loaded, or built there
+                    written.pop(i).unlink(missing_ok=True)
+                orders[i] = episode
+            i, episode = next(iter(orders.items()))
+            del orders[i]
+            path = directory / built_name(i, episode)
+            with open(path.with_suffix(".tmp"), "wb") as f:
+                pickle.dump(build_episode(task, seeds[i], episode), f, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(path.with_suffix(".tmp"), path)  # never seen half written
+            written[i] = path
+    except BaseException:  # noqa: B902 - EOF, interrupt or failure: the shard carries on without help
+        return
+    finally:
+        conn.close()
+
+
+def _serve(conn, task: FlatlandTask, seeds: list[int], tree_depth: int, state: str, helper, directory,
+           parent: int) -> None:
     """Worker main loop: build a shard, answer ("reset",) and ("step", actions) until ("close",)."""
     gc.freeze()  # the parent's heap, inherited by fork: never traversed (nor copied) by this process's gc
     try:
-        shard = Shard(task, seeds, tree_depth, state)
+        shard = Shard(task, seeds, tree_depth, state, helper, directory)
         while True:
-            command, *args = conn.recv()
+            command, *args = _receive_while_parent_lives(conn, parent)
             if command == "close":
                 break
             result = shard.reset() if command == "reset" else shard.step(*args)
@@ -98,7 +186,7 @@ class FlatlandEnv(MultiAgentEnv):
 
     def __init__(self, name: str, num_envs: int = 1, device: str | torch.device = "cpu", seed: int = 0,
                  workers: int | None = None, checked: bool = True, tree_depth: int = 3, state: str = "obs",
-                 **task_overrides):
+                 build_ahead: bool = True, **task_overrides):
         from envs import UsageError
 
         task = get_task(name, **task_overrides)
@@ -109,22 +197,36 @@ class FlatlandEnv(MultiAgentEnv):
             raise UsageError(f"workers (processes stepping environments, this one included) must be between 1 "
                              f"and num_envs={num_envs}, got {workers}")
         self.num_envs, self.device, self.checked = num_envs, torch.device(device), checked
-        seeds = [episode_seed(seed, b) for b in range(num_envs)]
+        seeds = [env_seed(seed, b) for b in range(num_envs)]
         bounds = np.linspace(0, num_envs, workers + 1).round().astype(int)
         self._slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
-        self._procs, self._conns, self._seen_warnings = [], [], set()
-        self._local = Shard(task, seeds[self._slices[0]], tree_depth, state)  # stepped by this process
-        if workers > 1:
-            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-            for part in self._slices[1:]:
-                parent, child = ctx.Pipe()
-                proc = ctx.Process(target=_serve, args=(child, task, seeds[part], tree_depth, state), daemon=True,
-                                   name=f"flatland-worker-{part.start}")
-                proc.start()
-                child.close()
-                self._procs.append(proc)
-                self._conns.append(parent)
-            self._finalizer = weakref.finalize(self, _shutdown, self._procs, self._conns)
+        self._procs, self._conns, self._helpers, self._seen_warnings = [], [], [], set()
+        root = Path(tempfile.mkdtemp(prefix="flatland-episodes-")) if build_ahead else None
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        me = os.getpid()
+        for k, part in enumerate(self._slices):
+            helper, directory = None, None
+            if build_ahead:
+                directory = root / f"shard_{k}"
+                directory.mkdir()
+                helper, helper_end = ctx.Pipe()
+                self._helpers.append(ctx.Process(target=_build_ahead, args=(helper_end, task, seeds[part], directory, me),
+                                                 daemon=True, name=f"flatland-builder-{part.start}"))
+                self._helpers[-1].start()
+                helper_end.close()
+            if k == 0:
+                self._local = Shard(task, seeds[part], tree_depth, state, helper, directory)  # stepped here
+                continue
+            conn, child = ctx.Pipe()
+            proc = ctx.Process(target=_serve, args=(child, task, seeds[part], tree_depth, state, helper, directory, me),
+                               daemon=True, name=f"flatland-worker-{part.start}")
+            proc.start()
+            child.close()
+            if helper is not None:
+                helper.close()  # the worker talks to its helper
+            self._procs.append(proc)
+            self._conns.append(conn)
+        self._finalizer = weakref.finalize(self, _shutdown, self._procs, self._conns, self._helpers, self._local, root)
         self.spec = EnvSpec(task=f"flatland/{name}", family="flatland", backend="flatland", n_agents=task.n_agents,
                             obs_dim=obs_dim(tree_depth), state_dim=state_dim(task, tree_depth, state), n_actions=N_ACTIONS,
                             episode_limit=task.episode_limit(cities_placed=2), metric="completion")
@@ -217,11 +319,14 @@ class FlatlandEnv(MultiAgentEnv):
                              f"{a} (available: {allowed}; 0 = left-most way, 1 = other way, 2 = stop)")
 
     def close(self) -> None:
-        if self._procs:
-            self._finalizer()
+        self._finalizer()
 
 
-def _shutdown(procs, conns) -> None:
+def _shutdown(procs, conns, helpers, local: Shard, root: Path | None) -> None:
+    for helper in helpers:  # nothing to finish: a built episode is written whole or not at all
+        helper.terminate()
+    if local.helper is not None:
+        local.helper.close()
     for conn in conns:
         try:
             conn.send(("close",))
@@ -234,3 +339,7 @@ def _shutdown(procs, conns) -> None:
             proc.join(timeout=2)
     for conn in conns:
         conn.close()
+    for helper in helpers:
+        helper.join(timeout=2)
+    if root is not None:
+        shutil.rmtree(root, ignore_errors=True)

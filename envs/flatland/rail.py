@@ -32,14 +32,12 @@ on a switch, next cell is a decision, ready to depart.
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
-from flatland.core.env_observation_builder import DummyObservationBuilder
 from flatland.envs.observations import TreeObsForRailEnv
 from flatland.envs.step_utils.states import TrainState
 
-from envs.flatland.tasks import FlatlandTask, build_rail_env
+from envs.flatland.tasks import FlatlandTask, build_episode
 
 N_ACTIONS = 3
 ROOT_FEATURES = 9
@@ -125,7 +123,10 @@ def real_children(node) -> list:
 
 
 class RailTask:
-    """One Flatland environment: ``reset()`` and ``step(actions)`` return dicts of numpy arrays."""
+    """One Flatland environment: ``reset()`` and ``step(actions)`` return dicts of numpy arrays.
+
+    Episode ``k`` runs on ``build_episode(task, seed, k)``; ``reset(built)`` takes that episode when it was
+    built elsewhere ahead of time, and builds it otherwise (the same episode)."""
 
     def __init__(self, task: FlatlandTask, seed: int, tree_depth: int = 3, state: str = "obs"):
         from envs import UsageError
@@ -137,22 +138,16 @@ class RailTask:
         self.task, self.depth, self.state_kind = task, tree_depth, state
         self.n = task.n_agents
         self.obs_dim, self.nodes = obs_dim(tree_depth), tree_nodes(tree_depth)
-        self.tree = TreeObsForRailEnv(max_depth=tree_depth)
-        # The env builds no observation itself: we build trees only for trains still running.
-        self.env = build_rail_env(task, seed, DummyObservationBuilder())
+        self.tree = TreeObsForRailEnv(max_depth=tree_depth)  # trees only for trains still running
+        self.seed, self.episode = seed, 0  # the episode the next reset starts
         self.rng = np.random.default_rng(seed)
         self.new_warnings: list[str] = []
 
     # ----- episode bookkeeping -------------------------------------------------------------------------
-    def reset(self) -> dict[str, np.ndarray]:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            self.env.reset()
-        self.new_warnings = [str(w.message) for w in caught]
-        with warnings.catch_warnings():  # "not recommended to set the state": deliberate, see tasks.py
-            warnings.simplefilter("ignore")
-            for agent in self.env.agents:  # flatland 2.2.2: every train is ready at step 0
-                agent.state = TrainState.READY_TO_DEPART
+    def reset(self, built: tuple | None = None) -> dict[str, np.ndarray]:
+        """Start the next episode; ``built`` is its ``build_episode`` result when made ahead of time."""
+        self.env, self.new_warnings = built or build_episode(self.task, self.seed, self.episode)
+        self.episode += 1
         self.tree.reset(self.env)
         self.limit = self.env._max_episode_steps
         self.transitions = transition_table(self.env.rail.grid)

@@ -8,13 +8,20 @@ built 20 trains; we name the task by what it is (``flatland/20_agents``).
 
 flatland 2.2.2 let every train depart at step 0 and ended episodes after
 ``int(8 * (width + height + n_agents / n_cities))`` steps (cities actually placed). flatland 4.3 draws
-timetables with staggered departures and much shorter limits instead, so :func:`flatland2_timetable`
+timetables with staggered departures and much shorter limits instead, so :class:`Flatland2Timetable`
 restores the 2.2.2 behaviour through 4.3's ``timetable_generator`` hook.
+
+Every episode is a fresh ``RailEnv`` seeded from its environment's seed and its episode number
+(:func:`build_episode`), so an episode does not depend on what happened in the previous one and can be
+built ahead of time, in another process, and handed over pickled (``envs/flatland/batched.py``).
 """
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
+
+import numpy as np
 
 CITY_PADDING = 2  # sparse_rail_generator: city radius = rail pairs + 2 (flatland/envs/rail_generators.py)
 
@@ -97,17 +104,24 @@ def get_task(name: str, **overrides) -> FlatlandTask:
     return task
 
 
-def flatland2_timetable(task: FlatlandTask):
-    """A 4.3 ``timetable_generator``: everyone departs at 0, the 2.2.2 episode limit, no arrival deadline."""
-    from flatland.envs.timetable_utils import Timetable
+def child_seed(seed: int, index: int) -> int:
+    """An independent seed for child ``index`` of ``seed`` (environment of a batch, episode of an
+    environment); any int seed, negatives too."""
+    return int(np.random.SeedSequence([seed % 2**64, index]).generate_state(1)[0])
 
-    def generate(agents, distance_map, agents_hints, np_random=None) -> Timetable:
-        cities = len(agents_hints["city_positions"]) if agents_hints else None
-        limit = task.episode_limit(cities)
+
+@dataclass(frozen=True)
+class Flatland2Timetable:
+    """A 4.3 ``timetable_generator``: everyone departs at 0, the 2.2.2 episode limit, no arrival deadline.
+    A class rather than a closure so that a ``RailEnv`` holding it can be pickled."""
+    task: FlatlandTask
+
+    def __call__(self, agents, distance_map, agents_hints, np_random=None):
+        from flatland.envs.timetable_utils import Timetable
+
+        limit = self.task.episode_limit(len(agents_hints["city_positions"]) if agents_hints else None)
         return Timetable(earliest_departures=[[0, None] for _ in agents],
                          latest_arrivals=[[None, limit] for _ in agents], max_episode_steps=limit)
-
-    return generate
 
 
 def build_rail_env(task: FlatlandTask, seed: int, obs_builder):
@@ -125,6 +139,28 @@ def build_rail_env(task: FlatlandTask, seed: int, obs_builder):
         line_generator=sparse_line_generator(),  # no speed map: every train at speed 1.0
         malfunction_generator=ParamMalfunctionGen(MalfunctionParameters(
             task.malfunction_rate, task.min_malfunction, task.max_malfunction)),
-        timetable_generator=flatland2_timetable(task),
+        timetable_generator=Flatland2Timetable(task),
         obs_builder_object=obs_builder, remove_agents_at_target=True, random_seed=seed,
     )
+
+
+def build_episode(task: FlatlandTask, env_seed: int, episode: int):
+    """Episode ``episode`` of the environment seeded ``env_seed``: its ``RailEnv``, reset and ready to
+    step, and the texts of the warnings its generators gave.
+
+    Trains are made ready to depart (flatland 2.2.2: every train may leave at step 0) and the distance
+    map is computed here, so that an episode built in another process arrives complete. Observations are
+    built by the caller (``DummyObservationBuilder``)."""
+    from flatland.core.env_observation_builder import DummyObservationBuilder
+    from flatland.envs.step_utils.states import TrainState
+
+    env = build_rail_env(task, child_seed(env_seed, episode), DummyObservationBuilder())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        env.reset()
+    with warnings.catch_warnings():  # "not recommended to set the state": deliberate, see above
+        warnings.simplefilter("ignore")
+        for agent in env.agents:
+            agent.state = TrainState.READY_TO_DEPART
+    env.distance_map.get()
+    return env, [str(w.message) for w in caught]
