@@ -24,11 +24,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from flatland.envs.observations import TreeObsForRailEnv  # noqa: E402
-from flatland.envs.step_utils.states import TrainState  # noqa: E402
 
-from envs.flatland.batched import FlatlandEnv, env_seed  # noqa: E402
+from envs.flatland.batched import FlatlandEnv  # noqa: E402
 from envs.flatland.rail import RailTask  # noqa: E402
-from envs.flatland.tasks import build_rail_env, child_seed, get_task  # noqa: E402
+from envs.flatland.tasks import build_episode, child_seed, get_task  # noqa: E402
 
 
 def random_policy(seed: int):
@@ -75,12 +74,9 @@ def raw(task: str, logs: list[list], depth: int, first: int = 0) -> tuple[int, f
     spec = get_task(task)
     episodes = [0] * len(logs)
 
-    def new_episode(b: int):  # what our environment plays: episode k of environment b, seeded alike
-        rail = build_rail_env(spec, child_seed(env_seed(0, first + b), episodes[b]), TreeObsForRailEnv(max_depth=depth))
+    def new_episode(b: int):  # the episode our environment plays, with flatland's tree observation instead
+        rail, _ = build_episode(spec, child_seed(0, first + b), episodes[b], TreeObsForRailEnv(max_depth=depth))
         episodes[b] += 1
-        rail.reset()
-        for agent in rail.agents:
-            agent.state_machine.set_state(TrainState.READY_TO_DEPART)
         return rail
 
     rails = [new_episode(b) for b in range(len(logs))]

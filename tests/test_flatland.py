@@ -14,9 +14,9 @@ from flatland.envs.step_utils.states import TrainState
 
 import envs
 from envs import UsageError
-from envs.flatland.batched import FlatlandEnv, Shard, WorkerError, env_seed
+from envs.flatland.batched import FlatlandEnv, Shard, WorkerError
 from envs.flatland.rail import MOVES, NODE_FEATURES, ROOT_FEATURES, RailTask, transition_table
-from envs.flatland.tasks import TASKS, get_task
+from envs.flatland.tasks import TASKS, child_seed, get_task
 from tests.helpers import random_actions, shortest_path_actions
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -246,7 +246,7 @@ def test_neighbours_are_the_trains_on_cells_a_tree_explored():
 def test_same_seed_same_episode_and_batched_matches_single_envs():
     seed, n_envs = 4, 3
     batched = make(num_envs=n_envs, seed=seed, workers=2)
-    singles = [RailTask(TASKS["5_agents"], env_seed(seed, b)) for b in range(n_envs)]
+    singles = [RailTask(TASKS["5_agents"], child_seed(seed, b)) for b in range(n_envs)]
     twin = make(num_envs=n_envs, seed=seed, workers=1)
     try:
         step, twin_step = batched.reset(), twin.reset()

@@ -51,11 +51,6 @@ class WorkerError(RuntimeError):
     """A Flatland worker process raised or died; all workers have been shut down."""
 
 
-def env_seed(seed: int, index: int) -> int:
-    """Environment ``index``'s seed in a batch seeded with ``seed`` (independent streams, no overlap)."""
-    return child_seed(seed, index)
-
-
 class Shard:
     """A contiguous slice of the batch, stepped one environment after another (in a worker or in-process).
 
@@ -101,10 +96,10 @@ class Shard:
         """Step every environment; returns the step's data (``final``) and the data to act on next
         (``fresh``: the new episode where one ended)."""
         final, fresh = [], []
-        for env, act in zip(self.envs, actions):
+        for i, (env, act) in enumerate(zip(self.envs, actions)):
             out = env.step(act)
             final.append(out)
-            fresh.append(self._next_episode(len(fresh)) if out["done"] else out)
+            fresh.append(self._next_episode(i) if out["done"] else out)
         return _stack(final, PER_STEP + INFO + ("agent_reward", "done")), _stack(fresh, PER_STEP)
 
 
@@ -197,7 +192,7 @@ class FlatlandEnv(MultiAgentEnv):
             raise UsageError(f"workers (processes stepping environments, this one included) must be between 1 "
                              f"and num_envs={num_envs}, got {workers}")
         self.num_envs, self.device, self.checked = num_envs, torch.device(device), checked
-        seeds = [env_seed(seed, b) for b in range(num_envs)]
+        seeds = [child_seed(seed, b) for b in range(num_envs)]  # independent streams, no overlap
         bounds = np.linspace(0, num_envs, workers + 1).round().astype(int)
         self._slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
         self._procs, self._conns, self._helpers, self._seen_warnings = [], [], [], set()

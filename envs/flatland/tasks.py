@@ -144,17 +144,18 @@ def build_rail_env(task: FlatlandTask, seed: int, obs_builder):
     )
 
 
-def build_episode(task: FlatlandTask, env_seed: int, episode: int):
+def build_episode(task: FlatlandTask, env_seed: int, episode: int, obs_builder=None):
     """Episode ``episode`` of the environment seeded ``env_seed``: its ``RailEnv``, reset and ready to
     step, and the texts of the warnings its generators gave.
 
     Trains are made ready to depart (flatland 2.2.2: every train may leave at step 0) and the distance
-    map is computed here, so that an episode built in another process arrives complete. Observations are
-    built by the caller (``DummyObservationBuilder``)."""
+    map is computed here, so that an episode built in another process arrives complete. By default the
+    caller builds the observations (``DummyObservationBuilder``); the throughput benchmark passes
+    flatland's own tree to measure raw flatland on the same episodes."""
     from flatland.core.env_observation_builder import DummyObservationBuilder
     from flatland.envs.step_utils.states import TrainState
 
-    env = build_rail_env(task, child_seed(env_seed, episode), DummyObservationBuilder())
+    env = build_rail_env(task, child_seed(env_seed, episode), obs_builder or DummyObservationBuilder())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         env.reset()
