@@ -5,9 +5,11 @@
 "Raw" replays, in one process, the exact flatland actions our environment sent (recorded in a first
 pass) on ``RailEnv``s with the same seeds and flatland's own ``TreeObsForRailEnv`` of the same depth
 building every train's observation, stepping the environments in turn as a batch does: the same
-trajectories, so the difference is our wrapper (decision points, encoding, rewards, deadlock checks,
-worker IPC, tensors). W workers are compared with raw replay split over W processes running at once
-(W busy cores): overhead ``1 - ours / raw``; the target is at most 10%.
+trajectories. W workers are compared with raw replay split over W processes running at once (W busy
+cores): overhead ``1 - ours / raw``; the target is at most 10%. Our environment builds the same trees
+with ``envs.flatland.tree.TreeObservation``; "raw, our tree" replays with that builder instead, so its
+difference to ours is the wrapper alone (decision points, encoding, rewards, deadlock checks, worker
+IPC, tensors; episodes built ahead work the other way).
 Every measurement runs in a fresh interpreter so that none inherits another's heap.
 """
 from __future__ import annotations
@@ -28,6 +30,9 @@ from flatland.envs.observations import TreeObsForRailEnv  # noqa: E402
 from envs.flatland.batched import FlatlandEnv  # noqa: E402
 from envs.flatland.rail import RailTask  # noqa: E402
 from envs.flatland.tasks import build_episode, child_seed, get_task  # noqa: E402
+from envs.flatland.tree import TreeObservation  # noqa: E402
+
+TREES = {"flatland": TreeObsForRailEnv, "ours": TreeObservation}
 
 
 def random_policy(seed: int):
@@ -67,15 +72,15 @@ def record(task: str, num_envs: int, steps: int, depth: int) -> list[list]:
     return logs
 
 
-def raw(task: str, logs: list[list], depth: int, first: int = 0) -> tuple[int, float]:
+def raw(task: str, logs: list[list], depth: int, tree: str, first: int = 0) -> tuple[int, float]:
     """Replay the logs of environments ``first, first + 1, ...`` on plain RailEnvs whose observation
-    builder is flatland's tree, interleaved step by step as a batch would be; (steps, seconds)."""
+    builder is the ``tree`` one, interleaved step by step as a batch would be; (steps, seconds)."""
     gc.freeze()  # as our worker processes do: the inherited heap (torch) is never scanned
     spec = get_task(task)
     episodes = [0] * len(logs)
 
-    def new_episode(b: int):  # the episode our environment plays, with flatland's tree observation instead
-        rail, _ = build_episode(spec, child_seed(0, first + b), episodes[b], TreeObsForRailEnv(max_depth=depth))
+    def new_episode(b: int):  # the episode our environment plays, with a tree observation builder instead
+        rail, _ = build_episode(spec, child_seed(0, first + b), episodes[b], TREES[tree](max_depth=depth))
         episodes[b] += 1
         return rail
 
@@ -94,7 +99,7 @@ def raw(task: str, logs: list[list], depth: int, first: int = 0) -> tuple[int, f
     return steps, time.perf_counter() - start
 
 
-def raw_on_cores(task: str, logs: list[list], depth: int, cores: int) -> float:
+def raw_on_cores(task: str, logs: list[list], depth: int, tree: str, cores: int) -> float:
     """Raw replay split over ``cores`` processes running at once: what this many busy cores do, since a
     core slows down when its neighbours work too (shared caches and memory bandwidth)."""
     import multiprocessing as mp
@@ -102,7 +107,7 @@ def raw_on_cores(task: str, logs: list[list], depth: int, cores: int) -> float:
     ctx = mp.get_context("fork")
     queue = ctx.Queue()
     bounds = np.linspace(0, len(logs), cores + 1).round().astype(int)
-    procs = [ctx.Process(target=lambda a, b: queue.put(raw(task, logs[a:b], depth, a)), args=(a, b))
+    procs = [ctx.Process(target=lambda a, b: queue.put(raw(task, logs[a:b], depth, tree, a)), args=(a, b))
              for a, b in zip(bounds[:-1], bounds[1:])]
     for proc in procs:
         proc.start()
@@ -113,8 +118,9 @@ def raw_on_cores(task: str, logs: list[list], depth: int, cores: int) -> float:
 
 
 def measure(mode: str, task: str, num_envs: int, steps: int, depth: int, build_ahead: bool) -> float:
-    if mode.startswith("raw"):
-        return raw_on_cores(task, record(task, num_envs, steps, depth), depth, int(mode[3:]))
+    if mode.startswith("raw"):  # raw-TREE-CORES
+        _, tree, cores = mode.split("-")
+        return raw_on_cores(task, record(task, num_envs, steps, depth), depth, tree, int(cores))
     return ours(task, num_envs, int(mode), steps, depth, build_ahead)
 
 
@@ -140,7 +146,7 @@ def main() -> None:
     print(f"{os.cpu_count()} cores; tree depth {args.depth}; {args.envs} environments; "
           f"{args.steps} batched steps per measurement; best of {args.repeats}, each in a fresh process; "
           f"episodes built {'ahead by idle-priority helpers' if args.build_ahead else 'in the stepping process'}")
-    modes = ("raw1", "raw2", "1", "2")
+    modes = ("raw-flatland-1", "raw-flatland-2", "raw-ours-1", "raw-ours-2", "1", "2")
     for task in args.tasks:
         best = dict.fromkeys(modes, 0.0)
         for _ in range(args.repeats):  # interleaved: this machine's speed drifts by +-20% over minutes
@@ -150,11 +156,15 @@ def main() -> None:
                                      + ([] if args.build_ahead else ["--no-build-ahead"]),
                                      capture_output=True, text=True, check=True)
                 best[mode] = max(best[mode], json.loads(out.stdout.strip().splitlines()[-1]))
-        print(f"flatland/{task}: raw flatland-rl {best['raw1']:.0f} steps/s on 1 core, {best['raw2']:.0f} on 2 busy cores")
+        print(f"flatland/{task}: raw flatland-rl {best['raw-flatland-1']:.0f} steps/s on 1 core, "
+              f"{best['raw-flatland-2']:.0f} on 2 busy cores; with our tree {best['raw-ours-1']:.0f} and "
+              f"{best['raw-ours-2']:.0f}")
         for workers in (1, 2):
             label = "1 worker (this process)" if workers == 1 else f"{workers} workers"
-            overhead = 1 - best[str(workers)] / best[f"raw{workers}"]
-            print(f"  {label:24s} {best[str(workers)]:7.0f} steps/s  overhead vs raw on {workers} core(s) {overhead:+.1%}")
+            rate = best[str(workers)]
+            print(f"  {label:24s} {rate:7.0f} steps/s  overhead vs raw on {workers} core(s) "
+                  f"{1 - rate / best[f'raw-flatland-{workers}']:+.1%}, vs raw with our tree "
+                  f"{1 - rate / best[f'raw-ours-{workers}']:+.1%}")
 
 
 if __name__ == "__main__":

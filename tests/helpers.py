@@ -60,7 +60,7 @@ def run_episodes(env: SmacSimulator, policy, episodes: int, seed: int = 0) -> tu
 def shortest_path_actions(env, step) -> torch.Tensor:
     """Flatland: at every choice take the way whose next cell is closest to the train's target (no
     conflict avoidance, like flatland's ShortestPathPolicy). Needs an in-process env (``workers=1``)."""
-    from envs.flatland.rail import MOVES
+    from envs.flatland.tree import MOVES
 
     actions = torch.zeros(env.num_envs, env.spec.n_agents, dtype=torch.long)
     for b, rail in enumerate(env._local.envs):

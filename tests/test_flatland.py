@@ -10,13 +10,15 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from flatland.envs.observations import TreeObsForRailEnv
 from flatland.envs.step_utils.states import TrainState
 
 import envs
 from envs import UsageError
 from envs.flatland.batched import FlatlandEnv, Shard, WorkerError
-from envs.flatland.rail import MOVES, NODE_FEATURES, ROOT_FEATURES, RailTask, transition_table
+from envs.flatland.rail import NODE_FEATURES, ROOT_FEATURES, RailTask
 from envs.flatland.tasks import TASKS, child_seed, get_task
+from envs.flatland.tree import MOVES, transition_table
 from tests.helpers import random_actions, shortest_path_actions
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
@@ -240,7 +242,60 @@ def test_neighbours_are_the_trains_on_cells_a_tree_explored():
             for i, j in step.info["neighbours"][b].nonzero().tolist():
                 agent = rail.env.agents[j]
                 assert agent.state.is_on_map_state() and i != j
-                assert any((r, c) == agent.current_configuration[0] for r, c, _ in rail.env.dev_obs_dict[i])
+                assert any((r, c) == agent.current_configuration[0] for r, c, _ in rail.tree.visited[i])
+
+
+def assert_same_tree(ours, theirs, path="root"):
+    """Same node fields (as floats; inf where flatland has inf), same children in the same order."""
+    if not hasattr(theirs, "childs"):  # a missing branch: -inf
+        assert ours == theirs, path
+        return
+    for field, a, b in zip(theirs._fields[:-1], ours[:-1], theirs[:-1]):
+        assert float(a) == float(b), f"{path}.{field}: ours {a}, flatland {b}"
+    assert list(ours.childs) == list(theirs.childs), path
+    for key in theirs.childs:
+        assert_same_tree(ours.childs[key], theirs.childs[key], path + key)
+
+
+def assert_trees_match_flatland(rail: RailTask) -> dict:
+    """Our trees for every train against flatland's TreeObsForRailEnv, cells explored included."""
+    reference = TreeObsForRailEnv(max_depth=rail.depth)
+    reference.reset(rail.env)
+    handles = list(range(rail.n))
+    theirs, ours = reference.get_many(handles), rail.tree.get_many(handles)
+    for i in handles:
+        assert_same_tree(ours[i], theirs[i], f"train {i}: root")
+        assert rail.tree.visited[i] == set(rail.env.dev_obs_dict[i]), f"train {i}: cells explored"
+    return ours
+
+
+@pytest.mark.parametrize("task, depth, seed", [("5_agents", 3, 0), ("10_agents", 2, 1), ("2_agents", 1, 2)])
+def test_our_tree_observation_is_flatlands_node_for_node(task, depth, seed):
+    """Every node of every train's tree at every step of two episodes under random valid actions (trains
+    arrive, meet, malfunction, pass targets and unusable switches), for three tasks and depths."""
+    rail, rng = RailTask(get_task(task), seed=child_seed(seed, 0), tree_depth=depth), np.random.default_rng(seed)
+    out, steps = rail.reset(), 0
+    for _ in range(2):
+        while True:
+            assert_trees_match_flatland(rail)
+            steps += 1
+            out = rail.step(np.array([rng.choice(np.flatnonzero(avail)) for avail in out["avail"]]))
+            if out["done"]:
+                out = rail.reset()
+                break
+    assert steps > 50
+
+
+def test_trees_count_trains_waiting_to_depart_where_a_train_stands():
+    """flatland's quirk, reproduced: a start cell's waiting trains count only while a train stands on it."""
+    rail = RailTask(get_task("5_agents", n_agents=3, malfunction_rate=0.0), seed=5)
+    rail.reset()
+    row, west, east = straight_pair(rail)
+    place(rail, 2, row, west, 1)  # the observer, heading east
+    rail.env.agents[1].initial_configuration = ((row, east), 1)  # waits to depart from the cell ahead
+    assert assert_trees_match_flatland(rail)[2].childs["F"].num_agents_ready_to_depart == 0
+    place(rail, 0, row, east, 1)  # a train now stands there
+    assert assert_trees_match_flatland(rail)[2].childs["F"].num_agents_ready_to_depart == 1
 
 
 def test_same_seed_same_episode_and_batched_matches_single_envs():

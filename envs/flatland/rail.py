@@ -34,10 +34,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from flatland.envs.observations import TreeObsForRailEnv
 from flatland.envs.step_utils.states import TrainState
 
 from envs.flatland.tasks import FlatlandTask, build_episode
+from envs.flatland.tree import MOVES, TreeObservation
 
 N_ACTIONS = 3
 ROOT_FEATURES = 9
@@ -48,7 +48,6 @@ N_NODE_FIELDS = N_TREE_FIELDS + 1
 RICH_FEATURES = 19  # per train, appended to the global state when ``state="rich"``
 STATES = ("obs", "rich")
 FINISH_REWARD, NEAR_COEFF, DEADLOCK_PENALTY, UNREACHABLE = 10.0, 0.01, -5.0, 1e3
-MOVES = ((-1, 0), (0, 1), (1, 0), (0, -1))  # N, E, S, W
 LEFT, FORWARD, RIGHT, STOP = 1, 2, 3, 4  # RailEnvActions values
 
 
@@ -74,15 +73,6 @@ def norm_dist(d):
 
 def sign(flag) -> float:
     return 1.0 if flag else -1.0
-
-
-def transition_table(grid: np.ndarray) -> np.ndarray:
-    """``[H, W, heading, exit]`` booleans from flatland's 16-bit cells (4 bits per heading, N E S W)."""
-    table = np.zeros(grid.shape + (4, 4), dtype=bool)
-    for heading in range(4):
-        for exit_ in range(4):
-            table[..., heading, exit_] = (grid >> ((3 - heading) * 4 + (3 - exit_))) & 1
-    return table
 
 
 def shifted(mask: np.ndarray, direction: int) -> np.ndarray:
@@ -138,7 +128,7 @@ class RailTask:
         self.task, self.depth, self.state_kind = task, tree_depth, state
         self.n = task.n_agents
         self.obs_dim, self.nodes = obs_dim(tree_depth), tree_nodes(tree_depth)
-        self.tree = TreeObsForRailEnv(max_depth=tree_depth)  # trees only for trains still running
+        self.tree = TreeObservation(tree_depth)  # flatland's tree, node for node; only for trains still running
         self.seed, self.episode = seed, 0  # the episode the next reset starts
         self.rng = np.random.default_rng(seed)
         self.new_warnings: list[str] = []
@@ -148,9 +138,9 @@ class RailTask:
         """Start the next episode; ``built`` is its ``build_episode`` result when made ahead of time."""
         self.env, self.new_warnings = built or build_episode(self.task, self.seed, self.episode)
         self.episode += 1
-        self.tree.reset(self.env)
         self.limit = self.env._max_episode_steps
-        self.transitions = transition_table(self.env.rail.grid)
+        self.tree.reset(self.env)
+        self.transitions = self.tree.transitions
         grid = self.env.rail.grid.astype(np.uint16)
         switch = np.unpackbits(grid.view(np.uint8).reshape(grid.shape + (2,)), axis=-1).sum(-1) > 2
         target = np.zeros_like(switch)
@@ -304,7 +294,7 @@ class RailTask:
         where = self._occupancy()
         seen = np.zeros((self.n, self.n), dtype=bool)
         for i in handles:
-            for row, col, _ in self.env.dev_obs_dict.get(i, ()):
+            for row, col, _ in self.tree.visited.get(i, ()):
                 j = where.get((row, col))
                 if j is not None and j != i:
                     seen[i, j] = True
