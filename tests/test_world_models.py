@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from algorithms import Divergence, Transition, make_algorithm, make_config
 from algorithms.world_model.losses import kl_balanced, lambda_returns, model_loss, next_features, ppo_actor_loss
+from algorithms.world_model.networks import sample_index, straight_through_sample
 from algorithms.world_model.replay import SequenceReplay
 from envs import UsageError
 from envs.base import EnvSpec
@@ -91,6 +92,18 @@ def test_preset_for_another_family_is_refused_with_a_hint():
 
 
 # ---------------------------------------------------------------------------------------------- losses by hand
+def test_samples_follow_the_probabilities_and_never_draw_an_impossible_class():
+    torch.manual_seed(0)
+    probs = torch.tensor([[0.0, 0.1, 0.0, 0.6, 0.3, 0.0], [0.5, 0.0, 0.0, 0.0, 0.0, 0.5]])
+    draws = sample_index(probs.expand(100_000, 2, 6))
+    counts = torch.stack([torch.bincount(draws[:, k], minlength=6) for k in range(2)]).float() / 100_000
+    assert counts[probs == 0].sum() == 0  # leading, inner and trailing zeros
+    assert torch.allclose(counts, probs, atol=0.006)
+    sample = straight_through_sample(torch.log(probs[:1]).expand(1000, 6), 1, 6)  # one categorical of 6
+    hard = sample.round()
+    assert torch.allclose(sample, hard, atol=1e-6) and (hard.sum(-1) == 1).all() and (hard[:, [0, 2, 5]] == 0).all()
+
+
 def test_kl_balancing_matches_a_hand_computation():
     post = torch.log(torch.tensor([[0.5, 0.5, 0.9, 0.1]]))
     prior = torch.log(torch.tensor([[0.25, 0.75, 0.5, 0.5]]))
