@@ -9,8 +9,9 @@ What the agents see and do follows jbr-ai-labs/mamba@2c97258 (identical in aravi
   Decision cells are switches, targets and the cells (and directions) leading into them. Our availability
   mask states that rule: where the action is forced only 0 is available, and 1 only where two ways exist.
 * **Observation** (``observations/SimpleObservation.py``): 9 root features, then a binary tree of
-  ``tree_depth`` levels (the real branches of flatland's tree observation in L, F, R, B order, padded
-  to two per node, breadth first) with 14 features per node: 9 + 14 * 14 = 205 values at depth 3.
+  ``tree_depth`` levels (the real branches of flatland's tree observation, built node for node by
+  ``tree.TreeObservation``, in L, F, R, B order, padded to two per node, breadth first) with 14
+  features per node: 9 + 14 * 14 = 205 values at depth 3.
   Distances are ``d / 100 - 10``; "not found" (inf) is 0; booleans are +-1; padding nodes are 0.
   Trains that arrived or are deadlocked observe zeros (the official absorbing observation).
 * **Reward** (``rewards/{Finish,Near}RewardShaper.py``, ``DeadlockPunishment.py``): flatland's own
