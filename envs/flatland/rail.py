@@ -142,8 +142,7 @@ class RailTask:
         self.limit = self.env._max_episode_steps
         self.tree.reset(self.env)
         self.transitions = self.tree.transitions
-        grid = self.env.rail.grid.astype(np.uint16)
-        switch = np.unpackbits(grid.view(np.uint8).reshape(grid.shape + (2,)), axis=-1).sum(-1) > 2
+        switch = self.tree.bits > 2
         target = np.zeros_like(switch)
         self.targets = np.zeros((self.n, 2), dtype=np.int64)
         for i, agent in enumerate(self.env.agents):

@@ -150,8 +150,8 @@ def build_episode(task: FlatlandTask, env_seed: int, episode: int, obs_builder=N
 
     Trains are made ready to depart (flatland 2.2.2: every train may leave at step 0) and the distance
     map is computed here, so that an episode built in another process arrives complete. By default the
-    caller builds the observations (``DummyObservationBuilder``); the throughput benchmark passes
-    flatland's own tree to measure raw flatland on the same episodes."""
+    caller builds the observations (``DummyObservationBuilder``); the throughput benchmark passes a
+    tree observation builder to measure raw flatland on the same episodes."""
     from flatland.core.env_observation_builder import DummyObservationBuilder
     from flatland.envs.step_utils.states import TrainState
 

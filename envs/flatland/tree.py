@@ -46,7 +46,7 @@ class Walk(NamedTuple):
     revisit: tuple[int, int, int] | None  # the cell that closed a loop (looked at, not entered)
     end: int  # SWITCH, DEAD_END or TERMINAL (loop or a cell without ways)
     first_unusable: float  # index of the first switch usable only by other trains, inf if none
-    positions: frozenset  # every (row, col) looked at, for a quick "no train here" check
+    positions: frozenset  # every (row, col) looked at, for a quick "is the own target on it" check
 
 
 class TreeObservation(ObservationBuilder):
@@ -61,12 +61,9 @@ class TreeObservation(ObservationBuilder):
     def reset(self, env) -> None:
         super().reset(env)
         self.transitions = transitions = transition_table(env.rail.grid)
-        grid = env.rail.grid.astype(np.int64)
         self.ways = transitions.sum(-1)  # [H, W, heading]
-        total = np.zeros(grid.shape, dtype=np.int64)
-        for bit in range(16):
-            total += (grid >> bit) & 1
-        self.total = np.where(grid == CROSSING, 2, total)  # a crossing counts as straight rail
+        self.bits = transitions.sum((-2, -1))  # transitions per cell (flatland's bit count); > 2: a switch or crossing
+        self.total = np.where(env.rail.grid == CROSSING, 2, self.bits)  # a crossing counts as straight rail
         self.targets = {tuple(t[0]) for agent in env.agents for t in agent.targets}
         self.walks: dict[tuple[int, int, int], Walk] = {}
         self.visited = {}
