@@ -3,7 +3,9 @@
 Evaluation (Gorsane et al. 2022): every ``eval_interval`` environment steps (and at step 0), run
 ``eval_episodes`` episodes with the decentralised policy, greedy by default; log ``eval/win_rate``
 (SMAC) and ``eval/return_mean``. At the end, the best evaluated policy is re-evaluated on
-10 x ``eval_episodes`` episodes: the *absolute metric*.
+10 x ``eval_episodes`` episodes: the *absolute metric*. The exploring training episodes finished since
+the previous evaluation are logged beside it as ``collect/...`` (the official MAMBA and MABL code logs
+only these: the win of each stochastic training episode).
 
 Checkpoints are written atomically after every evaluation: algorithm, environment and RNG states,
 counters and the log history, so a resumed run replays exactly what an uninterrupted one does.
@@ -124,6 +126,40 @@ def evaluate(algo, spec: RunSpec, episodes: int, seed: int) -> dict[str, float]:
     return out
 
 
+class CollectionStats:
+    """Returns, lengths and outcomes of the training episodes, summed on the device as they finish (no host
+    read per step) and reported as means once per evaluation."""
+
+    def __init__(self, num_envs: int, device):
+        self.running = torch.zeros(2, num_envs, device=device)  # return and length of the unfinished episodes
+        self.totals: dict[str, torch.Tensor] = {}
+
+    def add(self, nxt) -> None:
+        self.running += torch.stack([nxt.reward, torch.ones_like(nxt.reward)])
+        ending = nxt.done.float()
+        finished = {"return_mean": self.running[0], "episode_length": self.running[1], "episodes": torch.ones_like(ending)}
+        finished.update({name: nxt.info[k].float() for k, name in EPISODE_OUTCOMES.items() if k in nxt.info})
+        for name, value in finished.items():
+            self.totals[name] = self.totals.get(name, 0.0) + (value * ending).sum()
+        self.running *= 1.0 - ending
+
+    def report(self) -> dict[str, float]:
+        """Means over the episodes finished since the last report (nothing if none finished); resets them."""
+        totals, self.totals = self.totals, {}
+        values = dict(zip(totals, torch.stack(list(totals.values())).tolist())) if totals else {}
+        episodes = values.pop("episodes", 0.0)
+        if not episodes:
+            return {}
+        return {"episodes": episodes, **{name: total / episodes for name, total in values.items()}}
+
+    def state_dict(self) -> dict:
+        return {"running": self.running.clone(), "totals": dict(self.totals)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.running.copy_(state["running"])
+        self.totals = dict(state["totals"])
+
+
 def resolve_config(spec: RunSpec):
     """The algorithm config this run uses (preset for the task, plus overrides) and the env spec."""
     backend = envs.resolve_backend(spec.task, spec.backend, quiet=True)
@@ -151,6 +187,7 @@ def train(spec: RunSpec, config, record_dir: Path, log: MetricLog, progress=None
     step = env.reset()
     memory = algo.initial_memory(env.num_envs)
     first = torch.ones(env.num_envs, dtype=torch.bool, device=env.device)
+    collected = CollectionStats(env.num_envs, env.device)
     if ckpt_path.exists():
         try:
             ck = torch.load(ckpt_path, weights_only=False, map_location=spec.device)
@@ -162,16 +199,20 @@ def train(spec: RunSpec, config, record_dir: Path, log: MetricLog, progress=None
             env.set_state(ck["env"])
             step, memory, first = ck["step"], ck["memory"], ck["first"]
         steps, evals, best = ck["steps"], ck["evals"], ck["best"]
+        if "collect" in ck:  # checkpoints written before training episodes were logged lack it
+            collected.load_state_dict(ck["collect"])
         _set_rng_state(ck["rng"])
         log.replay(ck["log"])
 
     def checkpoint() -> None:
         atomic_save({"algorithm": algo.state_dict(), "env": env.get_state(), "step": step, "memory": memory,
                      "first": first, "steps": steps, "evals": evals, "best": best, "rng": _rng_state(),
-                     "log": list(log.history)}, ckpt_path)
+                     "collect": collected.state_dict(), "log": list(log.history)}, ckpt_path)
 
     def run_evaluation() -> None:
         nonlocal evals, best
+        for k, v in collected.report().items():
+            log.log(f"collect/{k}", v, steps)
         result = evaluate(algo, spec, spec.eval_episodes, seed=spec.seed * 100_003 + evals)
         for k, v in result.items():
             log.log(f"eval/{k}", v, steps)
@@ -202,6 +243,7 @@ def train(spec: RunSpec, config, record_dir: Path, log: MetricLog, progress=None
             actions, next_memory, extras = algo.act(step.obs, step.avail_actions, memory, first, explore=True,
                                                     neighbours=step.info.get("neighbours"))
             nxt = env.step(actions)
+            collected.add(nxt)
             algo.observe(Transition.between(step, first, actions, nxt, extras))
             step, memory, first = nxt, next_memory, nxt.done
             steps += env.num_envs

@@ -1,6 +1,7 @@
 """Runs end to end through Sacred: records, determinism, resume, failures and bad input."""
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -8,7 +9,7 @@ from algorithms import Divergence
 from suites import run as cli
 from suites.experiment import execute
 from suites.records import DONE, FAILED, PARTIAL, PENDING, run_status
-from suites.runner import RunSpec
+from suites.runner import CollectionStats, RunSpec
 
 TINY = dict(suite="test", task="smac/3m", algorithm="mappo", preset="tiny", steps=768, eval_interval=256,
             eval_episodes=4, backend="sim")
@@ -36,7 +37,30 @@ def test_run_produces_a_complete_sacred_record(tmp_path):
     metrics = _metrics(tmp_path, spec)
     assert metrics["eval/win_rate"]["steps"] == [0, 256, 512, 768]
     assert {"train/policy_loss", "train/value_loss", "absolute/win_rate", "eval/return_mean"} <= set(metrics)
+    # training episodes are reported at every evaluation after the first (none has finished at step 0)
+    assert metrics["collect/win_rate"]["steps"] == [256, 512, 768]
+    assert all(0 < v <= 60 for v in metrics["collect/episode_length"]["values"])
     assert json.loads((run_dir / "1" / "run.json").read_text())["status"] == "COMPLETED"
+
+
+def test_training_episodes_are_summed_across_environments_and_reports():
+    """Two environments: episodes of (return 3, length 2, won) and (return 1, length 1, lost) finish in the
+    first report's window; the second environment's unfinished episode carries into the next one."""
+    import torch
+
+    stats = CollectionStats(2, "cpu")
+
+    def step(reward, done, won):
+        return SimpleNamespace(reward=torch.tensor(reward), done=torch.tensor(done), info={"won": torch.tensor(won)})
+
+    stats.add(step([1.0, 1.0], [False, True], [False, False]))
+    stats.add(step([2.0, 5.0], [True, False], [True, False]))
+    assert stats.report() == {"episodes": 2.0, "return_mean": 2.0, "episode_length": 1.5, "win_rate": 0.5}
+    assert stats.report() == {}
+    restored = CollectionStats(2, "cpu")
+    restored.load_state_dict(stats.state_dict())
+    restored.add(step([0.5, 1.0], [False, True], [False, True]))
+    assert restored.report() == {"episodes": 1.0, "return_mean": 6.0, "episode_length": 2.0, "win_rate": 1.0}
 
 
 def test_same_seed_gives_identical_metrics(tmp_path):
