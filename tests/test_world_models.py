@@ -80,10 +80,21 @@ def test_paper_presets_have_the_official_sizes():
     assert mabl_flat.critic.embed.in_features == 1624 and mabl_flat.model.pcont[0].in_features == 1624
 
 
+@pytest.mark.parametrize("name", WORLD_MODELS)
+def test_small_keeps_the_official_world_model_steps_per_policy_round_on_tiny_networks(name):
+    """What lets ``small`` learn SMAC where ``tiny`` collapses: 15 world-model steps on 20-step sequences per
+    policy round, as the paper preset's 60 steps per 4 rounds; everything else is ``tiny``'s."""
+    paper, small, tiny = (make_config(name, SMAC_3S5Z, p) for p in ("paper", "small", "tiny"))
+    assert small.model_epochs / small.epochs == paper.model_epochs / paper.epochs == 15
+    assert small.seq_length == paper.seq_length == 20
+    differing = {k for k, v in small.asdict().items() if tiny.asdict()[k] != v}
+    assert differing == {"model_epochs", "model_batch_size", "seq_length"}
+
+
 def test_preset_for_another_family_is_refused_with_a_hint():
     with pytest.raises(UsageError, match="paper_flatland.*is for flatland tasks.*smac/3s5z_vs_3s6z.*use 'paper'"):
         make_config("mabl", SMAC_3S5Z, "paper_flatland")
-    with pytest.raises(UsageError, match="valid presets: paper, paper_flatland, paper_smac, tiny"):
+    with pytest.raises(UsageError, match="valid presets: paper, paper_flatland, paper_smac, small, tiny"):
         make_config("mamba", SMAC_3S5Z, "huge")
     with pytest.raises(UsageError, match="seq_length must be at least 3"):
         make_config("mabl", SMAC_3S5Z, "tiny", {"seq_length": 2})

@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from algorithms.world_model.config import TINY, WorldModelConfig
+from algorithms.world_model.config import SMALL, TINY, WorldModelConfig
 
 SMAC = dict(model_lr=3e-4, actor_lr=1e-4, value_lr=1e-3, actor_init="xavier")
 FLATLAND = dict(hidden=400, model_hidden=400, embed=400, state_embed=400, deterministic=600, head_hidden=400,
@@ -38,6 +38,7 @@ class MABLConfig(WorldModelConfig):
         "paper_smac": dict(SMAC, **BI_LEVEL_SMAC),
         "paper_flatland": dict(FLATLAND, **BI_LEVEL_FLATLAND),
         "tiny": dict(TINY, **BI_LEVEL_SMAC, actor_init="xavier"),
+        "small": dict(SMALL, **BI_LEVEL_SMAC, actor_init="xavier"),
     }
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from algorithms.world_model.config import TINY, WorldModelConfig
+from algorithms.world_model.config import SMALL, TINY, WorldModelConfig
 
 MAMBA_ARCHITECTURE = dict(communication=True, global_level=False, critic_features="agent", heads_use_global=False,
                           actor_init="orthogonal", model_lr=2e-4, actor_lr=5e-4, value_lr=5e-4)
@@ -28,4 +28,5 @@ class MAMBAConfig(WorldModelConfig):
         "paper_flatland": dict(MAMBA_ARCHITECTURE, **FLATLAND_SIZES, capacity=500_000, min_buffer_size=2500,
                                model_epochs=40, seq_length=50),
         "tiny": dict(MAMBA_ARCHITECTURE, **TINY),
+        "small": dict(MAMBA_ARCHITECTURE, **SMALL),
     }
