@@ -181,7 +181,7 @@ def test_suite_continues_after_a_failure_and_exits_1(tmp_path, monkeypatch, caps
     (["nosuch"], "unknown suite 'nosuch'; valid suites: ablation, flatland, regression, smac_paper, smac_superhard, smoke"),
     (["smoke", "--tasks", "smac/4m"], "valid tasks: "),
     (["smoke", "--algorithms", "qmix"], "valid algorithms: mabl, mabl_single_level, mamba, mappo"),
-    (["smoke", "--preset", "huge"], "unknown mabl preset 'huge'; valid presets: paper, paper_flatland, paper_smac, tiny"),
+    (["smoke", "--preset", "huge"], "unknown mabl preset 'huge'; valid presets: paper, paper_flatland, paper_smac, small, tiny"),
     (["smoke", "--budget", "forever"], "valid budgets: tiny, short, paper"),
     (["smoke", "--backend", "sc2"], "install smacv2"),
     (["smoke", "--device", "cuda:7"], "CUDA requested but not available"),
