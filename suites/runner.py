@@ -2,8 +2,8 @@
 
 Evaluation (Gorsane et al. 2022): every ``eval_interval`` environment steps (and at step 0), run
 ``eval_episodes`` episodes with the decentralised policy, greedy by default; log ``eval/win_rate``
-(SMAC) and ``eval/return_mean``. At the end, the best evaluated policy is re-evaluated on
-10 x ``eval_episodes`` episodes: the *absolute metric*. The exploring training episodes finished since
+(SMAC) and ``eval/return_mean``. At the end, the best evaluated policy (by the task's metric, ties broken by
+return) is re-evaluated on 10 x ``eval_episodes`` episodes: the *absolute metric*. The exploring training episodes finished since
 the previous evaluation are logged beside it as ``collect/...`` (the official MAMBA and MABL code logs
 only these: the win of each stochastic training episode).
 
@@ -160,6 +160,12 @@ class CollectionStats:
         self.totals = dict(state["totals"])
 
 
+def evaluation_rank(result: dict[str, float], metric: str) -> tuple[float, float]:
+    """How evaluations compare when choosing the policy for the absolute metric: the task's metric, then the
+    return, so that a run that never wins still keeps its best-scoring policy rather than its first."""
+    return result.get(metric, result["return_mean"]), result["return_mean"]
+
+
 def resolve_config(spec: RunSpec):
     """The algorithm config this run uses (preset for the task, plus overrides) and the env spec."""
     backend = envs.resolve_backend(spec.task, spec.backend, quiet=True)
@@ -183,7 +189,7 @@ def train(spec: RunSpec, config, record_dir: Path, log: MetricLog, progress=None
     algo = make_algorithm(spec.algorithm, env.spec, config, spec.device)
     metric = env.spec.metric
 
-    steps, evals, best = 0, 0, -float("inf")
+    steps, evals, best = 0, 0, (-float("inf"), -float("inf"))
     step = env.reset()
     memory = algo.initial_memory(env.num_envs)
     first = torch.ones(env.num_envs, dtype=torch.bool, device=env.device)
@@ -199,6 +205,8 @@ def train(spec: RunSpec, config, record_dir: Path, log: MetricLog, progress=None
             env.set_state(ck["env"])
             step, memory, first = ck["step"], ck["memory"], ck["first"]
         steps, evals, best = ck["steps"], ck["evals"], ck["best"]
+        if not isinstance(best, tuple):  # checkpoints written before ties were broken by return hold the metric alone
+            best = (best, -float("inf"))
         if "collect" in ck:  # checkpoints written before training episodes were logged lack it
             collected.load_state_dict(ck["collect"])
         _set_rng_state(ck["rng"])
@@ -216,13 +224,13 @@ def train(spec: RunSpec, config, record_dir: Path, log: MetricLog, progress=None
         result = evaluate(algo, spec, spec.eval_episodes, seed=spec.seed * 100_003 + evals)
         for k, v in result.items():
             log.log(f"eval/{k}", v, steps)
-        score = result.get(metric, result["return_mean"])
-        if score > best:
-            best = score
+        rank = evaluation_rank(result, metric)
+        if rank > best:
+            best = rank
             atomic_save(algo.state_dict(), best_path)
         evals += 1
         if progress is not None:
-            progress.set_postfix_str(f"eval {metric}={score:.2f}")
+            progress.set_postfix_str(f"eval {metric}={rank[0]:.2f}")
         checkpoint()
 
     if progress is not None:

@@ -9,7 +9,7 @@ from algorithms import Divergence
 from suites import run as cli
 from suites.experiment import execute
 from suites.records import DONE, FAILED, PARTIAL, PENDING, run_status
-from suites.runner import CollectionStats, RunSpec
+from suites.runner import CollectionStats, RunSpec, evaluation_rank
 
 TINY = dict(suite="test", task="smac/3m", algorithm="mappo", preset="tiny", steps=768, eval_interval=256,
             eval_episodes=4, backend="sim")
@@ -61,6 +61,13 @@ def test_training_episodes_are_summed_across_environments_and_reports():
     restored.load_state_dict(stats.state_dict())
     restored.add(step([0.5, 1.0], [False, True], [False, True]))
     assert restored.report() == {"episodes": 1.0, "return_mean": 6.0, "episode_length": 2.0, "win_rate": 1.0}
+
+
+def test_the_absolute_metric_keeps_the_best_policy_by_metric_then_return():
+    never_won = [{"win_rate": 0.0, "return_mean": r} for r in (2.2, 6.6, 5.9)]
+    assert max(never_won, key=lambda r: evaluation_rank(r, "win_rate"))["return_mean"] == 6.6
+    assert evaluation_rank({"win_rate": 0.1, "return_mean": 1.0}, "win_rate") > evaluation_rank(never_won[1], "win_rate")
+    assert evaluation_rank({"return_mean": 3.0}, "score") == (3.0, 3.0)  # a task without that metric ranks by return
 
 
 def test_same_seed_gives_identical_metrics(tmp_path):
