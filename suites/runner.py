@@ -91,57 +91,27 @@ def atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-# Per-episode outcomes read from ``info`` on the step that ends an episode, and their eval/ names.
+# Per-episode outcomes read from ``info`` on the step that ends an episode, and their eval/ and collect/ names.
 EPISODE_OUTCOMES = {"won": "win_rate", "completion": "completion", "score": "score", "deadlocked": "deadlocked"}
 
 
-def evaluate(algo, spec: RunSpec, episodes: int, seed: int) -> dict[str, float]:
-    """Run exactly one episode in each of ``episodes`` fresh environments with the decentralised policy."""
-    one_episode_each = {"build_ahead": False} if spec.task.startswith("flatland/") else {}  # nothing to build ahead
-    env = envs.make(spec.task, num_envs=episodes, device=spec.device, seed=seed, backend=spec.backend, checked=False,
-                    **one_episode_each)
-    try:
-        step = env.reset()
-        memory = algo.initial_memory(episodes)
-        first = torch.ones(episodes, dtype=torch.bool, device=env.device)
-        running = torch.ones(episodes, dtype=torch.bool, device=env.device)
-        returns = torch.zeros(episodes, device=env.device)
-        length = torch.zeros(episodes, device=env.device)
-        outcomes = {k: torch.zeros(episodes, device=env.device) for k in EPISODE_OUTCOMES if k in step.info}
-        while bool(running.any()):
-            actions, memory, _ = algo.act(step.obs, step.avail_actions, memory, first, explore=not spec.eval_greedy,
-                                          neighbours=step.info.get("neighbours"))
-            step = env.step(actions)
-            returns += step.reward * running
-            length += running.float()
-            ending = running & step.done
-            for k, total in outcomes.items():
-                total += step.info[k].float() * ending
-            running &= ~step.done
-            first = step.done
-    finally:
-        env.close()
-    out = {"return_mean": float(returns.mean()), "episode_length": float(length.mean())}
-    out.update({EPISODE_OUTCOMES[k]: float(total.mean()) for k, total in outcomes.items()})
-    return out
-
-
-class CollectionStats:
-    """Returns, lengths and outcomes of the training episodes, summed on the device as they finish (no host
-    read per step) and reported as means once per evaluation."""
+class EpisodeStats:
+    """Returns, lengths and outcomes of finished episodes (training or evaluation), summed on the device as
+    they finish (no host read per step) and reported as means."""
 
     def __init__(self, num_envs: int, device):
         self.running = torch.zeros(2, num_envs, device=device)  # return and length of the unfinished episodes
         self.totals: dict[str, torch.Tensor] = {}
 
-    def add(self, nxt) -> None:
+    def add(self, nxt, counted: torch.Tensor | None = None) -> None:
+        """One batched step; the episodes it ends are summed where ``counted`` (default: all of them)."""
         self.running += torch.stack([nxt.reward, torch.ones_like(nxt.reward)])
-        ending = nxt.done.float()
+        ending = (nxt.done if counted is None else counted).float()
         finished = {"return_mean": self.running[0], "episode_length": self.running[1], "episodes": torch.ones_like(ending)}
         finished.update({name: nxt.info[k].float() for k, name in EPISODE_OUTCOMES.items() if k in nxt.info})
         for name, value in finished.items():
             self.totals[name] = self.totals.get(name, 0.0) + (value * ending).sum()
-        self.running *= 1.0 - ending
+        self.running *= 1.0 - nxt.done.float()
 
     def report(self) -> dict[str, float]:
         """Means over the episodes finished since the last report (nothing if none finished); resets them."""
@@ -158,6 +128,31 @@ class CollectionStats:
     def load_state_dict(self, state: dict) -> None:
         self.running.copy_(state["running"])
         self.totals = dict(state["totals"])
+
+
+def evaluate(algo, spec: RunSpec, episodes: int, seed: int) -> dict[str, float]:
+    """Run exactly one episode in each of ``episodes`` fresh environments with the decentralised policy."""
+    one_episode_each = {"build_ahead": False} if spec.task.startswith("flatland/") else {}  # nothing to build ahead
+    env = envs.make(spec.task, num_envs=episodes, device=spec.device, seed=seed, backend=spec.backend, checked=False,
+                    **one_episode_each)
+    try:
+        step = env.reset()
+        memory = algo.initial_memory(episodes)
+        first = torch.ones(episodes, dtype=torch.bool, device=env.device)
+        running = torch.ones(episodes, dtype=torch.bool, device=env.device)
+        finished = EpisodeStats(episodes, env.device)
+        while bool(running.any()):
+            actions, memory, _ = algo.act(step.obs, step.avail_actions, memory, first, explore=not spec.eval_greedy,
+                                          neighbours=step.info.get("neighbours"))
+            step = env.step(actions)
+            finished.add(step, counted=running & step.done)  # an environment's later episodes are not counted
+            running &= ~step.done
+            first = step.done
+    finally:
+        env.close()
+    out = finished.report()
+    del out["episodes"]
+    return out
 
 
 def evaluation_rank(result: dict[str, float], metric: str) -> tuple[float, float]:
@@ -193,7 +188,7 @@ def train(spec: RunSpec, config, record_dir: Path, log: MetricLog, progress=None
     step = env.reset()
     memory = algo.initial_memory(env.num_envs)
     first = torch.ones(env.num_envs, dtype=torch.bool, device=env.device)
-    collected = CollectionStats(env.num_envs, env.device)
+    collected = EpisodeStats(env.num_envs, env.device)
     if ckpt_path.exists():
         try:
             ck = torch.load(ckpt_path, weights_only=False, map_location=spec.device)

@@ -9,7 +9,7 @@ from algorithms import Divergence
 from suites import run as cli
 from suites.experiment import execute
 from suites.records import DONE, FAILED, PARTIAL, PENDING, run_status
-from suites.runner import CollectionStats, RunSpec, evaluation_rank
+from suites.runner import EpisodeStats, RunSpec, evaluation_rank
 
 TINY = dict(suite="test", task="smac/3m", algorithm="mappo", preset="tiny", steps=768, eval_interval=256,
             eval_episodes=4, backend="sim")
@@ -48,7 +48,7 @@ def test_training_episodes_are_summed_across_environments_and_reports():
     first report's window; the second environment's unfinished episode carries into the next one."""
     import torch
 
-    stats = CollectionStats(2, "cpu")
+    stats = EpisodeStats(2, "cpu")
 
     def step(reward, done, won):
         return SimpleNamespace(reward=torch.tensor(reward), done=torch.tensor(done), info={"won": torch.tensor(won)})
@@ -57,10 +57,13 @@ def test_training_episodes_are_summed_across_environments_and_reports():
     stats.add(step([2.0, 5.0], [True, False], [True, False]))
     assert stats.report() == {"episodes": 2.0, "return_mean": 2.0, "episode_length": 1.5, "win_rate": 0.5}
     assert stats.report() == {}
-    restored = CollectionStats(2, "cpu")
+    restored = EpisodeStats(2, "cpu")
     restored.load_state_dict(stats.state_dict())
     restored.add(step([0.5, 1.0], [False, True], [False, True]))
     assert restored.report() == {"episodes": 1.0, "return_mean": 6.0, "episode_length": 2.0, "win_rate": 1.0}
+    # evaluation counts only each environment's first episode: an ending outside ``counted`` is left out
+    restored.add(step([1.0, 2.0], [True, True], [True, True]), counted=torch.tensor([True, False]))
+    assert restored.report() == {"episodes": 1.0, "return_mean": 1.5, "episode_length": 2.0, "win_rate": 1.0}
 
 
 def test_the_absolute_metric_keeps_the_best_policy_by_metric_then_return():
