@@ -74,6 +74,20 @@ SUITES: dict[str, Suite] = {
             algorithms=("mabl", "mabl_single_level"),
         ),
         Suite(
+            name="cpu_learning",
+            # The `small` preset keeps the official 15 world-model steps per policy round with tiny networks; it is
+            # the largest world-model comparison two CPU cores finish in about an hour (README: "Why the proportion
+            # matters"). MAPPO is left out: it has no `small` preset and learns nothing of smac/3m in 16k steps.
+            description="World-model learning on a CPU: MAMBA, MABL and the ablation at `small` size on smac/3m (1 h).",
+            tasks=("smac/3m",),
+            budgets={"small": (16_000, 2_000)},
+            algorithms=("mabl", "mabl_single_level", "mamba"),
+            preset="small",
+            default_budget="small",
+            seeds=3,
+            eval_episodes=16,
+        ),
+        Suite(
             name="regression",
             description="CI regression checks: tiny presets, two simulator maps and one Flatland task.",
             tasks=("smac/3m", "smac/2s3z", "flatland/2_agents"),
