@@ -37,31 +37,31 @@ def _bands(ax, data: pd.DataFrame, x: str, palette: dict) -> None:
         ax.fill_between(group[x], group.lower, group.upper, color=palette[algo], alpha=0.2, linewidth=0)
 
 
-def task_curves(curves: pd.DataFrame, metric: str, title: str, path: Path) -> list[Path]:
+def task_curves(curves: pd.DataFrame, label: str, title: str, path: Path) -> list[Path]:
     """Evaluation metric against environment steps, one panel per task (IQM over seeds, 95% intervals)."""
     tasks = sorted(curves.task.unique())
     palette = _palette(curves.algorithm.unique())
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.4), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         _bands(ax, curves[curves.task == task], "step", palette)
-        ax.set(title=task, xlabel="environment steps", ylabel=f"IQM {metric.replace('_', ' ')}")
+        ax.set(title=task, xlabel="environment steps", ylabel=f"IQM {label}")
     fig.suptitle(title)
     return _save(fig, path)
 
 
-def iqm_curve(curves: pd.DataFrame, metric: str, title: str, path: Path) -> list[Path]:
+def iqm_curve(curves: pd.DataFrame, label: str, title: str, path: Path) -> list[Path]:
     """Sample efficiency: IQM across runs and tasks at each evaluation step, with stratified-bootstrap CIs."""
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     _bands(ax, curves, "step", _palette(curves.algorithm.unique()))
-    ax.set(title=title, xlabel="environment steps", ylabel=f"IQM {metric.replace('_', ' ')}")
+    ax.set(title=title, xlabel="environment steps", ylabel=f"IQM {label}")
     return _save(fig, path)
 
 
-def profiles(data: pd.DataFrame, metric: str, title: str, path: Path) -> list[Path]:
+def profiles(data: pd.DataFrame, label: str, title: str, path: Path) -> list[Path]:
     """Performance profiles: the fraction of runs with a final score above tau."""
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     _bands(ax, data, "tau", _palette(data.algorithm.unique()))
-    ax.set(title=title, xlabel=f"{metric.replace('_', ' ')} threshold τ", ylabel="fraction of runs with score > τ",
+    ax.set(title=title, xlabel=f"{label} threshold τ", ylabel="fraction of runs with score > τ",
            xlim=(0, 1), ylim=(0, 1.02))
     return _save(fig, path)
 
@@ -85,7 +85,7 @@ def interval_plot(table: pd.DataFrame, label: str, value: str, title: str, path:
     return _save(fig, path)
 
 
-def ablation(per_task: pd.DataFrame, metric: str, title: str, path: Path) -> list[Path]:
+def ablation(per_task: pd.DataFrame, label: str, title: str, path: Path) -> list[Path]:
     """Per task, the IQM over seeds of MABL and the single-level ablation, with 95% intervals."""
     palette = _palette(per_task.algorithm.unique())
     tasks = sorted(per_task.task.unique())
@@ -96,6 +96,6 @@ def ablation(per_task: pd.DataFrame, metric: str, title: str, path: Path) -> lis
         ax.errorbar(x, rows.point, yerr=[rows.point - rows.lower, rows.upper - rows.point], fmt="o", capsize=4,
                     color=palette[algo], label=algo)
     ax.set_xticks(range(len(tasks)), tasks)
-    ax.set(title=title, xlabel="", ylabel=f"IQM {metric.replace('_', ' ')}")
+    ax.set(title=title, xlabel="", ylabel=f"IQM {label}")
     ax.legend()
     return _save(fig, path)

@@ -1,9 +1,10 @@
 """Regenerate every figure, table and export from run records.
 
-    python analysis/make_plots.py [--suite NAME] [--results DIR] [--reps N]
+    python analysis/make_plots.py [--suite NAME] [--results DIR] [--reps N] [--metric NAME]
 
 Per benchmark (a suite on one family and backend: results of different backends are never pooled), with
-the headline metric (SMAC win rate, Flatland completion) and rliable's 95% stratified-bootstrap intervals:
+the headline metric (SMAC win rate, Flatland completion) or ``--metric``'s score (SCORES: SMAC return / 20,
+Flatland score) and rliable's 95% stratified-bootstrap intervals:
 
   figures/<stem>_curves        evaluation metric against environment steps, per task (IQM over seeds)
   figures/<stem>_iqm_curve     sample efficiency: IQM across tasks and runs at each evaluation step
@@ -14,7 +15,8 @@ the headline metric (SMAC win rate, Flatland completion) and rliable's 95% strat
   tables/<stem>_absolute_<metric>, tables/<stem>_improvement, tables/<stem>_ablation   (.md .tex .csv)
   tables/<stem>_curves.csv, tables/<stem>_iqm_curve.csv, marl_eval/<stem>.json (marl-eval's raw-data format)
 
-where <stem> is <suite>_<benchmark>, and <benchmark> is smac_sim, smac_sc2 or flatland. Figures are
+where <stem> is <suite>_<benchmark>, <benchmark> is smac_sim, smac_sc2 or flatland, and a ``--metric`` other
+than the headline appends _<metric> to the stem. Figures are
 PNG and PDF. Bootstraps are seeded, so the outputs are reproducible. Exit code 1 when there is nothing to analyse.
 """
 from __future__ import annotations
@@ -30,8 +32,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from analysis import figures, stats  # noqa: E402
 from analysis.export import write_marl_eval, write_table  # noqa: E402
 from analysis.records import SkippedRecord, benchmark_label, load_records  # noqa: E402
+from envs.smac.simulator import REWARD_SCALE_RATE  # noqa: E402
 
 HEADLINE = {"smac": "win_rate", "flatland": "completion"}
+# rliable's performance profiles (tau in [0, 1]) and optimality gap (threshold 1) read scores on a [0, 1]
+# scale: per family, the metrics that can be analysed, each with its divisor onto that scale and its label.
+# SMAC's return is scaled by the environment so that killing every enemy and winning earns 20
+# (reward_scale_rate); Protoss shields regenerate, so a return can pass 20 slightly.
+SCORES = {"smac": {"win_rate": (1.0, "win rate"), "return_mean": (REWARD_SCALE_RATE, "return / 20")},
+          "flatland": {"completion": (1.0, "completion"), "score": (1.0, "flatland score")}}
 DEFAULT_RESULTS = Path(__file__).resolve().parent.parent / "results"
 
 
@@ -44,28 +53,28 @@ def ablation_table(per_task: pd.DataFrame, improvement: pd.DataFrame, seeds: int
     return pd.concat([rows, across[rows.columns]], ignore_index=True)
 
 
-def analyse(group: pd.DataFrame, suite: str, benchmark: str, title: str, metric: str, results: Path,
+def analyse(group: pd.DataFrame, stem: str, benchmark: str, title: str, metric: str, results: Path,
             reps: int) -> list[Path]:
     """Every output of one benchmark (``benchmark`` names the family and backend); returns the files written."""
-    stem = f"{suite}_{benchmark}"
     figs, tabs = results / "figures", results / "tables"
-    absolute = group[group.metric == f"absolute/{metric}"]
-    evals = group[group.metric == f"eval/{metric}"]
+    divisor, label = SCORES[group.family.iloc[0]][metric]
+    absolute = group[group.metric == f"absolute/{metric}"].assign(value=lambda f: f.value / divisor)
+    evals = group[group.metric == f"eval/{metric}"].assign(value=lambda f: f.value / divisor)
     per_task_curves = stats.task_curves(evals, reps)
     per_task_curves.to_csv(tabs / f"{stem}_curves.csv", index=False)
-    written = [tabs / f"{stem}_curves.csv"] + figures.task_curves(per_task_curves, metric, title, figs / f"{stem}_curves")
+    written = [tabs / f"{stem}_curves.csv"] + figures.task_curves(per_task_curves, label, title, figs / f"{stem}_curves")
     per_task = stats.per_task_table(absolute, reps)
     matrices = stats.score_matrices(absolute)
     aggregates = stats.aggregate_table(matrices, reps)
     written += write_table(pd.concat([per_task, aggregates], ignore_index=True), tabs / f"{stem}_absolute_{metric}")
-    written += figures.interval_plot(aggregates, "algorithm", metric.replace("_", " "), title, figs / f"{stem}_aggregates")
+    written += figures.interval_plot(aggregates, "algorithm", label, title, figs / f"{stem}_aggregates")
     arrays, steps = stats.curve_arrays(evals)
     if len(steps):
         curves = stats.iqm_curves(arrays, steps, reps)
         curves.to_csv(tabs / f"{stem}_iqm_curve.csv", index=False)
         written += [tabs / f"{stem}_iqm_curve.csv"]
-        written += figures.iqm_curve(curves, metric, title, figs / f"{stem}_iqm_curve")
-    written += figures.profiles(stats.performance_profiles(matrices, reps), metric, title, figs / f"{stem}_profiles")
+        written += figures.iqm_curve(curves, label, title, figs / f"{stem}_iqm_curve")
+    written += figures.profiles(stats.performance_profiles(matrices, reps), label, title, figs / f"{stem}_profiles")
     improvement = stats.improvement_table(matrices, reps)
     if len(improvement):
         written += write_table(improvement, tabs / f"{stem}_improvement")
@@ -73,8 +82,8 @@ def analyse(group: pd.DataFrame, suite: str, benchmark: str, title: str, metric:
                                          figs / f"{stem}_improvement", limits=(0, 1))
     if {"mabl", "mabl_single_level"} <= set(matrices):
         written += write_table(ablation_table(per_task, improvement, len(matrices["mabl"])), tabs / f"{stem}_ablation")
-        written += figures.ablation(per_task, metric, f"{title}: ablation", figs / f"{stem}_ablation")
-    written.append(write_marl_eval(group, benchmark, [metric, "return_mean"], results / "marl_eval" / f"{stem}.json"))
+        written += figures.ablation(per_task, label, f"{title}: ablation", figs / f"{stem}_ablation")
+    written.append(write_marl_eval(group, benchmark, sorted({metric, "return_mean"}), results / "marl_eval" / f"{stem}.json"))
     return written
 
 
@@ -83,9 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--suite", help="only records of this suite")
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory (default: ./results)")
     p.add_argument("--reps", type=int, default=2000, help="bootstrap repetitions (default 2000)")
+    p.add_argument("--metric", help="score to analyse instead of the headline (SMAC win_rate, Flatland completion): "
+                                    + "; ".join(f"{family}: {', '.join(m)}" for family, m in SCORES.items()))
     args = p.parse_args(argv)
     if args.reps < 10:
         p.error(f"--reps must be >= 10, got {args.reps}")
+    known = sorted({m for metrics in SCORES.values() for m in metrics})
+    if args.metric is not None and args.metric not in known:
+        p.error(f"unknown --metric {args.metric!r}; valid metrics: {', '.join(known)}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SkippedRecord)
         frame, report = load_records(args.results, args.suite, prefixes=("eval/", "absolute/"))
@@ -99,17 +113,25 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     for sub in ("figures", "tables", "marl_eval"):
         (args.results / sub).mkdir(parents=True, exist_ok=True)
+    analysed = 0
     for (suite, family, backend), group in frame.groupby(["suite", "family", "backend"]):
         label = benchmark_label(family, backend)
+        metric = args.metric or HEADLINE[family]
+        if metric not in SCORES[family]:
+            print(f"\n{label}, suite {suite}: not analysed, {metric} is not a {family} score "
+                  f"(valid: {', '.join(SCORES[family])})")
+            continue
         benchmark = family if backend == family else f"{family}_{backend}"  # smac_sim, smac_sc2, flatland
-        written = analyse(group, suite, benchmark, f"{label}: {suite}", HEADLINE[family], args.results, args.reps)
+        stem = f"{suite}_{benchmark}" + ("" if metric == HEADLINE[family] else f"_{metric}")
+        written = analyse(group, stem, benchmark, f"{label}: {suite}", metric, args.results, args.reps)
+        analysed += 1
         print(f"\n{label}, suite {suite}: {group.groupby(['task', 'algorithm', 'seed']).ngroups} run(s), "
               f"{len(written)} file(s) under {args.results}")
         for line in stats.coverage(group):
             print(f"  incomplete: {line}")
         for path in written:
             print(f"  {path.relative_to(args.results)}")
-    return 0
+    return 0 if analysed else 1
 
 
 if __name__ == "__main__":

@@ -96,6 +96,7 @@ def write_record(results, suite: str, task: str, algorithm: str, seed: int, fami
                "eval/return_mean": {"steps": list(evals), "values": [20 * v for v in evals.values()]}}
     if absolute is not None:
         metrics[f"absolute/{metric}"] = {"steps": [max(evals, default=0)], "values": [absolute]}
+        metrics["absolute/return_mean"] = {"steps": [max(evals, default=0)], "values": [20 * absolute]}
     (attempt / "config.json").write_text(json.dumps(config))
     (attempt / "metrics.json").write_text(json.dumps(metrics))
     (attempt / "run.json").write_text(json.dumps({"status": status}))

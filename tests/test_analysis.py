@@ -112,12 +112,30 @@ def test_make_plots_writes_every_output_and_keeps_backends_apart(tmp_path, capsy
     assert "P(mabl > mappo),0.0,0.0,0.0" in improvement
 
 
+def test_return_is_analysed_on_the_win_rate_scale_and_unknown_metrics_are_refused(tmp_path, capsys):
+    _suite(tmp_path, algos=("mabl", "mappo"))  # SMAC returns are 20 x the win rates here
+    write_record(tmp_path, "synthetic", "flatland/5_agents", "mabl", 0, family="flatland", evals={0: 0.1}, absolute=0.4)
+    assert make_plots.main(["--results", str(tmp_path), "--reps", "50"]) == 0
+    assert make_plots.main(["--results", str(tmp_path), "--reps", "50", "--metric", "return_mean"]) == 0
+    out = capsys.readouterr().out
+    assert "Flatland, suite synthetic: not analysed, return_mean is not a flatland score (valid: completion, score)" in out
+    tables = tmp_path / "tables"
+    by_return = (tables / "synthetic_smac_sim_return_mean_absolute_return_mean.csv").read_text()
+    assert by_return == (tables / "synthetic_smac_sim_absolute_win_rate.csv").read_text()  # return / 20 = win rate
+    assert (tmp_path / "figures" / "synthetic_smac_sim_return_mean_profiles.png").exists()
+    assert not (tables / "synthetic_flatland_return_mean_absolute_return_mean.csv").exists()
+    with pytest.raises(SystemExit):
+        make_plots.main(["--results", str(tmp_path), "--metric", "return"])
+    assert "unknown --metric 'return'; valid metrics: completion, return_mean, score, win_rate" in capsys.readouterr().err
+
+
 def test_marl_eval_export_schema(tmp_path):
     _suite(tmp_path, suite="my_suite", seeds=2, algos=("mabl", "mappo"))
     write_record(tmp_path, "my_suite", "flatland/5_agents", "mabl", 0, family="flatland", evals={0: 0.1}, absolute=0.4)
     assert make_plots.main(["--results", str(tmp_path), "--reps", "50"]) == 0
     flatland = json.loads((tmp_path / "marl_eval" / "my_suite_flatland.json").read_text())
-    assert flatland["flatland"]["5_agents"]["mabl"]["seed_0"]["step_0"]["absolute_metrics"] == {"completion": [0.4]}
+    absolute = flatland["flatland"]["5_agents"]["mabl"]["seed_0"]["step_0"]["absolute_metrics"]
+    assert absolute == {"completion": [0.4], "return_mean": [8.0]}
     data = json.loads((tmp_path / "marl_eval" / "my_suite_smac_sim.json").read_text())
     assert list(data) == ["smac_sim"] and set(data["smac_sim"]) == {"3m", "2s3z"}
     runs = data["smac_sim"]["3m"]["mappo"]
