@@ -78,7 +78,7 @@ def expand(args) -> list[RunSpec]:
     overrides = parse_assignments(args.assignments, algos)
     _check_device(args.device)
     _check_launcher(args)
-    return [RunSpec(suite=suite.name, task=t, algorithm=a, preset=args.preset or suite.preset, seed=k, steps=steps,
+    return [RunSpec(suite=suite.name, task=t, algorithm=a, preset=args.preset or suite.preset_for(a), seed=k, steps=steps,
                     eval_interval=min(interval, steps), eval_episodes=args.eval_episodes or suite.eval_episodes,
                     device=args.device, backend=envs.resolve_backend(t, args.backend, quiet=True),
                     compile_env=args.compile_env, overrides=tuple(sorted(overrides[a].items())))
