@@ -9,6 +9,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.ticker import EngFormatter  # noqa: E402
 
 from suites.definitions import ALGORITHMS  # noqa: E402
 
@@ -45,6 +46,7 @@ def task_curves(curves: pd.DataFrame, label: str, title: str, path: Path) -> lis
     for ax, task in zip(axes[0], tasks):
         _bands(ax, curves[curves.task == task], "step", palette)
         ax.set(title=task, xlabel="environment steps", ylabel=f"IQM {label}")
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 16k, 2M: full step counts run into each other
     fig.suptitle(title)
     return _save(fig, path)
 
@@ -54,6 +56,7 @@ def iqm_curve(curves: pd.DataFrame, label: str, title: str, path: Path) -> list[
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     _bands(ax, curves, "step", _palette(curves.algorithm.unique()))
     ax.set(title=title, xlabel="environment steps", ylabel=f"IQM {label}")
+    ax.xaxis.set_major_formatter(EngFormatter(sep=""))
     return _save(fig, path)
 
 
@@ -93,7 +96,8 @@ def ablation(per_task: pd.DataFrame, label: str, title: str, path: Path) -> list
     for offset, algo in ((-0.12, "mabl"), (0.12, "mabl_single_level")):
         rows = per_task[per_task.algorithm == algo].set_index("task").reindex(tasks)
         x = [i + offset for i in range(len(tasks))]
-        ax.errorbar(x, rows.point, yerr=[rows.point - rows.lower, rows.upper - rows.point], fmt="o", capsize=4,
+        point, lower, upper = (rows[c].to_numpy() for c in ("point", "lower", "upper"))  # a Series of one task warns
+        ax.errorbar(x, point, yerr=[point - lower, upper - point], fmt="o", capsize=4,
                     color=palette[algo], label=algo)
     ax.set_xticks(range(len(tasks)), tasks)
     ax.set(title=title, xlabel="", ylabel=f"IQM {label}")
