@@ -100,6 +100,24 @@ def test_preset_for_another_family_is_refused_with_a_hint():
         make_config("mabl", SMAC_3S5Z, "tiny", {"seq_length": 2})
     with pytest.raises(UsageError, match="need global_level=True"):
         make_config("mabl_single_level", SMAC_3S5Z, "tiny", {"critic_features": "all"})
+    with pytest.raises(UsageError, match="reward_uses_global=True need global_level=True"):
+        make_config("mamba", SMAC_3S5Z, "tiny", {"reward_uses_global": True})
+
+
+def test_the_reward_experiment_gives_the_reward_head_the_global_features_in_training_and_imagination():
+    torch.manual_seed(0)
+    algo = _algo("mabl", SMAC_3S5Z, reward_uses_global=True)
+    model, batch = algo.model, _random_batch(SMAC_3S5Z)
+    assert model.reward_model[0].in_features == 2 * algo.config.feat
+    seen = []
+    model.reward_model.register_forward_hook(lambda _module, inputs, _out: seen.append(inputs[0]))
+    torch.manual_seed(1)
+    _, post = model.observe_sequence(batch["obs"], batch["state"], batch["action"], batch["last"])
+    torch.manual_seed(1)  # the same latent samples inside the loss
+    model_loss(model, batch)
+    torch.testing.assert_close(seen[-1], next_features(post, use_global=True))  # h^g_{t+1} saw the joint action
+    out = algo.imagine(post.map(lambda x: x[:-1].reshape(-1, 8, x.shape[-1])))
+    assert seen[-1].shape[-1] == 2 * algo.config.feat and torch.isfinite(out["returns"]).all()
 
 
 # ---------------------------------------------------------------------------------------------- losses by hand
@@ -186,10 +204,10 @@ def test_reward_and_pcont_read_the_stochastic_state_before_and_the_deterministic
     t = torch.arange(4.0).view(4, 1, 1, 1)
     agent = Latent(logits=t.expand(4, 1, 1, 2), stoch=t.expand(4, 1, 1, 2), deter=10 + t.expand(4, 1, 1, 3))
     glob = Latent(logits=t.expand(4, 1, 1, 2), stoch=100 + t.expand(4, 1, 1, 2), deter=1000 + t.expand(4, 1, 1, 3))
-    feat = next_features(ModelState(agent, glob), heads_use_global=True)
+    feat = next_features(ModelState(agent, glob), use_global=True)
     assert feat.shape == (3, 1, 1, 10)
     assert feat[1, 0, 0].tolist() == [1, 1, 12, 12, 12, 101, 101, 1002, 1002, 1002]  # [z_t; h_t+1] per level
-    assert next_features(ModelState(agent, glob), heads_use_global=False).shape == (3, 1, 1, 5)
+    assert next_features(ModelState(agent, glob), use_global=False).shape == (3, 1, 1, 5)
 
 
 def test_replay_streams_stay_contiguous_with_many_environments():

@@ -196,7 +196,7 @@ class WorldModelAgent(Algorithm):
                 state = model.transition(F.one_hot(action, self.spec.n_actions).float(), state)
         traj = ModelState.stack(states)
         states.clear()  # memory: the per-step tensors are copied into traj
-        reward = model.reward_model(next_features(traj, False)).mean(-2, keepdim=True)
+        reward = model.reward_model(next_features(traj, cfg.reward_uses_global)).mean(-2, keepdim=True)
         discount = torch.sigmoid(model.pcont(next_features(traj, cfg.heads_use_global)))
         bootstrap_critic = self.target_critic if self.target_critic is not None else self.critic
         critic_feat = self.critic_input(traj)

@@ -72,6 +72,9 @@ class WorldModelConfig:
     global_level: bool = False  # MABL: the global recurrent model and latent
     critic_features: str = "agent"  # agent | all (agent+global) | global
     heads_use_global: bool = False  # pcont and available-action heads read the global features too
+    # An experiment, in no official build and no preset: the reward head reads [agent; global] features, so
+    # that MABL's reward model sees the joint action through h^g (README: "Learning on a CPU").
+    reward_uses_global: bool = False
     actor_init: str = "orthogonal"
     # speed only: replay the learner's steps as CUDA graphs on a GPU (same computation as eager)
     cuda_graphs: bool = True
@@ -104,9 +107,11 @@ class WorldModelConfig:
                              f"{self.seq_length} steps per environment ({self.num_envs} environments)")
         if self.critic_features not in CRITIC_FEATURES:
             raise UsageError(f"{self.ALGORITHM} config: critic_features must be one of {', '.join(CRITIC_FEATURES)}")
-        if not self.global_level and (self.critic_features != "agent" or self.heads_use_global):
-            raise UsageError(f"{self.ALGORITHM} config: critic_features={self.critic_features!r} and "
-                             f"heads_use_global={self.heads_use_global} need global_level=True")
+        if not self.global_level and (self.critic_features != "agent" or self.heads_use_global
+                                      or self.reward_uses_global):
+            raise UsageError(f"{self.ALGORITHM} config: critic_features={self.critic_features!r}, "
+                             f"heads_use_global={self.heads_use_global} and reward_uses_global="
+                             f"{self.reward_uses_global} need global_level=True")
         if self.actor_init not in ACTOR_INITS:
             raise UsageError(f"{self.ALGORITHM} config: actor_init must be one of {', '.join(ACTOR_INITS)}")
         for width in ("model_hidden", "hidden"):

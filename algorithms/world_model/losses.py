@@ -28,10 +28,10 @@ def kl_balanced(post_logits: torch.Tensor, prior_logits: torch.Tensor, n_categor
     return (balance * kl(q, p.detach()).mean(-1) + (1 - balance) * kl(q.detach(), p).mean(-1)).mean()
 
 
-def next_features(state: ModelState, heads_use_global: bool) -> torch.Tensor:
+def next_features(state: ModelState, use_global: bool) -> torch.Tensor:
     """[z_t; h_{t+1}] along a ``[T, ...]`` sequence (T-1 steps): the stochastic state before an action and
     the deterministic state after it, so the reward and pcont heads predict r(s_t, a_t) and 1 - done_t."""
-    levels = [state.agent] + ([state.glob] if heads_use_global else [])
+    levels = [state.agent] + ([state.glob] if use_global else [])
     return torch.cat([torch.cat([lv.stoch[:-1], lv.deter[1:]], -1) for lv in levels], -1)
 
 
@@ -46,7 +46,7 @@ def model_loss(model: WorldModel, batch: dict[str, torch.Tensor]) -> tuple[torch
     real = 1.0 - fake[:-1].float().unsqueeze(-1)
     losses = {"obs_loss": (F.smooth_l1_loss(obs_pred, obs[:-1], reduction="none") * real).sum()
               / real[..., 0].numel()}
-    losses["reward_loss"] = F.smooth_l1_loss(model.reward_model(next_features(post_all, False)),
+    losses["reward_loss"] = F.smooth_l1_loss(model.reward_model(next_features(post_all, cfg.reward_uses_global)),
                                              batch["reward"][1:].unsqueeze(-1))
     # Bernoulli negative log-likelihoods (the official Independent(Bernoulli) heads), summed over the event.
     continues = 1.0 - batch["done"][1:].float().unsqueeze(-1)

@@ -109,7 +109,8 @@ class WorldModel(nn.Module):
             self.global_posterior = DiscreteLatent(cfg.deterministic + stoch + cfg.state_embed, cfg.hidden,
                                                    cfg.n_categoricals, cfg.n_classes)
         head_in = 2 * feat if cfg.heads_use_global else feat
-        self.reward_model = mlp(feat, 1, cfg.head_layers, cfg.head_hidden, nn.ELU)
+        self.reward_model = mlp(2 * feat if cfg.reward_uses_global else feat, 1, cfg.head_layers, cfg.head_hidden,
+                                nn.ELU)
         self.pcont = mlp(head_in, 1, cfg.head_layers, cfg.head_hidden, nn.ELU)
         self.av_action = mlp(head_in, n_actions, cfg.head_layers, cfg.head_hidden, nn.ELU) if has_avail_actions else None
         self.q_features = mlp(cfg.hidden, cfg.head_hidden, 1, cfg.head_hidden, nn.ELU)
