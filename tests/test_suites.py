@@ -188,7 +188,8 @@ def test_suite_continues_after_a_failure_and_exits_1(tmp_path, monkeypatch, caps
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["nosuch"], "unknown suite 'nosuch'; valid suites: ablation, flatland, regression, smac_paper, smac_superhard, smoke"),
+    (["nosuch"], "unknown suite 'nosuch'; valid suites: ablation, cpu_learning, flatland, regression, smac_paper, "
+                 "smac_superhard, smoke"),
     (["smoke", "--tasks", "smac/4m"], "valid tasks: "),
     (["smoke", "--algorithms", "qmix"], "valid algorithms: mabl, mabl_single_level, mamba, mappo"),
     (["smoke", "--preset", "huge"], "unknown mabl preset 'huge'; valid presets: paper, paper_flatland, paper_smac, small, tiny"),
