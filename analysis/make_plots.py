@@ -39,7 +39,7 @@ HEADLINE = {"smac": "win_rate", "flatland": "completion"}
 # scale: per family, the metrics that can be analysed, each with its divisor onto that scale and its label.
 # SMAC's return is scaled by the environment so that killing every enemy and winning earns 20
 # (reward_scale_rate); Protoss shields regenerate, so a return can pass 20 slightly.
-SCORES = {"smac": {"win_rate": (1.0, "win rate"), "return_mean": (REWARD_SCALE_RATE, "return / 20")},
+SCORES = {"smac": {"win_rate": (1.0, "win rate"), "return_mean": (REWARD_SCALE_RATE, f"return / {REWARD_SCALE_RATE:g}")},
           "flatland": {"completion": (1.0, "completion"), "score": (1.0, "flatland score")}}
 DEFAULT_RESULTS = Path(__file__).resolve().parent.parent / "results"
 
@@ -83,7 +83,8 @@ def analyse(group: pd.DataFrame, stem: str, benchmark: str, title: str, metric: 
     if {"mabl", "mabl_single_level"} <= set(matrices):
         written += write_table(ablation_table(per_task, improvement, len(matrices["mabl"])), tabs / f"{stem}_ablation")
         written += figures.ablation(per_task, label, f"{title}: ablation", figs / f"{stem}_ablation")
-    written.append(write_marl_eval(group, benchmark, sorted({metric, "return_mean"}), results / "marl_eval" / f"{stem}.json"))
+    exported = list(dict.fromkeys([metric, "return_mean"]))  # the headline first, as before --metric existed
+    written.append(write_marl_eval(group, benchmark, exported, results / "marl_eval" / f"{stem}.json"))
     return written
 
 
