@@ -1,9 +1,10 @@
 """Load run records into one tidy pandas frame.
 
 One row per logged scalar: suite, family, task, backend, algorithm, preset, seed, step, metric, value,
-status. Only each run's COMPLETED attempt is loaded; partial, failed and unreadable records (a
-half-written JSON, a missing file) are skipped with one warning each and listed in the report, never
-silently included.
+status. A named variant's runs carry ``<algorithm>+<variant>`` as their algorithm, so every statistic and
+figure treats them as an algorithm of their own. Only each run's COMPLETED attempt is loaded; partial,
+failed and unreadable records (a half-written JSON, a missing file) are skipped with one warning each and
+listed in the report, never silently included.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from suites.records import attempts, run_status
+from suites.records import algorithm_label, attempts, run_status
 
 COLUMNS = ["suite", "family", "task", "backend", "algorithm", "preset", "seed", "step", "metric", "value", "status"]
 CONFIG_KEYS = ["suite", "family", "task", "backend", "algorithm", "preset", "seed"]
@@ -63,6 +64,7 @@ def load_records(results: Path, suite: str | None = None, prefixes: tuple[str, .
             config = json.loads((attempt / "config.json").read_text())
             metrics = json.loads((attempt / "metrics.json").read_text())
             head = [config[k] for k in CONFIG_KEYS]
+            head[CONFIG_KEYS.index("algorithm")] = algorithm_label(config["algorithm"], config.get("variant", ""))
         except (OSError, ValueError, KeyError) as err:
             report.skip(run_dir, f"unreadable record ({type(err).__name__}: {err})")
             continue

@@ -6,6 +6,7 @@ import platform
 import subprocess
 from pathlib import Path
 
+from suites.records import algorithm_label
 from suites.runner import MetricLog, RunSpec, resolve_config, train
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,7 +40,8 @@ def run_config(spec: RunSpec) -> tuple[dict, object]:
     algo_config, env_spec = resolve_config(spec)
     return {
         "suite": spec.suite, "task": spec.task, "family": env_spec.family, "algorithm": spec.algorithm,
-        "preset": spec.preset, "algorithm_config": dataclasses.asdict(algo_config),
+        "variant": spec.variant, "preset": spec.preset, "overrides": dict(spec.overrides),
+        "algorithm_config": dataclasses.asdict(algo_config),
         "backend": spec.backend, "seed": spec.seed,
         "budget_steps": spec.steps, "eval_interval": spec.eval_interval, "eval_episodes": spec.eval_episodes,
         "eval_greedy": spec.eval_greedy, "device": spec.device, "compile_env": spec.compile_env,
@@ -63,7 +65,8 @@ def execute(spec: RunSpec, results_dir: Path, progress=None, interrupt_after: in
     spec = dataclasses.replace(spec, backend=envs.resolve_backend(spec.task, spec.backend, quiet=True))
     record_dir = results_dir / "runs" / spec.run_id
     config, algo_config = run_config(spec)
-    ex = Experiment(f"{spec.algorithm}:{spec.task}", interactive=True, save_git_info=False)
+    ex = Experiment(f"{algorithm_label(spec.algorithm, spec.variant)}:{spec.task}", interactive=True,
+                    save_git_info=False)
     ex.observers.append(FileStorageObserver(str(record_dir), copy_sources=False))
     ex.add_config(config)
 

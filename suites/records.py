@@ -1,5 +1,8 @@
 """Run records on disk: ``results/runs/<suite>/<task>/<algorithm>/seed_<k>/``.
 
+A named variant of an algorithm (``--variant NAME``: other ``--set`` values or another preset) lives
+under ``<algorithm>+<NAME>`` beside the algorithm's own runs, and is analysed as an algorithm of its own.
+
 StarCraft II runs of a SMAC task live under ``<task>_sc2`` beside the simulator's, so the two backends
 never share a record, a skip decision or a resume.
 
@@ -15,9 +18,14 @@ from pathlib import Path
 DONE, PARTIAL, FAILED, PENDING = "done", "partial", "failed", "pending"
 
 
-def run_id(suite: str, task: str, algorithm: str, seed: int, backend: str) -> str:
+def algorithm_label(algorithm: str, variant: str = "") -> str:
+    """What records, tables and figures call a run's algorithm: ``mabl``, or ``mabl+<variant>``."""
+    return f"{algorithm}+{variant}" if variant else algorithm
+
+
+def run_id(suite: str, task: str, algorithm: str, seed: int, backend: str, variant: str = "") -> str:
     task_dir = task.replace("/", "_") + ("_sc2" if backend == "sc2" else "")
-    return f"{suite}/{task_dir}/{algorithm}/seed_{seed}"
+    return f"{suite}/{task_dir}/{algorithm_label(algorithm, variant)}/seed_{seed}"
 
 
 def attempts(record_dir: Path) -> list[tuple[int, dict]]:

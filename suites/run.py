@@ -42,6 +42,9 @@ def parser() -> argparse.ArgumentParser:
                    help="override one field of the algorithm config (repeatable), e.g. --set model_lr=1e-4 or "
                         "--set mappo.ppo_epoch=10; an unscoped field applies to every selected algorithm that has "
                         "it. Each run's config.json records the values used")
+    p.add_argument("--variant", default="", metavar="NAME",
+                   help="name these runs as a variant of each algorithm (with --set or --preset): records under "
+                        "<algorithm>+NAME beside the algorithm's own, analysed as an algorithm of their own")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--backend", default="auto", help="SMAC backend: auto, sim or sc2")
     p.add_argument("--compile-env", action="store_true",
@@ -76,13 +79,24 @@ def expand(args) -> list[RunSpec]:
     steps, interval = suite.budgets[budget]
     steps = args.steps or steps
     overrides = parse_assignments(args.assignments, algos)
+    _check_variant(args.variant)
     _check_device(args.device)
     _check_launcher(args)
     return [RunSpec(suite=suite.name, task=t, algorithm=a, preset=args.preset or suite.preset_for(a), seed=k, steps=steps,
                     eval_interval=min(interval, steps), eval_episodes=args.eval_episodes or suite.eval_episodes,
                     device=args.device, backend=envs.resolve_backend(t, args.backend, quiet=True),
-                    compile_env=args.compile_env, overrides=tuple(sorted(overrides[a].items())))
+                    compile_env=args.compile_env, overrides=tuple(sorted(overrides[a].items())), variant=args.variant)
             for t in tasks for a in algos for k in range(args.seeds or suite.seeds)]
+
+
+def _check_variant(name: str) -> None:
+    import re
+
+    from envs import UsageError
+
+    if name and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}", name):
+        raise UsageError(f"invalid --variant {name!r}: it names run directories, so use up to 40 letters, digits, "
+                         "'_', '.' or '-', starting with a letter or digit")
 
 
 def _check_device(device: str) -> None:
@@ -132,8 +146,9 @@ def _check_records_match(runs: list[RunSpec], configs: dict, results: Path) -> N
         changed = [f"{k} {recorded[k]!r} recorded, {v!r} now" for k, v in now.items() if recorded.get(k, v) != v]
         if changed:
             more = f"; and {len(changed) - 4} more" if len(changed) > 4 else ""
-            raise UsageError(f"{run_dir} was recorded with other settings ({'; '.join(changed[:4])}{more}); use another "
-                             "--results directory for these settings, or delete that record to start it again")
+            raise UsageError(f"{run_dir} was recorded with other settings ({'; '.join(changed[:4])}{more}); name "
+                             "these settings with --variant NAME (recorded beside it), use another --results "
+                             "directory, or delete that record to start it again")
 
 
 def launch(runs: list[RunSpec], args) -> list:

@@ -45,10 +45,11 @@ class RunSpec:
     backend: str = "auto"
     compile_env: bool = False  # torch.compile the SMAC simulator's step (training environments only)
     overrides: tuple = ()  # (field, value) pairs applied to the algorithm config
+    variant: str = ""  # names a variant of the algorithm (its own records, its own label in the analysis)
 
     @property
     def run_id(self) -> str:
-        return records.run_id(self.suite, self.task, self.algorithm, self.seed, self.backend)
+        return records.run_id(self.suite, self.task, self.algorithm, self.seed, self.backend, self.variant)
 
 
 class MetricLog:

@@ -204,6 +204,8 @@ def test_suite_continues_after_a_failure_and_exits_1(tmp_path, monkeypatch, caps
     (["smoke", "--algorithms", "mappo", "--set", "mabl.hidden=8"], "mabl is not among the selected algorithms (mappo)"),
     (["smoke", "--set", "qmix.hidden=8"], "unknown algorithm 'qmix'"),
     (["smoke", "--set", "hidden=0"], "hidden must be at least 1, got 0"),
+    (["smoke", "--variant", "lr 1e-3"], "invalid --variant 'lr 1e-3': it names run directories"),
+    (["smoke", "--variant", "../x"], "invalid --variant '../x'"),
 ])
 def test_bad_names_exit_2_with_the_valid_ones(argv, message, capsys, tmp_path):
     import torch
@@ -229,9 +231,29 @@ def test_set_overrides_reach_the_record_and_guard_it(tmp_path, capsys):
     assert cli.main(argv + ["--set", "lr=2e-3", "--set", "mappo.ppo_epoch=1", "--set", "recurrent=no"]) == 2
     err = capsys.readouterr().err
     assert "smac_3m/mappo/seed_0 was recorded with other settings (lr 0.001 recorded, 0.002 now)" in err
-    assert "use another --results directory" in err
+    assert "name these settings with --variant NAME" in err and "use another --results directory" in err
     assert cli.main(argv + ["--preset", "paper", "--dry-run"]) == 2
     assert "preset 'tiny' recorded, 'paper' now" in capsys.readouterr().err
+
+
+def test_a_named_variant_is_recorded_beside_its_algorithm_and_analysed_as_its_own(tmp_path, capsys):
+    from analysis import make_plots
+
+    argv = ["smoke", "--tasks", "smac/3m", "--algorithms", "mappo", "--steps", "256", "--eval-episodes", "2",
+            "--backend", "sim", "--results", str(tmp_path)]
+    assert cli.main(argv) == 0
+    base = (tmp_path / "runs" / "smoke/smac_3m/mappo/seed_0/1/config.json").read_bytes()
+    assert cli.main(argv + ["--set", "lr=2e-3", "--variant", "fast-lr"]) == 0
+    config = json.loads((tmp_path / "runs" / "smoke/smac_3m/mappo+fast-lr/seed_0/1/config.json").read_text())
+    assert (config["algorithm"], config["variant"], config["overrides"]) == ("mappo", "fast-lr", {"lr": 2e-3})
+    assert config["algorithm_config"]["lr"] == 2e-3
+    assert (tmp_path / "runs" / "smoke/smac_3m/mappo/seed_0/1/config.json").read_bytes() == base  # untouched
+    capsys.readouterr()
+    assert cli.main(argv + ["--set", "lr=2e-3", "--variant", "fast-lr", "--dry-run"]) == 0
+    assert "done     smoke/smac_3m/mappo+fast-lr/seed_0" in capsys.readouterr().out
+    assert make_plots.main(["--results", str(tmp_path), "--reps", "50"]) == 0
+    table = (tmp_path / "tables" / "smoke_smac_sim_absolute_win_rate.csv").read_text()
+    assert ",mappo,IQM," in table and ",mappo+fast-lr,IQM," in table
 
 
 @pytest.mark.parametrize("argv, message", [
