@@ -60,7 +60,19 @@ def test_component_shapes(name, spec):
     assert algo.critic(algo.critic_input(post)).shape == (6, 3, n, 1)
     actions, memory, _ = algo.act(batch["obs"][0], batch["avail"][0], algo.initial_memory(3), torch.ones(3, dtype=torch.bool))
     assert actions.shape == (3, n) and memory.shape == algo.initial_memory(3).shape
-    assert batch["avail"][0].gather(2, actions.unsqueeze(-1)).all()
+
+
+@pytest.mark.parametrize("name", WORLD_MODELS)
+def test_acting_masks_unavailable_actions_where_the_model_has_an_availability_head(name):
+    """SMAC: never an unavailable action. Flatland (no availability head, as in the official code): the policy
+    chooses freely, as the official worker lets it, and the environment overrides forced moves."""
+    torch.manual_seed(0)
+    for spec in (SMAC_3S5Z, FLATLAND_5):
+        algo, batch = _algo(name, spec), _random_batch(spec, b=16)
+        only_first = torch.zeros_like(batch["avail"][0])
+        only_first[..., 0] = True
+        actions, _, _ = algo.act(batch["obs"][0], only_first, algo.initial_memory(16), torch.ones(16, dtype=torch.bool))
+        assert (actions == 0).all() == (spec.family == "smac")
 
 
 def test_paper_presets_have_the_official_sizes():

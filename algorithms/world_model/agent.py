@@ -97,7 +97,12 @@ class WorldModelAgent(Algorithm):
         [z; h]. MAMBA's transformer mixes all agents' (previous action, latent) before the GRU: its agents
         exchange messages at execution, on Flatland only with the trains each one observes (``neighbours``,
         as jbr-ai-labs/mamba@2c97258 ``agent/workers/DreamerWorker.py`` masks them). MABL and the ablation
-        read nothing but the agent's own inputs."""
+        read nothing but the agent's own inputs.
+
+        Unavailable actions are masked only where the model has an available-action head (SMAC), as the
+        official worker does (``_select_actions`` passes no mask on Flatland): there the policy chooses freely,
+        the environment replaces a forced move by 0, and the replay keeps the chosen action, so the world model
+        learns that such choices change nothing — which imagination, with no head to mask by, relies on."""
         with matmul_precision(self.config.tf32):
             return self._act(obs, avail_actions, memory, first, explore, neighbours)
 
@@ -110,7 +115,7 @@ class WorldModelAgent(Algorithm):
             mask = ~(neighbours | torch.eye(self.spec.n_agents, dtype=torch.bool, device=neighbours.device))
         deter = self.model.agent_deter(prev_action, stoch, deter, mask)
         post = self.model.agent_posterior_latent(deter, self.model.observation_encoder(obs))
-        logits = masked_logits(self.actor(post.features()), avail_actions)
+        logits = masked_logits(self.actor(post.features()), avail_actions if self.model.av_action is not None else None)
         actions = sample_index(logits.softmax(-1)) if explore else logits.argmax(-1)
         next_memory = torch.cat([deter, post.stoch, F.one_hot(actions, self.spec.n_actions).float()], -1)
         return actions, next_memory, {}
