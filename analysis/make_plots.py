@@ -1,6 +1,6 @@
 """Regenerate every figure, table and export from run records.
 
-    python analysis/make_plots.py [--suite NAME] [--results DIR] [--reps N] [--metric NAME]
+    python analysis/make_plots.py [--suite NAME] [--results DIR] [--reps N] [--metric NAME] [--compare ALGO ...]
 
 Per benchmark (a suite on one family and backend: results of different backends are never pooled), with
 the headline metric (SMAC win rate, Flatland completion) or ``--metric``'s score (SCORES: SMAC return / 20,
@@ -10,7 +10,7 @@ Flatland score) and rliable's 95% stratified-bootstrap intervals:
   figures/<stem>_iqm_curve     sample efficiency: IQM across tasks and runs at each evaluation step
   figures/<stem>_aggregates    IQM, mean, median and optimality gap across tasks, per algorithm
   figures/<stem>_profiles      performance profiles of the absolute metric
-  figures/<stem>_improvement   probability that MABL improves on each baseline
+  figures/<stem>_improvement   probability that MABL (and each --compare algorithm) improves on each other one
   figures/<stem>_ablation      MABL against its single-level ablation, per task
   tables/<stem>_absolute_<metric>, tables/<stem>_improvement, tables/<stem>_ablation   (.md .tex .csv)
   tables/<stem>_curves.csv, tables/<stem>_iqm_curve.csv, marl_eval/<stem>.json (marl-eval's raw-data format)
@@ -54,7 +54,7 @@ def ablation_table(per_task: pd.DataFrame, improvement: pd.DataFrame, seeds: int
 
 
 def analyse(group: pd.DataFrame, stem: str, benchmark: str, title: str, metric: str, results: Path,
-            reps: int) -> list[Path]:
+            reps: int, compare: tuple[str, ...] = ()) -> list[Path]:
     """Every output of one benchmark (``benchmark`` names the family and backend); returns the files written."""
     figs, tabs = results / "figures", results / "tables"
     divisor, label = SCORES[group.family.iloc[0]][metric]
@@ -75,7 +75,7 @@ def analyse(group: pd.DataFrame, stem: str, benchmark: str, title: str, metric: 
         written += [tabs / f"{stem}_iqm_curve.csv"]
         written += figures.iqm_curve(curves, label, title, figs / f"{stem}_iqm_curve")
     written += figures.profiles(stats.performance_profiles(matrices, reps), label, title, figs / f"{stem}_profiles")
-    improvement = stats.improvement_table(matrices, reps)
+    improvement = stats.improvement_table(matrices, reps, tuple(dict.fromkeys(("mabl", *compare))))
     if len(improvement):
         written += write_table(improvement, tabs / f"{stem}_improvement")
         written += figures.interval_plot(improvement, "comparison", "probability of improvement", title,
@@ -95,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reps", type=int, default=2000, help="bootstrap repetitions (default 2000)")
     p.add_argument("--metric", help="score to analyse instead of the headline (SMAC win_rate, Flatland completion): "
                                     + "; ".join(f"{family}: {', '.join(m)}" for family, m in SCORES.items()))
+    p.add_argument("--compare", nargs="+", default=[], metavar="ALGO",
+                   help="also tabulate the probability that ALGO (an algorithm or a variant such as "
+                        "mabl+reward_global) improves on each other algorithm; MABL's is always tabulated")
     args = p.parse_args(argv)
     if args.reps < 10:
         p.error(f"--reps must be >= 10, got {args.reps}")
@@ -112,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no completed runs in {where}; run a suite first, e.g. `python -m suites.run smoke`, or point "
               "--results at a results directory", file=sys.stderr)
         return 1
+    unknown = sorted(set(args.compare) - set(frame.algorithm))
+    if unknown:
+        p.error(f"--compare {', '.join(unknown)}: no completed runs of that name; algorithms in these records: "
+                f"{', '.join(sorted(frame.algorithm.unique()))}")
     for sub in ("figures", "tables", "marl_eval"):
         (args.results / sub).mkdir(parents=True, exist_ok=True)
     analysed = 0
@@ -124,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         benchmark = family if backend == family else f"{family}_{backend}"  # smac_sim, smac_sc2, flatland
         stem = f"{suite}_{benchmark}" + ("" if metric == HEADLINE[family] else f"_{metric}")
-        written = analyse(group, stem, benchmark, f"{label}: {suite}", metric, args.results, args.reps)
+        written = analyse(group, stem, benchmark, f"{label}: {suite}", metric, args.results, args.reps,
+                          tuple(args.compare))
         analysed += 1
         print(f"\n{label}, suite {suite}: {group.groupby(['task', 'algorithm', 'seed']).ngroups} run(s), "
               f"{len(written)} file(s) under {args.results}")

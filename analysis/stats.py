@@ -121,12 +121,13 @@ def performance_profiles(matrices: dict[str, np.ndarray], reps: int) -> pd.DataF
                       for algo, (p, lo, hi) in est.items()], ignore_index=True)
 
 
-def improvement_table(matrices: dict[str, np.ndarray], reps: int, target: str = "mabl") -> pd.DataFrame:
+def improvement_table(matrices: dict[str, np.ndarray], reps: int, targets: tuple[str, ...] = ("mabl",)) -> pd.DataFrame:
     """P(target > baseline): the probability that a run of ``target`` beats one of the baseline on a
-    random task (Mann-Whitney), for each other algorithm, with intervals."""
-    if target not in matrices:
+    random task (Mann-Whitney), for each target present and each other algorithm, with intervals."""
+    pairs = {f"{target},{other}": (matrices[target], matrices[other])
+             for target in targets if target in matrices for other in matrices if other != target}
+    if not pairs:
         return pd.DataFrame(columns=["comparison", "point", "lower", "upper"])
-    pairs = {f"{target},{other}": (matrices[target], matrices[other]) for other in matrices if other != target}
     est = intervals(pairs, lambda x, y: np.array([probability_of_improvement(x, y)]), reps)
     return pd.DataFrame([dict(comparison=f"P({key.replace(',', ' > ')})", point=float(p[0]), lower=float(lo[0]),
                               upper=float(hi[0])) for key, (p, lo, hi) in est.items()])

@@ -79,7 +79,7 @@ def shortest_path_actions(env, step) -> torch.Tensor:
 
 def write_record(results, suite: str, task: str, algorithm: str, seed: int, family: str = "smac", backend: str = "sim",
                  evals: dict[int, float] | None = None, absolute: float | None = None, status: str = "COMPLETED",
-                 checkpoint: bool = False) -> None:
+                 checkpoint: bool = False, variant: str = "") -> None:
     """A Sacred record as ``suites.experiment`` leaves it (attempt 1), with the headline metric only."""
     import json
 
@@ -87,10 +87,11 @@ def write_record(results, suite: str, task: str, algorithm: str, seed: int, fami
     backend = "flatland" if family == "flatland" else backend
     from suites.records import run_id
 
-    run_dir = results / "runs" / run_id(suite, task, algorithm, seed, backend)
+    run_dir = results / "runs" / run_id(suite, task, algorithm, seed, backend, variant)
     attempt = run_dir / "1"
     attempt.mkdir(parents=True)
-    config = dict(suite=suite, family=family, task=task, backend=backend, algorithm=algorithm, preset="tiny", seed=seed)
+    config = dict(suite=suite, family=family, task=task, backend=backend, algorithm=algorithm, variant=variant,
+                  preset="tiny", seed=seed)
     evals = evals or {}
     metrics = {f"eval/{metric}": {"steps": list(evals), "values": list(evals.values())},
                "eval/return_mean": {"steps": list(evals), "values": [20 * v for v in evals.values()]}}

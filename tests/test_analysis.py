@@ -112,6 +112,25 @@ def test_make_plots_writes_every_output_and_keeps_backends_apart(tmp_path, capsy
     assert "P(mabl > mappo),0.0,0.0,0.0" in improvement
 
 
+def test_a_variant_is_an_algorithm_of_its_own_and_compare_tabulates_its_improvement(tmp_path, capsys):
+    _suite(tmp_path, algos=("mabl", "mamba"))  # final scores: mabl 0, 0.05, 0.1; mamba 0.2, 0.25, 0.3
+    for task in ("smac/3m", "smac/2s3z"):
+        for seed in range(3):
+            write_record(tmp_path, "synthetic", task, "mabl", seed, evals={0: 0.0, 100: 0.5, 200: 0.9}, absolute=0.9,
+                         variant="joint-reward")
+    frame, _ = load_records(tmp_path)
+    assert set(frame.algorithm) == {"mabl", "mamba", "mabl+joint-reward"}
+    assert make_plots.main(["--results", str(tmp_path), "--reps", "50", "--compare", "mabl+joint-reward"]) == 0
+    improvement = (tmp_path / "tables" / "synthetic_smac_sim_improvement.csv").read_text()
+    for line in ("P(mabl > mamba),0.0,", "P(mabl > mabl+joint-reward),0.0,", "P(mabl+joint-reward > mabl),1.0,",
+                 "P(mabl+joint-reward > mamba),1.0,"):
+        assert line in improvement
+    with pytest.raises(SystemExit):
+        make_plots.main(["--results", str(tmp_path), "--compare", "mabl+joint"])
+    assert ("--compare mabl+joint: no completed runs of that name; algorithms in these records: mabl, "
+            "mabl+joint-reward, mamba") in capsys.readouterr().err
+
+
 def test_return_is_analysed_on_the_win_rate_scale_and_unknown_metrics_are_refused(tmp_path, capsys):
     _suite(tmp_path, algos=("mabl", "mappo"))  # SMAC returns are 20 x the win rates here
     write_record(tmp_path, "synthetic", "flatland/5_agents", "mabl", 0, family="flatland", evals={0: 0.1}, absolute=0.4)
