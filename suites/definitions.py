@@ -80,15 +80,16 @@ SUITES: dict[str, Suite] = {
         Suite(
             name="cpu_learning",
             # The world models' `small` preset keeps the official 15 world-model steps per policy round with tiny
-            # networks: the largest comparison two CPU cores finish in about 75 minutes (README: "Why the proportion
-            # matters"). MAPPO's `tiny` is its CPU size (8 environments x 32-step rollouts, 2 epochs).
-            description="Learning on a CPU: the four algorithms at CPU size on smac/3m, 3 seeds x 16k steps (75 min).",
+            # networks (README: "Why the proportion matters"); MAPPO's `tiny` is its CPU size (8 environments x
+            # 32-step rollouts, 2 epochs). Five seeds, because three left the intervals too wide to order MABL and
+            # its ablation; about two hours on two cores with --jobs 2.
+            description="Learning on a CPU: the four algorithms at CPU size on smac/3m, 5 seeds x 16k steps (2 h).",
             tasks=("smac/3m",),
             budgets={"small": (16_000, 2_000)},
             preset="small",
             algorithm_presets={"mappo": "tiny"},
             default_budget="small",
-            seeds=3,
+            seeds=5,
             eval_episodes=16,
         ),
         Suite(

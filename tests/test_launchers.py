@@ -30,7 +30,7 @@ def test_superhard_suite_expands_to_every_map_algorithm_and_seed():
 
 @pytest.mark.parametrize("suite, runs", [("smoke", 2 * 4 * 2), ("smac_paper", 9 * 4 * 5), ("flatland", 3 * 4 * 5),
                                          ("ablation", 5 * 2 * 5), ("regression", 3 * 4 * 1),
-                                         ("cpu_learning", 1 * 4 * 3)])
+                                         ("cpu_learning", 1 * 4 * 5)])
 def test_every_suite_expands_with_its_default_seeds_and_budget(suite, runs):
     specs = expand(suite)
     assert len(specs) == runs
