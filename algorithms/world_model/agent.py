@@ -53,8 +53,10 @@ class WorldModelAgent(Algorithm):
     def __init__(self, spec, config: WorldModelConfig, device="cpu"):
         super().__init__(spec, config, device)
         cfg, n, a = config, spec.n_agents, spec.n_actions
-        # The official code learns an available-action head for SMAC only (``ENV_TYPE == STARCRAFT``).
-        self.model = WorldModel(cfg, spec.obs_dim, spec.state_dim, n, a, spec.family == "smac").to(self.device)
+        # The official code learns an available-action head for SMAC only (``ENV_TYPE == STARCRAFT``), and masks
+        # unavailable actions when acting only there (see ``act``).
+        self.availability_head = spec.family == "smac"
+        self.model = WorldModel(cfg, spec.obs_dim, spec.state_dim, n, a, self.availability_head).to(self.device)
         critic_dim = 2 * cfg.feat if cfg.critic_features == "all" else cfg.feat
         self.actor = Actor(cfg.feat, a, cfg.head_hidden, cfg.head_layers).to(self.device)
         self.critic = AttentionCritic(critic_dim, cfg.hidden, n, cfg.attention_heads).to(self.device)
@@ -115,7 +117,7 @@ class WorldModelAgent(Algorithm):
             mask = ~(neighbours | torch.eye(self.spec.n_agents, dtype=torch.bool, device=neighbours.device))
         deter = self.model.agent_deter(prev_action, stoch, deter, mask)
         post = self.model.agent_posterior_latent(deter, self.model.observation_encoder(obs))
-        logits = masked_logits(self.actor(post.features()), avail_actions if self.model.av_action is not None else None)
+        logits = masked_logits(self.actor(post.features()), avail_actions if self.availability_head else None)
         actions = sample_index(logits.softmax(-1)) if explore else logits.argmax(-1)
         next_memory = torch.cat([deter, post.stoch, F.one_hot(actions, self.spec.n_actions).float()], -1)
         return actions, next_memory, {}
