@@ -7,6 +7,7 @@ with random data of the task's dimensions (speed does not depend on the values).
     python scripts/learner_benchmark.py --task smac/3s5z_vs_3s6z --algorithms mabl mamba --device cuda
     python scripts/learner_benchmark.py --counts     # parameter counts per Super Hard map (markdown)
     python scripts/learner_benchmark.py --model-epochs 6 --epochs 1   # a cheaper estimate on a slow CPU
+    python scripts/learner_benchmark.py --task smac/3m --preset small --repeats 5   # what CPU runs train
 """
 from __future__ import annotations
 
@@ -56,16 +57,17 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_update(name: str, spec: EnvSpec, device: str, repeats: int, overrides: dict) -> dict[str, float]:
+def time_update(name: str, spec: EnvSpec, device: str, repeats: int, overrides: dict,
+                preset: str = "paper") -> dict[str, float]:
     """Seconds per learner update, split into the world-model steps and the policy rounds (imagination +
-    PPO; a device sync between the two), plus peak GPU memory. The warm-up update also captures the CUDA
-    graphs when they are on."""
+    PPO; a device sync between the two), averaged over ``repeats``, plus peak GPU memory. The warm-up update
+    also captures the CUDA graphs when they are on."""
     if device.startswith("cuda"):  # peak memory of this algorithm alone, warm-up and graph capture included
         gc.collect()
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     torch.manual_seed(0)
-    config = make_config(name, spec, "paper", {"capacity": 20_000, **overrides})
+    config = make_config(name, spec, preset, {"capacity": 20_000, **overrides})
     algo = make_algorithm(name, spec, config, device)
     fill_replay(algo, 5_000)
     algo._learner_call()  # warm-up (allocator, kernels, graph capture)
@@ -105,6 +107,7 @@ def counts_table() -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", default="smac/3s5z_vs_3s6z")
+    p.add_argument("--preset", default="paper", help="config preset (paper, small, tiny)")
     p.add_argument("--algorithms", nargs="+", default=list(WORLD_MODELS), choices=WORLD_MODELS)
     p.add_argument("--device", default="cpu")
     p.add_argument("--repeats", type=int, default=1)
@@ -125,9 +128,10 @@ def main(argv=None) -> int:
         overrides["tf32"] = False
     spec = smac_spec(args.task.split("/", 1)[1])
     print(f"{args.task}: {spec.n_agents} agents, obs {spec.obs_dim}, state {spec.state_dim}, {spec.n_actions} actions; "
-          f"device {args.device}; torch threads {torch.get_num_threads()}; overrides {overrides or 'none'}")
+          f"preset {args.preset}; device {args.device}; torch threads {torch.get_num_threads()}; "
+          f"overrides {overrides or 'none'}")
     for name in args.algorithms:
-        result = time_update(name, spec, args.device, args.repeats, overrides)
+        result = time_update(name, spec, args.device, args.repeats, overrides, args.preset)
         extra = (f", peak GPU memory {result['peak_gib']:.1f} GiB allocated, {result['reserved_gib']:.1f} GiB reserved"
                  if "peak_gib" in result else "")
         print(f"{name:18s} {result['seconds_per_update']:8.2f} s per learner update (world model "

