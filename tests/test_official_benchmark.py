@@ -1,15 +1,20 @@
-"""The official-learner timing harness (``scripts/official_learner_benchmark.py``).
+"""The harnesses that run the official code: timing (``scripts/official_learner_benchmark.py``) and the
+number-for-number comparison (``scripts/official_parity.py``).
 
-The official code is not shipped; the run test needs a checkout named by OFFICIAL_MAMBA_DIR (a clone of
-jbr-ai-labs/mamba) or OFFICIAL_MABL_DIR (the ``mabl/`` folder of aravindvenu7/MABL)."""
+The official code is not shipped; the tests that run it need a checkout named by OFFICIAL_MAMBA_DIR (a clone
+of jbr-ai-labs/mamba) or OFFICIAL_MABL_DIR (the ``mabl/`` folder of aravindvenu7/MABL)."""
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
+from torch import nn
 
+from algorithms.world_model import networks
 from scripts.official_learner_benchmark import main
+from scripts.official_parity import copy_official_weights, deterministic_sampling, our_name
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,15 +24,61 @@ def test_a_folder_that_is_not_an_official_checkout_is_named(tmp_path):
         main(["--official", str(tmp_path), "--algorithm", "mamba", "--task", "smac/3m"])
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("algorithm", ["mamba", "mabl"])
-def test_the_official_learner_runs_one_short_update(algorithm):
+def official_checkout(algorithm: str) -> str:
     checkout = os.environ.get(f"OFFICIAL_{algorithm.upper()}_DIR")
     if not checkout:
         pytest.skip(f"OFFICIAL_{algorithm.upper()}_DIR does not name an official {algorithm} checkout")
+    return checkout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("algorithm", ["mamba", "mabl"])
+def test_the_official_learner_runs_one_short_update(algorithm):
+    checkout = official_checkout(algorithm)
     # a fresh process: the harness puts the official packages (agent, configs, networks) on sys.path
     out = subprocess.run([sys.executable, "scripts/official_learner_benchmark.py", "--official", checkout,
                           "--algorithm", algorithm, "--task", "smac/3m", "--model-epochs", "1", "--epochs", "1"],
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
     assert f"official {algorithm} on smac/3m" in out.stdout and "s per learner update" in out.stdout
+
+
+@pytest.mark.parametrize("algorithm", ["mamba", "mabl"])
+def test_ours_computes_what_the_official_code_computes(algorithm):
+    """Same weights, same batch, deterministic sampling, float64: world-model loss and gradients,
+    imagination, returns, advantages, PPO and value losses and gradients agree to 1e-9."""
+    checkout = official_checkout(algorithm)
+    out = subprocess.run([sys.executable, "scripts/official_parity.py", "--official", checkout, "--algorithm", algorithm],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0 and "PASS" in out.stdout, out.stdout + out.stderr[-2000:]
+
+
+def test_official_names_map_onto_ours():
+    assert our_name("transition._attention_stack.encoder.layers.2.linear1.weight") == \
+        "communication.encoder.layers.2.linear1.weight"
+    assert our_name("representation.global_stochastic_posterior_model.dists.0.bias") == "global_posterior.dists.0.bias"
+    assert our_name("reward_model.model.4.weight") == "reward_model.4.weight"
+    assert our_name("observation_encoder.fc1.weight") == "observation_encoder.fc1.weight"
+
+
+def test_weights_without_a_counterpart_are_named():
+    ours = nn.Sequential(nn.Linear(3, 2))
+    official = nn.Module()
+    official.mystery = nn.Linear(3, 2)
+    with pytest.raises(SystemExit, match=r"official parameter mystery.weight \(2, 3\) has no counterpart"):
+        copy_official_weights(official, ours)
+    with pytest.raises(SystemExit, match=r"parameters of ours without an official counterpart: \['0.bias', '0.weight'\]"):
+        copy_official_weights(nn.Module(), ours)
+    official = nn.Sequential(nn.Linear(3, 2))
+    pairs = copy_official_weights(official, ours)
+    assert len(pairs) == 2 and torch.equal(ours[0].weight, official[0].weight)
+
+
+def test_deterministic_sampling_takes_the_likeliest_draw_and_is_undone():
+    probs, sample_index = torch.tensor([[0.2, 0.5, 0.3], [0.6, 0.3, 0.1]]), networks.sample_index
+    with deterministic_sampling():
+        assert networks.sample_index(probs).tolist() == [1, 0]
+        assert torch.multinomial(probs, 1, True).tolist() == [[1], [0]]
+        assert torch.bernoulli(torch.tensor([0.4, 0.7])).tolist() == [0.0, 1.0]
+    assert networks.sample_index is sample_index and torch.multinomial(probs, 1, True).shape == (2, 1)
+    assert torch.bernoulli(torch.full((1000,), 0.4)).mean() < 0.6  # random again

@@ -43,24 +43,24 @@ def model_loss(model: WorldModel, batch: dict[str, torch.Tensor]) -> tuple[torch
     prior, post_all, post = prior.map(lambda x: x[:-1]), post, post.map(lambda x: x[:-1])
 
     obs_pred, dec_hidden = model.observation_decoder(post.agent.features())
-    real = 1.0 - fake[:-1].float().unsqueeze(-1)
+    real = 1.0 - fake[:-1].to(obs.dtype).unsqueeze(-1)
     losses = {"obs_loss": (F.smooth_l1_loss(obs_pred, obs[:-1], reduction="none") * real).sum()
               / real[..., 0].numel()}
     losses["reward_loss"] = F.smooth_l1_loss(model.reward_model(next_features(post_all, cfg.reward_uses_global)),
                                              batch["reward"][1:].unsqueeze(-1))
     # Bernoulli negative log-likelihoods (the official Independent(Bernoulli) heads), summed over the event.
-    continues = 1.0 - batch["done"][1:].float().unsqueeze(-1)
+    continues = 1.0 - batch["done"][1:].to(obs.dtype).unsqueeze(-1)
     losses["pcont_loss"] = F.binary_cross_entropy_with_logits(
         model.pcont(next_features(post_all, cfg.heads_use_global)), continues)
     if model.av_action is not None:
-        avail = batch["avail"][:-1].float()
+        avail = batch["avail"][:-1].to(obs.dtype)
         losses["avail_loss"] = F.binary_cross_entropy_with_logits(
             model.av_action(model.head_features(post)), avail, reduction="none").sum(-1).mean()
     # Action information: the decoder's hidden layer at step t predicts the action that led to it.
     logits = model.q_action(F.relu(model.q_features(dec_hidden[1:])))
     cross_entropy = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), action[1:-1].argmax(-1).reshape(-1),
                                     reduction="none")
-    losses["info_loss"] = (cross_entropy * (1.0 - fake[1:-1].float().reshape(-1))).mean()
+    losses["info_loss"] = (cross_entropy * (1.0 - fake[1:-1].to(obs.dtype).reshape(-1))).mean()
     losses["kl_agent"] = kl_balanced(post.agent.logits, prior.agent.logits, cfg.n_categoricals, cfg.n_classes,
                                      cfg.kl_balance)
     if post.glob is not None:

@@ -1,0 +1,200 @@
+"""Number-for-number check of our MAMBA or MABL against the official code, on the same weights and data.
+
+Builds the official networks from a checkout you provide (as ``official_learner_benchmark.py`` does; we ship
+none of its code) and ours at the ``paper`` preset, copies every official parameter into ours by name
+(the modules the official code defines but never uses are skipped: the critic's ``prior`` MLP and MABL's
+``state_decoder``), and feeds both the same random batch in the official replay's layout. Sampling is
+made deterministic on both sides (every categorical draw takes its most likely class, every Bernoulli
+draw its likelier value), dropout is off (evaluation mode) and everything runs in float64, so any
+difference beyond rounding is a difference in the computation. Compared, with the largest relative
+difference of each:
+
+- the world-model loss and the gradient of every world-model parameter (``model_loss``);
+- imagination (``actor_rollout``): actions, imagined availability, behaviour logits, TD(lambda) returns
+  and the advantages;
+- the PPO actor loss and the critic's value loss on all imagined samples, and their gradients.
+
+    python scripts/official_parity.py --official /tmp/mamba --algorithm mamba
+    python scripts/official_parity.py --official /tmp/MABL/mabl --algorithm mabl --task smac/3s5z_vs_3s6z
+
+Exit status 1 when a difference exceeds ``--tolerance``.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import algorithms.world_model.agent as agent_module  # noqa: E402
+import algorithms.world_model.networks as networks  # noqa: E402
+from algorithms import make_algorithm, make_config  # noqa: E402
+from algorithms.world_model.losses import masked_logits, model_loss, ppo_actor_loss  # noqa: E402
+from scripts.learner_benchmark import smac_spec  # noqa: E402
+from scripts.official_learner_benchmark import official_learner  # noqa: E402
+
+# Official parameter name prefix -> ours (MAMBA's RSSMTransition/Representation, MABL's two-level versions).
+RENAMES = (
+    ("transition._cell.", "agent.cell."), ("transition._attention_stack.", "communication."),
+    ("transition._rnn_input_model.", "agent.input_model."), ("transition._stochastic_prior_model.", "agent.prior."),
+    ("representation._stochastic_posterior_model.", "agent_posterior."),
+    ("transition.agent_cell.", "agent.cell."), ("transition.agent_rnn_input_model.", "agent.input_model."),
+    ("transition.agent_stochastic_prior_model.", "agent.prior."),
+    ("representation.agent_stochastic_posterior_model.", "agent_posterior."),
+    ("transition.global_cell.", "glob.cell."), ("transition.global_rnn_input_model.", "glob.input_model."),
+    ("transition.global_stochastic_prior_model.", "glob.prior."),
+    ("representation.global_stochastic_posterior_model.", "global_posterior."),
+)
+NEVER_USED = ("prior.", "state_decoder.")  # defined by the official code, read by no loss or forward pass
+
+
+def our_name(official: str) -> str:
+    for theirs, ours in RENAMES:
+        if official.startswith(theirs):
+            return ours + official[len(theirs):]
+    return re.sub(r"^(reward_model|pcont|av_action|q_features)\.model\.", r"\1.", official)  # DenseModel's .model
+
+
+def copy_official_weights(official: torch.nn.Module, ours: torch.nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Copy every used official parameter into ours; every one of ours must be filled exactly once.
+    Returns the (official, ours) parameter pairs."""
+    mine, pairs = dict(ours.named_parameters()), []
+    for name, param in official.named_parameters():
+        if name.startswith(NEVER_USED):
+            continue
+        target = mine.pop(our_name(name), None)
+        if target is None or target.shape != param.shape:
+            raise SystemExit(f"official parameter {name} {tuple(param.shape)} has no counterpart of that shape here")
+        with torch.no_grad():
+            target.copy_(param)
+        pairs.append((param, target))
+    if mine:
+        raise SystemExit(f"parameters of ours without an official counterpart: {sorted(mine)}")
+    return pairs
+
+
+@contextmanager
+def deterministic_sampling():
+    """Most likely class for every categorical draw (the official ``OneHotCategorical`` samples through
+    ``torch.multinomial``; ours through ``sample_index``), likelier value for every Bernoulli draw."""
+    saved = torch.multinomial, torch.bernoulli, networks.sample_index, agent_module.sample_index
+    torch.multinomial = lambda probs, n, replacement=False, **_: probs.argmax(-1, keepdim=True).expand(
+        *probs.shape[:-1], n)
+    torch.bernoulli = lambda probs, *_, **__: (probs > 0.5).to(probs.dtype)
+    networks.sample_index = agent_module.sample_index = lambda probs: probs.argmax(-1)
+    try:
+        yield
+    finally:
+        torch.multinomial, torch.bernoulli, networks.sample_index, agent_module.sample_index = saved
+
+
+def random_batch(spec, steps: int, batch: int, seed: int = 1):
+    """The same sequences in the official layout (``[T, B, N, 1]`` float flags) and ours."""
+    g = torch.Generator().manual_seed(seed)
+    t, b, n, a = steps, batch, spec.n_agents, spec.n_actions
+    theirs = {
+        "observation": torch.randn(t, b, n, spec.obs_dim, generator=g),
+        "global_state": torch.randn(t, b, 1, spec.state_dim, generator=g),
+        "action": F.one_hot(torch.randint(0, a, (t, b, n), generator=g), a).double(),
+        "av_action": (torch.rand(t, b, n, a, generator=g) > 0.3).double(),
+        "reward": torch.randn(t, b, 1, 1, generator=g).expand(t, b, n, 1),
+        "done": (torch.rand(t, b, 1, 1, generator=g) > 0.8).double().expand(t, b, n, 1),
+    }
+    theirs["last"] = theirs["done"]
+    theirs["fake"] = torch.zeros(t, b, n, 1, dtype=torch.float64)
+    theirs["fake"][-2:, 0] = 1.0  # an absorbing tail in the first sequence
+    ours = {"obs": theirs["observation"], "state": theirs["global_state"][:, :, 0], "action": theirs["action"],
+            "avail": theirs["av_action"].bool(), "reward": theirs["reward"][..., 0], "done": theirs["done"][..., 0].bool(),
+            "fake": theirs["fake"][..., 0].bool(), "last": theirs["last"][:, :, 0, 0].bool()}
+    return theirs, ours
+
+
+def relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).detach().abs().max() / b.detach().abs().max().clamp(min=1e-12))
+
+
+def gradient_difference(pairs) -> float:
+    return max(relative(mine.grad, theirs.grad) for theirs, mine in pairs if theirs.grad is not None)
+
+
+def compare(checkout: Path, algorithm: str, task: str, steps: int, batch: int) -> dict[str, float]:
+    torch.set_default_dtype(torch.float64)
+    spec = smac_spec(task.split("/", 1)[1])
+    torch.manual_seed(0)
+    off = official_learner(checkout, algorithm, spec, "cpu", {})
+    ours = make_algorithm(algorithm, spec, make_config(algorithm, spec, "paper", {"capacity": 1_000}))
+    pairs = {name: copy_official_weights(getattr(off, name), getattr(ours, name)) for name in ("model", "actor", "critic")}
+    official_loss = sys.modules["agent.optim.loss"]  # imported by the official learner
+    advantage = sys.modules["agent.optim.utils"].advantage
+    theirs, mine = random_batch(spec, steps, batch)
+    mabl = algorithm == "mabl"
+    state_args = (theirs["global_state"],) if mabl else ()
+    off.model.eval()
+    ours.model.eval()
+    out = {}
+    with deterministic_sampling():
+        # world model
+        loss_theirs = official_loss.model_loss(off.config, off.model, theirs["observation"], *state_args, theirs["action"],
+                                               theirs["av_action"], theirs["reward"], theirs["done"], theirs["fake"],
+                                               theirs["last"])
+        loss_mine, _ = model_loss(ours.model, mine)
+        loss_theirs.backward()
+        loss_mine.backward()
+        out["world-model loss"] = relative(loss_mine, loss_theirs)
+        out["world-model gradients (worst tensor)"] = gradient_difference(pairs["model"])
+        # imagination
+        rollout = official_loss.actor_rollout(theirs["observation"], *state_args, theirs["action"], theirs["last"],
+                                              off.model, off.actor, off.critic, off.config)
+        actions, av_actions, old_policy, *features, returns = rollout
+        flat, adv_mine, _ = ours._imagine_batch(mine)
+        values = off.critic(*features, actions) if mabl else off.critic(*features)
+        adv_theirs = advantage(returns - values.detach())
+        out["imagined actions (mismatches)"] = float((flat["action"][..., 0] != actions.argmax(-1)).sum())
+        masked = old_policy <= -1e9  # unavailable under the imagined availability (-1e10 on both sides)
+        out["imagined unavailable actions (mismatches)"] = float(((flat["old_logits"] <= -1e9) != masked).sum())
+        out["imagined behaviour logits (available)"] = relative(flat["old_logits"][~masked], old_policy[~masked])
+        out["TD(lambda) returns"] = relative(flat["returns"], returns)
+        out["advantages"] = relative(adv_mine, adv_theirs)
+    # PPO losses on every imagined sample
+    entropy = ours.config.entropy
+    actor_theirs = official_loss.actor_loss(features[0], actions, av_actions, old_policy, adv_theirs, off.actor, entropy)
+    logits = masked_logits(ours.actor(flat["agent_feat"]), flat.get("avail"))
+    actor_mine, _ = ppo_actor_loss(logits, flat["old_logits"], flat["action"], adv_mine, entropy, ours.config.ppo_clip)
+    value_theirs = (official_loss.value_loss(off.critic, actions, *features, returns) if mabl
+                    else official_loss.value_loss(off.critic, features[0], returns))
+    value_mine = ((flat["returns"] - ours.critic(flat["critic_feat"])) ** 2 / 2).mean()
+    for loss in (actor_theirs, actor_mine, value_theirs, value_mine):
+        loss.backward()
+    out["actor loss"] = relative(actor_mine, actor_theirs)
+    out["actor gradients (worst tensor)"] = gradient_difference(pairs["actor"])
+    out["value loss"] = relative(value_mine, value_theirs)
+    out["critic gradients (worst tensor)"] = gradient_difference(pairs["critic"])
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--official", type=Path, required=True, help="official checkout (for MABL its mabl/ folder)")
+    p.add_argument("--algorithm", choices=("mamba", "mabl"), required=True)
+    p.add_argument("--task", default="smac/3m")
+    p.add_argument("--steps", type=int, default=10, help="sequence length of the batch")
+    p.add_argument("--batch", type=int, default=3, help="sequences in the batch")
+    p.add_argument("--tolerance", type=float, default=1e-9, help="largest relative difference that passes")
+    args = p.parse_args(argv)
+    result = compare(args.official, args.algorithm, args.task, args.steps, args.batch)
+    worst = 0.0
+    print(f"{args.algorithm} vs official ({args.official}), {args.task}, float64, relative differences:")
+    for name, value in result.items():
+        print(f"  {name:44s} {value:.1e}" if "mismatches" not in name else f"  {name:44s} {value:.0f}")
+        worst = max(worst, value)
+    print("PASS" if worst <= args.tolerance else f"FAIL: {worst:.1e} > {args.tolerance:.0e}")
+    return 0 if worst <= args.tolerance else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
