@@ -33,8 +33,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scripts.learner_benchmark import smac_spec, sync  # noqa: E402
 
-CONFIG_MODULE = {"mamba": "configs.dreamer.optimal.starcraft.LearnerConfig",
-                 "mabl": "configs.dreamer.DreamerLearnerConfig"}
+CONFIG_MODULE = {("mamba", "smac"): "configs.dreamer.optimal.starcraft.LearnerConfig",
+                 ("mabl", "smac"): "configs.dreamer.DreamerLearnerConfig",
+                 ("mamba", "flatland"): "configs.dreamer.DreamerLearnerConfig"}
+# MAMBA's maintainer: to train Flatland, copy optimal/flatland into the default configs (jbr-ai-labs/mamba#6):
+# the default learner configuration takes the values of these files (learner settings, then network sizes).
+COPIED_MODULES = {("mamba", "flatland"): ("configs.dreamer.optimal.flatland.LearnerConfig",
+                                          "configs.dreamer.optimal.flatland.AgentConfig")}
 EPISODE_LENGTH = 60
 
 
@@ -47,6 +52,10 @@ def silent_wandb() -> types.ModuleType:
 
 
 def official_learner(checkout: Path, algorithm: str, spec, device: str, overrides: dict):
+    key = (algorithm, spec.family)
+    if key not in CONFIG_MODULE:
+        raise SystemExit(f"no official {algorithm} learner configuration for {spec.family}; "
+                         f"there are: {', '.join(f'{a} on {f}' for a, f in CONFIG_MODULE)}")
     if not (checkout / "agent" / "learners" / "DreamerLearner.py").is_file():
         raise SystemExit(f"{checkout} is not an official {algorithm} checkout: agent/learners/DreamerLearner.py is "
                          f"missing (for MABL pass the repository's mabl/ folder)")
@@ -57,14 +66,18 @@ def official_learner(checkout: Path, algorithm: str, spec, device: str, override
     package = types.ModuleType("configs")
     package.__path__ = [str(checkout / "configs")]
     sys.modules["configs"] = package
-    config = importlib.import_module(CONFIG_MODULE[algorithm]).DreamerLearnerConfig()
-    env_type = importlib.import_module("environments").Env.STARCRAFT
+    config = importlib.import_module(CONFIG_MODULE[key]).DreamerLearnerConfig()
+    for module in COPIED_MODULES.get(key, ()):
+        copied = importlib.import_module(module)
+        vars(config).update(vars((getattr(copied, "DreamerLearnerConfig", None) or copied.DreamerConfig)()))
+    environments = importlib.import_module("environments").Env
+    env_type = environments.STARCRAFT if spec.family == "smac" else environments.FLATLAND
     config.IN_DIM, config.ACTION_SIZE, config.ENV_TYPE = spec.obs_dim, spec.n_actions, env_type
     config.STATE_DIM, config.N_AGENTS = spec.state_dim, spec.n_agents  # read by MABL only
     config.DEVICE, config.CAPACITY = device, 20_000
     config.LOG_FOLDER = str(Path("/tmp") / "official_learner_benchmark")
-    for key, value in overrides.items():
-        setattr(config, key, value)
+    for name, value in overrides.items():
+        setattr(config, name, value)
     return config.create_learner()
 
 
@@ -105,7 +118,7 @@ def time_update(learner, device: str, repeats: int) -> dict[str, float]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--official", type=Path, required=True, help="checkout of jbr-ai-labs/mamba, or MABL's mabl/ folder")
-    p.add_argument("--algorithm", choices=sorted(CONFIG_MODULE), required=True)
+    p.add_argument("--algorithm", choices=("mamba", "mabl"), required=True)
     p.add_argument("--task", default="smac/3s5z_vs_3s6z")
     p.add_argument("--device", default="cpu")
     p.add_argument("--repeats", type=int, default=1)

@@ -16,6 +16,9 @@ difference of each:
 
     python scripts/official_parity.py --official /tmp/mamba --algorithm mamba
     python scripts/official_parity.py --official /tmp/MABL/mabl --algorithm mabl --task smac/3s5z_vs_3s6z
+    python scripts/official_parity.py --official /tmp/mamba --algorithm mamba --task flatland/5_agents
+
+Flatland runs MAMBA's optimal/flatland configuration (the MABL repository ships no Flatland learner).
 
 Exit status 1 when a difference exceeds ``--tolerance``.
 """
@@ -33,9 +36,9 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import algorithms.world_model.agent as agent_module  # noqa: E402
 import algorithms.world_model.networks as networks  # noqa: E402
+import envs  # noqa: E402
 from algorithms import make_algorithm, make_config  # noqa: E402
 from algorithms.world_model.losses import masked_logits, model_loss, ppo_actor_loss  # noqa: E402
-from scripts.learner_benchmark import smac_spec  # noqa: E402
 from scripts.official_learner_benchmark import official_learner  # noqa: E402
 
 # Official parameter name prefix -> ours (MAMBA's RSSMTransition/Representation, MABL's two-level versions).
@@ -122,16 +125,27 @@ def gradient_difference(pairs) -> float:
     return max(relative(mine.grad, theirs.grad) for theirs, mine in pairs if theirs.grad is not None)
 
 
+def task_spec(task: str):
+    env = envs.make(task, num_envs=1)
+    env.close()
+    return env.spec
+
+
 def compare(checkout: Path, algorithm: str, task: str, steps: int, batch: int) -> dict[str, float]:
     torch.set_default_dtype(torch.float64)
-    spec = smac_spec(task.split("/", 1)[1])
+    spec = task_spec(task)
     torch.manual_seed(0)
     off = official_learner(checkout, algorithm, spec, "cpu", {})
     ours = make_algorithm(algorithm, spec, make_config(algorithm, spec, "paper", {"capacity": 1_000}))
     pairs = {name: copy_official_weights(getattr(off, name), getattr(ours, name)) for name in ("model", "actor", "critic")}
+    smac = spec.family == "smac"
+    if not smac:  # Flatland bootstraps imagination with a target critic (the official ``old_critic``)
+        copy_official_weights(off.old_critic, ours.target_critic)
     official_loss = sys.modules["agent.optim.loss"]  # imported by the official learner
-    advantage = sys.modules["agent.optim.utils"].advantage
+    advantage = sys.modules["agent.optim.utils"].advantage if smac else (lambda adv: adv)  # SMAC only
     theirs, mine = random_batch(spec, steps, batch)
+    if not smac:
+        theirs["av_action"] = None  # no available-action head on Flatland
     mabl = algorithm == "mabl"
     state_args = (theirs["global_state"],) if mabl else ()
     off.model.eval()
@@ -149,13 +163,13 @@ def compare(checkout: Path, algorithm: str, task: str, steps: int, batch: int) -
         out["world-model gradients (worst tensor)"] = gradient_difference(pairs["model"])
         # imagination
         rollout = official_loss.actor_rollout(theirs["observation"], *state_args, theirs["action"], theirs["last"],
-                                              off.model, off.actor, off.critic, off.config)
+                                              off.model, off.actor, off.critic if smac else off.old_critic, off.config)
         actions, av_actions, old_policy, *features, returns = rollout
         flat, adv_mine, _ = ours._imagine_batch(mine)
         values = off.critic(*features, actions) if mabl else off.critic(*features)
         adv_theirs = advantage(returns - values.detach())
         out["imagined actions (mismatches)"] = float((flat["action"][..., 0] != actions.argmax(-1)).sum())
-        masked = old_policy <= -1e9  # unavailable under the imagined availability (-1e10 on both sides)
+        masked = old_policy <= -1e9  # unavailable under the imagined availability (-1e10 on both sides; SMAC)
         out["imagined unavailable actions (mismatches)"] = float(((flat["old_logits"] <= -1e9) != masked).sum())
         out["imagined behaviour logits (available)"] = relative(flat["old_logits"][~masked], old_policy[~masked])
         out["TD(lambda) returns"] = relative(flat["returns"], returns)

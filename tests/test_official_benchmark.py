@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from algorithms.world_model import networks
-from scripts.official_learner_benchmark import main
+from envs.base import EnvSpec
+from scripts.official_learner_benchmark import main, official_learner
 from scripts.official_parity import copy_official_weights, deterministic_sampling, our_name
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +23,13 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_a_folder_that_is_not_an_official_checkout_is_named(tmp_path):
     with pytest.raises(SystemExit, match=r"not an official mamba checkout: agent/learners/DreamerLearner.py is missing"):
         main(["--official", str(tmp_path), "--algorithm", "mamba", "--task", "smac/3m"])
+
+
+def test_a_family_the_official_code_has_no_learner_for_is_named(tmp_path):
+    spec = EnvSpec("flatland/2_agents", "flatland", "flatland", 2, 205, 410, 3, 320, "completion")
+    with pytest.raises(SystemExit, match=r"no official mabl learner configuration for flatland; there are: mamba on "
+                                         r"smac, mabl on smac, mamba on flatland"):
+        official_learner(tmp_path, "mabl", spec, "cpu", {})
 
 
 def official_checkout(algorithm: str) -> str:
@@ -43,13 +51,13 @@ def test_the_official_learner_runs_one_short_update(algorithm):
     assert f"official {algorithm} on smac/3m" in out.stdout and "s per learner update" in out.stdout
 
 
-@pytest.mark.parametrize("algorithm", ["mamba", "mabl"])
-def test_ours_computes_what_the_official_code_computes(algorithm):
+@pytest.mark.parametrize("algorithm,task", [("mamba", "smac/3m"), ("mabl", "smac/3m"), ("mamba", "flatland/2_agents")])
+def test_ours_computes_what_the_official_code_computes(algorithm, task):
     """Same weights, same batch, deterministic sampling, float64: world-model loss and gradients,
     imagination, returns, advantages, PPO and value losses and gradients agree to 1e-9."""
     checkout = official_checkout(algorithm)
-    out = subprocess.run([sys.executable, "scripts/official_parity.py", "--official", checkout, "--algorithm", algorithm],
-                         cwd=ROOT, capture_output=True, text=True, timeout=600)
+    out = subprocess.run([sys.executable, "scripts/official_parity.py", "--official", checkout, "--algorithm", algorithm,
+                          "--task", task], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0 and "PASS" in out.stdout, out.stdout + out.stderr[-2000:]
 
 
