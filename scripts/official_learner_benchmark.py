@@ -38,8 +38,8 @@ CONFIG_MODULE = {("mamba", "smac"): "configs.dreamer.optimal.starcraft.LearnerCo
                  ("mamba", "flatland"): "configs.dreamer.DreamerLearnerConfig"}
 # MAMBA's maintainer: to train Flatland, copy optimal/flatland into the default configs (jbr-ai-labs/mamba#6):
 # the default learner configuration takes the values of these files (learner settings, then network sizes).
-COPIED_MODULES = {("mamba", "flatland"): ("configs.dreamer.optimal.flatland.LearnerConfig",
-                                          "configs.dreamer.optimal.flatland.AgentConfig")}
+COPIED_CONFIGS = {("mamba", "flatland"): (("configs.dreamer.optimal.flatland.LearnerConfig", "DreamerLearnerConfig"),
+                                          ("configs.dreamer.optimal.flatland.AgentConfig", "DreamerConfig"))}
 EPISODE_LENGTH = 60
 
 
@@ -67,9 +67,8 @@ def official_learner(checkout: Path, algorithm: str, spec, device: str, override
     package.__path__ = [str(checkout / "configs")]
     sys.modules["configs"] = package
     config = importlib.import_module(CONFIG_MODULE[key]).DreamerLearnerConfig()
-    for module in COPIED_MODULES.get(key, ()):
-        copied = importlib.import_module(module)
-        vars(config).update(vars((getattr(copied, "DreamerLearnerConfig", None) or copied.DreamerConfig)()))
+    for module, class_name in COPIED_CONFIGS.get(key, ()):
+        vars(config).update(vars(getattr(importlib.import_module(module), class_name)()))
     environments = importlib.import_module("environments").Env
     env_type = environments.STARCRAFT if spec.family == "smac" else environments.FLATLAND
     config.IN_DIM, config.ACTION_SIZE, config.ENV_TYPE = spec.obs_dim, spec.n_actions, env_type

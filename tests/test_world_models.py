@@ -91,6 +91,7 @@ def test_paper_presets_have_the_official_sizes():
     mabl_flat = _algo("mabl", FLATLAND_5, "paper", **small_replay)
     assert mabl_flat.critic.embed.in_features == 1624 and mabl_flat.model.pcont[0].in_features == 1624
 
+
 def test_agent_attention_computes_the_library_transformer_layers():
     """The written-out forward is the library's ``nn.TransformerEncoder`` on the same parameters, masks
     included; in training it applies dropout (each call draws anew), and with dropout 0 training changes
@@ -109,7 +110,6 @@ def test_agent_attention_computes_the_library_transformer_layers():
     assert not torch.allclose(attention(x), attention(x))
     no_dropout = AgentAttention(3, d, d, 8, 0.0, n)
     torch.testing.assert_close(no_dropout.train()(x, mask), no_dropout.eval()(x, mask))
-
 
 
 @pytest.mark.parametrize("name", WORLD_MODELS)
