@@ -12,7 +12,10 @@ difference of each:
 - the world-model loss and the gradient of every world-model parameter (``model_loss``);
 - imagination (``actor_rollout``): actions, imagined availability, behaviour logits, TD(lambda) returns
   and the advantages;
-- the PPO actor loss and the critic's value loss on all imagined samples, and their gradients.
+- the PPO actor loss and the critic's value loss on all imagined samples, and their gradients;
+- acting: the official ``DreamerController.step`` (what its workers call each environment step) against our
+  ``act`` over a few steps with an episode boundary in between: actions, and the recurrent state carried to
+  the next step. On Flatland MAMBA's agents attend only to the trains they observe (the worker's ``nn_mask``).
 
     python scripts/official_parity.py --official /tmp/mamba --algorithm mamba
     python scripts/official_parity.py --official /tmp/MABL/mabl --algorithm mabl --task smac/3s5z_vs_3s6z
@@ -25,6 +28,7 @@ Exit status 1 when a difference exceeds ``--tolerance``.
 from __future__ import annotations
 
 import argparse
+import importlib
 import re
 import sys
 from contextlib import contextmanager
@@ -117,6 +121,46 @@ def random_batch(spec, steps: int, batch: int, seed: int = 1):
     return theirs, ours
 
 
+def acting_inputs(spec, steps: int, seed: int = 2):
+    """One environment's inputs per step: observations, availability (never empty), who observes whom (Flatland),
+    and the first step of each episode (two episodes)."""
+    g = torch.Generator().manual_seed(seed)
+    n, a = spec.n_agents, spec.n_actions
+    avail = torch.rand(steps, 1, n, a, generator=g) > 0.3
+    avail[..., 0] = True
+    first = torch.zeros(steps, 1, dtype=torch.bool)
+    first[0] = first[steps // 2] = True
+    return (torch.randn(steps, 1, n, spec.obs_dim, generator=g), avail, torch.rand(steps, 1, n, n, generator=g) > 0.5,
+            first)
+
+
+def compare_acting(off, ours, spec, algorithm: str, steps: int) -> dict[str, float]:
+    """The official controller (a worker's acting loop: ``init_rnns`` when an episode starts, then ``step``)
+    against our ``act``, both from the learner's weights. Call under :func:`deterministic_sampling`."""
+    controller_class = importlib.import_module("agent.controllers.DreamerController").DreamerController
+    off.config.EXPL_DECAY, off.config.EXPL_NOISE, off.config.EXPL_MIN = 0.9999, 0.0, 0.0  # DreamerControllerConfig
+    controller = controller_class(off.config)
+    if algorithm == "mamba":  # MAMBA's controller keeps its own copy; MABL's acts with the learner's modules
+        controller.receive_params({"model": off.model.state_dict(), "actor": off.actor.state_dict()})
+    smac, n = spec.family == "smac", spec.n_agents
+    obs, avail, neighbours, first = acting_inputs(spec, steps)
+    memory = ours.initial_memory(1)
+    worst = {"acting: actions (mismatches)": 0.0, "acting: recurrent state": 0.0, "acting: latent sample": 0.0}
+    for t in range(steps):
+        if first[t]:
+            controller.init_rnns()
+        nn_mask = None if smac else (~(neighbours[t, 0] | torch.eye(n, dtype=torch.bool))).unsqueeze(0).repeat(8, 1, 1)
+        inputs = (obs[t], avail[t].double() if smac else None, nn_mask)
+        action = controller.step(*inputs) if algorithm == "mamba" else controller.step(*inputs, off.model, off.actor)
+        state = controller.prev_rnn_state
+        mine, memory, _ = ours.act(obs[t], avail[t], memory, first[t], neighbours=None if smac else neighbours[t])
+        deter, stoch, _ = memory.split([state.deter.shape[-1], state.stoch.shape[-1], spec.n_actions], -1)
+        worst["acting: actions (mismatches)"] += float((mine[0] != action.argmax(-1)).sum())
+        worst["acting: recurrent state"] = max(worst["acting: recurrent state"], relative(deter, state.deter))
+        worst["acting: latent sample"] = max(worst["acting: latent sample"], relative(stoch, state.stoch))
+    return worst
+
+
 def relative(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).detach().abs().max() / b.detach().abs().max().clamp(min=1e-12))
 
@@ -188,6 +232,8 @@ def compare(checkout: Path, algorithm: str, task: str, steps: int, batch: int) -
     out["actor gradients (worst tensor)"] = gradient_difference(pairs["actor"])
     out["value loss"] = relative(value_mine, value_theirs)
     out["critic gradients (worst tensor)"] = gradient_difference(pairs["critic"])
+    with deterministic_sampling():
+        out.update(compare_acting(off, ours, spec, algorithm, steps))
     return out
 
 

@@ -54,7 +54,8 @@ def test_the_official_learner_runs_one_short_update(algorithm):
 @pytest.mark.parametrize("algorithm,task", [("mamba", "smac/3m"), ("mabl", "smac/3m"), ("mamba", "flatland/2_agents")])
 def test_ours_computes_what_the_official_code_computes(algorithm, task):
     """Same weights, same batch, deterministic sampling, float64: world-model loss and gradients,
-    imagination, returns, advantages, PPO and value losses and gradients agree to 1e-9."""
+    imagination, returns, advantages, PPO and value losses and gradients, and acting step by step (actions and
+    recurrent state) agree to 1e-9."""
     checkout = official_checkout(algorithm)
     out = subprocess.run([sys.executable, "scripts/official_parity.py", "--official", checkout, "--algorithm", algorithm,
                           "--task", task], cwd=ROOT, capture_output=True, text=True, timeout=600)
