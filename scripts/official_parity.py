@@ -5,7 +5,7 @@ none of its code) and ours at the ``paper`` preset, copies every official parame
 (the modules the official code defines but never uses are skipped: the critic's ``prior`` MLP and MABL's
 ``state_decoder``), and feeds both the same random batch in the official replay's layout. Sampling is
 made deterministic on both sides (every categorical draw takes its most likely class, every Bernoulli
-draw its likelier value), dropout is off (evaluation mode) and everything runs in float64, so any
+draw its likelier value), dropout is off (evaluation mode) and the learner and acting run in float64, so any
 difference beyond rounding is a difference in the computation. Compared, with the largest relative
 difference of each:
 
@@ -15,9 +15,14 @@ difference of each:
 - the PPO actor loss and the critic's value loss on all imagined samples, and their gradients;
 - acting: the official ``DreamerController.step`` (what its workers call each environment step) against our
   ``act`` over a few steps with an episode boundary in between: actions, and the recurrent state carried to
-  the next step. On Flatland MAMBA's agents attend only to the trains they observe (the worker's ``nn_mask``).
+  the next step. On Flatland MAMBA's agents attend only to the trains they observe (the worker's ``nn_mask``);
+- collection (SMAC): the official ``DreamerWorker`` drives our simulator through the official SMAC wrapper's
+  interface and fills the official ``DreamerMemory``; our runner's loop drives a second simulator with the same
+  seed and fills our replay. Every stored entry and every sequence the memory can return must be identical
+  (float32, as both collect; the absorbing entries' random actions set to action 0 on both sides). The official
+  Flatland wrapper needs flatland 2.2.2, so Flatland collection is not compared.
 
-    python scripts/official_parity.py --official /tmp/mamba --algorithm mamba
+    python scripts/official_parity.py --official /tmp/mamba --algorithm mamba --task smac/2s3z
     python scripts/official_parity.py --official /tmp/MABL/mabl --algorithm mabl --task smac/3s5z_vs_3s6z
     python scripts/official_parity.py --official /tmp/mamba --algorithm mamba --task flatland/5_agents
 
@@ -31,9 +36,11 @@ import argparse
 import importlib
 import re
 import sys
+import types
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -42,6 +49,7 @@ import algorithms.world_model.agent as agent_module  # noqa: E402
 import algorithms.world_model.networks as networks  # noqa: E402
 import envs  # noqa: E402
 from algorithms import make_algorithm, make_config  # noqa: E402
+from algorithms.base import Transition  # noqa: E402
 from algorithms.world_model.losses import masked_logits, model_loss, ppo_actor_loss  # noqa: E402
 from scripts.official_learner_benchmark import official_learner  # noqa: E402
 
@@ -161,6 +169,146 @@ def compare_acting(off, ours, spec, algorithm: str, steps: int) -> dict[str, flo
     return worst
 
 
+class OfficialStarCraftView:
+    """Our simulator (one environment) behind the official SMAC wrapper's interface, which the official worker
+    drives: per-agent dicts, the team reward and done copied to every agent, ``episode_limit``/``battle_won``
+    in ``info`` (jbr-ai-labs/mamba@2c97258 ``env/starcraft/StarCraft.py``); MABL's wrapper adds the global
+    state (``get_state``, and ``step`` returns it second). Episodes follow one another as our runner sees
+    them: a finished battle restarts inside ``step``, and ``reset`` returns that restart."""
+
+    def __init__(self, env, with_state: bool):
+        self.env, self.with_state, self.n_agents = env, with_state, env.spec.n_agents
+        self.current = None
+
+    def reset(self):
+        self.current = self.current if self.current is not None else self.env.reset()
+        return dict(enumerate(self.current.obs[0].numpy()))
+
+    def get_avail_agent_actions(self, handle: int):
+        return self.current.avail_actions[0, handle].int().tolist()
+
+    def get_state(self):
+        return self.current.state[0].numpy()
+
+    def step(self, actions):
+        self.current = nxt = self.env.step(torch.stack(actions).view(1, -1))
+        n, reward, done = self.n_agents, float(nxt.reward[0]), float(nxt.done[0])
+        info = {"battle_won": bool(nxt.info["won"][0])}
+        if nxt.info["episode_limit"][0]:
+            info["episode_limit"] = True
+        obs = dict(enumerate(nxt.final_obs[0].numpy()))
+        rest = ({i: reward for i in range(n)}, {i: done for i in range(n)}, info)
+        return (obs, nxt.final_state[0].numpy(), *rest) if self.with_state else (obs, *rest)
+
+
+def official_worker_class():
+    """The official ``DreamerWorker`` class: MAMBA's is a ray actor (the decorator is made a no-op here) and both
+    import flatland 2's ``RailAgentStatus``, which only their Flatland branches read."""
+    if "ray" not in sys.modules:
+        sys.modules["ray"] = types.SimpleNamespace(remote=lambda cls: cls)
+    try:
+        import flatland.envs.agent_utils as agent_utils
+    except ImportError:
+        agent_utils = sys.modules["flatland.envs.agent_utils"] = types.ModuleType("flatland.envs.agent_utils")
+        sys.modules.setdefault("flatland", types.ModuleType("flatland"))
+        sys.modules.setdefault("flatland.envs", types.ModuleType("flatland.envs"))
+    if not hasattr(agent_utils, "RailAgentStatus"):
+        agent_utils.RailAgentStatus = types.SimpleNamespace(ACTIVE=1, READY_TO_DEPART=0, DONE_REMOVED=3)
+    return importlib.import_module("agent.workers.DreamerWorker").DreamerWorker
+
+
+def compare_collection(checkout: Path, algorithm: str, task: str, episodes: int, seed: int = 3) -> tuple[dict, str]:
+    """SMAC collection: the official worker (its acting loop, absorbing entries, ``last``) filling the official
+    ``DreamerMemory`` against our runner's loop filling our replay, on two simulators with the same seed and
+    the same weights, sampling deterministic, in float32 as both collect. Compared: every stored entry and
+    every sequence the memory can return (the official shift), with the absorbing entries' random actions
+    set to action 0 on both sides."""
+    torch.set_default_dtype(torch.float32)
+    torch.manual_seed(seed)
+    spec = task_spec(task)
+    off = official_learner(checkout, algorithm, spec, "cpu", {})
+    ours = make_algorithm(algorithm, spec, make_config(algorithm, spec, "paper", {"capacity": 10_000}))
+    for name in ("model", "actor"):
+        copy_official_weights(getattr(off, name), getattr(ours, name))
+    mabl = algorithm == "mabl"
+    controller_class = importlib.import_module("agent.controllers.DreamerController").DreamerController
+    off.config.EXPL_DECAY, off.config.EXPL_NOISE, off.config.EXPL_MIN = 0.9999, 0.0, 0.0
+    view = OfficialStarCraftView(envs.make(task, num_envs=1, seed=seed), with_state=mabl)
+    env_type = importlib.import_module("environments").Env.STARCRAFT
+    env_config = types.SimpleNamespace(create_env=lambda: view, ENV_TYPE=env_type)
+    controller_config = types.SimpleNamespace(create_controller=lambda: controller_class(off.config),
+                                              IN_DIM=spec.obs_dim, STATE_DIM=spec.state_dim)
+    worker = official_worker_class()(0, env_config, controller_config)
+    memory_class = importlib.import_module("agent.memory.DreamerMemory").DreamerMemory
+    length = ours.config.seq_length
+    sizes = (spec.n_actions, spec.obs_dim) + ((spec.state_dim,) if mabl else ())
+    memory = memory_class(10_000, length, *sizes, spec.n_agents, "cpu", env_type)
+    env = envs.make(task, num_envs=1, seed=seed)
+    step, state, first = env.reset(), ours.initial_memory(1), torch.ones(1, dtype=torch.bool)
+    out, battles_ended = {}, 0
+    with deterministic_sampling():
+        for _ in range(episodes):
+            if mabl:
+                buffer, _ = worker.run(off.model, off.actor)
+            else:
+                buffer, _ = worker.run({"model": off.model.state_dict(), "actor": off.actor.state_dict()})
+            columns = ["observation"] + (["global_state"] if mabl else []) + ["action", "reward", "done", "fake",
+                                                                              "last", "avail_action"]
+            memory.append(*(buffer[key] for key in columns))
+            battles_ended += int(buffer["fake"].any())  # a battle's end appends absorbing entries
+            while True:
+                actions, state, extras = ours.act(step.obs, step.avail_actions, state, first)
+                nxt = env.step(actions)
+                ours.observe(Transition.between(step, first, actions, nxt, extras))
+                step, first = nxt, nxt.done
+                if bool(nxt.done[0]):
+                    break
+    entries = int(ours.replay.count[0])
+    data = {key: value[:entries, 0] for key, value in ours.replay.data.items()}
+    absorbing = data["fake"].all(-1)
+    data["action"][absorbing] = 0
+    memory.actions[:entries][absorbing.numpy()] = F.one_hot(torch.tensor(0), spec.n_actions).float().numpy()
+    out["collection: stored entries (count mismatches)"] = float(abs(memory.next_idx - entries))
+    theirs = {"obs": memory.observations, "action": memory.actions.argmax(-1), "reward": memory.rewards[..., 0],
+              "done": memory.dones[..., 0], "fake": memory.fake[..., 0], "last": memory.last[:, 0, 0],
+              "avail": memory.av_actions}
+    if mabl:
+        theirs["state"] = memory.global_states[:, 0]
+    for key, value in theirs.items():
+        out[f"collection: stored {key}"] = relative(data[key].double(), torch.as_tensor(value[:entries]).double())
+    # every sequence start the official sampler may draw (it never crosses the write position)
+    names = {"observation": "obs", "action": "action", "reward": "reward", "done": "done", "fake": "fake",
+             "last": "last", "av_action": "avail", "global_state": "state"}
+    worst, starts = 0.0, int(ours.replay._valid_starts()[0])
+    for start in range(starts):
+        official = memory.get_transitions(np.arange(start, start + length)[None])
+        mine = sample_from(ours.replay, start, starts)
+        for key, value in official.items():
+            if value is not None:
+                worst = max(worst, relative(mine[names[key]][:, 0].double(), in_our_layout(key, value[:, 0]).double()))
+    out[f"collection: every sampled sequence ({starts} starts)"] = worst
+    return out, f"{episodes} episodes, {entries} entries, {battles_ended} ended by the battle (absorbing entries)"
+
+
+def sample_from(replay, start: int, starts: int) -> dict[str, torch.Tensor]:
+    """Our replay's sequence at ``start`` of its one stream: its uniform draw pinned to that start."""
+    saved = torch.rand
+    torch.rand = lambda size, **kwargs: torch.full((size,), (start + 0.5) / starts, **kwargs)
+    try:
+        return replay.sample(1)
+    finally:
+        torch.rand = saved
+
+
+def in_our_layout(key: str, value: torch.Tensor) -> torch.Tensor:
+    """One official sequence ``[T, N, ...]`` (flags ``[T, N, 1]``, the state ``[T, 1, S]``) as ours stores it."""
+    if key == "last":
+        return value[:, 0, 0]  # one flag per step
+    if key == "global_state":
+        return value[:, 0]
+    return value[..., 0] if key in ("reward", "done", "fake") else value
+
+
 def relative(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).detach().abs().max() / b.detach().abs().max().clamp(min=1e-12))
 
@@ -241,20 +389,28 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--official", type=Path, required=True, help="official checkout (for MABL its mabl/ folder)")
     p.add_argument("--algorithm", choices=("mamba", "mabl"), required=True)
-    p.add_argument("--task", default="smac/3m")
+    p.add_argument("--task", default="smac/2s3z", help="smac/2s3z: random-weight policies end battles there (3m: time limits)")
     p.add_argument("--steps", type=int, default=10, help="sequence length of the batch")
     p.add_argument("--batch", type=int, default=3, help="sequences in the batch")
     p.add_argument("--tolerance", type=float, default=1e-9, help="largest relative difference that passes")
+    p.add_argument("--episodes", type=int, default=3, help="episodes collected by each side (SMAC)")
     args = p.parse_args(argv)
     result = compare(args.official, args.algorithm, args.task, args.steps, args.batch)
+    print(f"{args.algorithm} vs official ({args.official}), {args.task}, relative differences "
+          "(learner and acting in float64):")
+    if args.task.startswith("smac/"):
+        collection, summary = compare_collection(args.official, args.algorithm, args.task, args.episodes)
+        result.update(collection)
     worst = 0.0
-    print(f"{args.algorithm} vs official ({args.official}), {args.task}, float64, relative differences:")
     for name, value in result.items():
-        print(f"  {name:44s} {value:.1e}" if "mismatches" not in name else f"  {name:44s} {value:.0f}")
+        print(f"  {name:48s} {value:.1e}" if "mismatches" not in name else f"  {name:48s} {value:.0f}")
         worst = max(worst, value)
+    if args.task.startswith("smac/"):
+        print(f"  (collection in float32: {summary})")
+    else:
+        print("  (collection not compared: the official Flatland wrapper runs flatland 2.2.2)")
     print("PASS" if worst <= args.tolerance else f"FAIL: {worst:.1e} > {args.tolerance:.0e}")
     return 0 if worst <= args.tolerance else 1
-
 
 if __name__ == "__main__":
     sys.exit(main())
