@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 import envs
+from algorithms import make_algorithm, make_config
 from algorithms.world_model import networks
 from algorithms.world_model.replay import SequenceReplay
 from envs.base import EnvSpec
@@ -23,6 +24,7 @@ from scripts.official_parity import (
     deterministic_sampling,
     in_our_layout,
     our_name,
+    random_batch,
     sample_from,
 )
 
@@ -64,8 +66,9 @@ def test_the_official_learner_runs_one_short_update(algorithm):
 def test_ours_computes_what_the_official_code_computes(algorithm, task):
     """Same weights, same batch, deterministic sampling, float64: world-model loss and gradients,
     imagination, returns, advantages, PPO and value losses and gradients, and acting step by step (actions and
-    recurrent state) agree to 1e-9; on SMAC the official worker and memory store and return exactly what our
-    runner and replay do, battles that end (absorbing entries) included."""
+    recurrent state) agree to 1e-9, every parameter after a full update to 1e-6 of its change; on SMAC the
+    official worker and memory store and return exactly what our runner and replay do, battles that end
+    (absorbing entries) included."""
     checkout = official_checkout(algorithm)
     out = subprocess.run([sys.executable, "scripts/official_parity.py", "--official", checkout, "--algorithm", algorithm,
                           "--task", task], cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -145,3 +148,20 @@ def test_official_sequences_are_put_in_our_layout():
     assert in_our_layout("global_state", torch.ones(t, 1, 7)).shape == (t, 7)
     assert in_our_layout("reward", torch.ones(t, n, 1)).shape == (t, n)
     assert in_our_layout("observation", torch.ones(t, n, 5)).shape == (t, n, 5)
+
+
+def test_a_learner_call_runs_in_float64_as_the_parity_check_needs():
+    """Fused Adam needs its skip flag in float32 whatever the default dtype."""
+    saved = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        spec = envs.make("smac/3m", num_envs=1).spec
+        algo = make_algorithm("mamba", spec, make_config("mamba", spec, "tiny", {}))
+        _, batch = random_batch(spec, steps=6, batch=2)
+        algo.replay.sample = lambda size: batch
+        before = [p.detach().clone() for p in algo.actor.parameters()]
+        algo._learner_call()
+        assert all(p.dtype == torch.float64 for p in algo.model.parameters())
+        assert any(not torch.equal(a, b) for a, b in zip(before, algo.actor.parameters()))
+    finally:
+        torch.set_default_dtype(saved)

@@ -72,7 +72,8 @@ class WorldModelAgent(Algorithm):
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.actor_lr, weight_decay=cfg.actor_weight_decay,
                                           **adam)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.value_lr, **adam)
-        self._skip_updates = torch.zeros((), device=self.device)  # 1 once a loss or gradient was not finite
+        # 1 once a loss or gradient was not finite; float32 whatever the default dtype, as fused Adam requires
+        self._skip_updates = torch.zeros((), dtype=torch.float32, device=self.device)
         for optimiser in (self.model_opt, self.actor_opt, self.critic_opt):
             optimiser.found_inf = self._skip_updates
         self.replay = SequenceReplay(cfg.capacity, cfg.num_envs, n, spec.obs_dim, spec.state_dim, a, cfg.seq_length,
