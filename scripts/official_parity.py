@@ -34,7 +34,7 @@ difference of each:
 
 Flatland runs MAMBA's optimal/flatland configuration (the MABL repository ships no Flatland learner).
 
-Exit status 1 when a difference exceeds ``--tolerance``.
+Exit status 1 when a difference exceeds ``--tolerance`` (after a full update: ``--update-tolerance``).
 """
 from __future__ import annotations
 
@@ -148,12 +148,18 @@ def acting_inputs(spec, steps: int, seed: int = 2):
             first)
 
 
+def official_controller(off):
+    """A new official ``DreamerController`` on the learner's configuration, given ``DreamerControllerConfig``'s
+    exploration settings (which its ``step`` never reads)."""
+    controller_class = importlib.import_module("agent.controllers.DreamerController").DreamerController
+    off.config.EXPL_DECAY, off.config.EXPL_NOISE, off.config.EXPL_MIN = 0.9999, 0.0, 0.0
+    return controller_class(off.config)
+
+
 def compare_acting(off, ours, spec, algorithm: str, steps: int) -> dict[str, float]:
     """The official controller (a worker's acting loop: ``init_rnns`` when an episode starts, then ``step``)
     against our ``act``, both from the learner's weights. Call under :func:`deterministic_sampling`."""
-    controller_class = importlib.import_module("agent.controllers.DreamerController").DreamerController
-    off.config.EXPL_DECAY, off.config.EXPL_NOISE, off.config.EXPL_MIN = 0.9999, 0.0, 0.0  # DreamerControllerConfig
-    controller = controller_class(off.config)
+    controller = official_controller(off)
     if algorithm == "mamba":  # MAMBA's controller keeps its own copy; MABL's acts with the learner's modules
         controller.receive_params({"model": off.model.state_dict(), "actor": off.actor.state_dict()})
     smac, n = spec.family == "smac", spec.n_agents
@@ -206,17 +212,9 @@ def compare_update(checkout: Path, algorithm: str, task: str, steps: int, batch:
     and the annealed entropy weight. Covers the optimisers (Adam, learning rates, the actor's weight decay),
     gradient clipping, the PPO epochs and 2,000-sample minibatches, entropy annealing per minibatch and
     Flatland's target critic."""
-    torch.set_default_dtype(torch.float64)
-    spec = task_spec(task)
-    torch.manual_seed(0)
-    off = official_learner(checkout, algorithm, spec, "cpu", {})
     overrides = {"capacity": 1_000, "model_epochs": model_epochs, "epochs": epochs}
-    ours = make_algorithm(algorithm, spec, make_config(algorithm, spec, "paper", overrides))
-    names = ("model", "actor", "critic")
-    pairs = {name: copy_official_weights(getattr(off, name), getattr(ours, name)) for name in names}
-    smac = spec.family == "smac"
-    if not smac:
-        copy_official_weights(off.old_critic, ours.target_critic)
+    spec, off, ours, pairs = paired_learners(checkout, algorithm, task, torch.float64, 0, overrides)
+    names, smac = tuple(pairs), spec.family == "smac"
     without_dropout(off.model, ours.model)
     before = {name: [theirs.detach().clone() for theirs, _ in pairs[name]] for name in names}
     theirs, mine = random_batch(spec, steps, batch)
@@ -296,20 +294,12 @@ def compare_collection(checkout: Path, algorithm: str, task: str, episodes: int,
     the same weights, sampling deterministic, in float32 as both collect. Compared: every stored entry and
     every sequence the memory can return (the official shift), with the absorbing entries' random actions
     set to action 0 on both sides."""
-    torch.set_default_dtype(torch.float32)
-    torch.manual_seed(seed)
-    spec = task_spec(task)
-    off = official_learner(checkout, algorithm, spec, "cpu", {})
-    ours = make_algorithm(algorithm, spec, make_config(algorithm, spec, "paper", {"capacity": 10_000}))
-    for name in ("model", "actor"):
-        copy_official_weights(getattr(off, name), getattr(ours, name))
+    spec, off, ours, _ = paired_learners(checkout, algorithm, task, torch.float32, seed, {"capacity": 10_000})
     mabl = algorithm == "mabl"
-    controller_class = importlib.import_module("agent.controllers.DreamerController").DreamerController
-    off.config.EXPL_DECAY, off.config.EXPL_NOISE, off.config.EXPL_MIN = 0.9999, 0.0, 0.0
     view = OfficialStarCraftView(envs.make(task, num_envs=1, seed=seed), with_state=mabl)
     env_type = importlib.import_module("environments").Env.STARCRAFT
     env_config = types.SimpleNamespace(create_env=lambda: view, ENV_TYPE=env_type)
-    controller_config = types.SimpleNamespace(create_controller=lambda: controller_class(off.config),
+    controller_config = types.SimpleNamespace(create_controller=lambda: official_controller(off),
                                               IN_DIM=spec.obs_dim, STATE_DIM=spec.state_dim)
     worker = official_worker_class()(0, env_config, controller_config)
     memory_class = importlib.import_module("agent.memory.DreamerMemory").DreamerMemory
@@ -396,16 +386,24 @@ def task_spec(task: str):
     return env.spec
 
 
-def compare(checkout: Path, algorithm: str, task: str, steps: int, batch: int) -> dict[str, float]:
-    torch.set_default_dtype(torch.float64)
+def paired_learners(checkout: Path, algorithm: str, task: str, dtype: torch.dtype, seed: int, overrides: dict):
+    """The official learner and ours at ``paper`` in ``dtype``, ours holding the official weights (Flatland's
+    target critic too). Returns the task's spec, both learners and the (official, ours) parameter pairs of the
+    model, actor and critic."""
+    torch.set_default_dtype(dtype)
+    torch.manual_seed(seed)
     spec = task_spec(task)
-    torch.manual_seed(0)
     off = official_learner(checkout, algorithm, spec, "cpu", {})
-    ours = make_algorithm(algorithm, spec, make_config(algorithm, spec, "paper", {"capacity": 1_000}))
+    ours = make_algorithm(algorithm, spec, make_config(algorithm, spec, "paper", overrides))
     pairs = {name: copy_official_weights(getattr(off, name), getattr(ours, name)) for name in ("model", "actor", "critic")}
-    smac = spec.family == "smac"
-    if not smac:  # Flatland bootstraps imagination with a target critic (the official ``old_critic``)
+    if spec.family != "smac":  # Flatland bootstraps imagination with a target critic (the official ``old_critic``)
         copy_official_weights(off.old_critic, ours.target_critic)
+    return spec, off, ours, pairs
+
+
+def compare(checkout: Path, algorithm: str, task: str, steps: int, batch: int) -> dict[str, float]:
+    spec, off, ours, pairs = paired_learners(checkout, algorithm, task, torch.float64, 0, {"capacity": 1_000})
+    smac = spec.family == "smac"
     official_loss = sys.modules["agent.optim.loss"]  # imported by the official learner
     advantage = sys.modules["agent.optim.utils"].advantage if smac else (lambda adv: adv)  # SMAC only
     theirs, mine = random_batch(spec, steps, batch)
