@@ -40,6 +40,7 @@ CONFIG_MODULE = {("mamba", "smac"): "configs.dreamer.optimal.starcraft.LearnerCo
 # the default learner configuration takes the values of these files (learner settings, then network sizes).
 COPIED_CONFIGS = {("mamba", "flatland"): (("configs.dreamer.optimal.flatland.LearnerConfig", "DreamerLearnerConfig"),
                                           ("configs.dreamer.optimal.flatland.AgentConfig", "DreamerConfig"))}
+OFFICIAL_ALGORITHMS = sorted({algorithm for algorithm, _ in CONFIG_MODULE})
 EPISODE_LENGTH = 60
 
 
@@ -117,7 +118,7 @@ def time_update(learner, device: str, repeats: int) -> dict[str, float]:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--official", type=Path, required=True, help="checkout of jbr-ai-labs/mamba, or MABL's mabl/ folder")
-    p.add_argument("--algorithm", choices=("mamba", "mabl"), required=True)
+    p.add_argument("--algorithm", choices=OFFICIAL_ALGORITHMS, required=True)
     p.add_argument("--task", default="smac/3s5z_vs_3s6z")
     p.add_argument("--device", default="cpu")
     p.add_argument("--repeats", type=int, default=1)

@@ -57,7 +57,7 @@ import envs  # noqa: E402
 from algorithms import make_algorithm, make_config  # noqa: E402
 from algorithms.base import Transition  # noqa: E402
 from algorithms.world_model.losses import masked_logits, model_loss, ppo_actor_loss  # noqa: E402
-from scripts.official_learner_benchmark import official_learner  # noqa: E402
+from scripts.official_learner_benchmark import OFFICIAL_ALGORITHMS, official_learner  # noqa: E402
 
 # Official parameter name prefix -> ours (MAMBA's RSSMTransition/Representation, MABL's two-level versions).
 RENAMES = (
@@ -129,10 +129,28 @@ def random_batch(spec, steps: int, batch: int, seed: int = 1):
     theirs["last"] = theirs["done"]
     theirs["fake"] = torch.zeros(t, b, n, 1, dtype=torch.float64)
     theirs["fake"][-2:, 0] = 1.0  # an absorbing tail in the first sequence
-    ours = {"obs": theirs["observation"], "state": theirs["global_state"][:, :, 0], "action": theirs["action"],
-            "avail": theirs["av_action"].bool(), "reward": theirs["reward"][..., 0], "done": theirs["done"][..., 0].bool(),
-            "fake": theirs["fake"][..., 0].bool(), "last": theirs["last"][:, :, 0, 0].bool()}
-    return theirs, ours
+    return theirs, in_our_layout(theirs)
+
+
+OUR_NAMES = {"observation": "obs", "global_state": "state", "action": "action", "av_action": "avail",
+             "reward": "reward", "done": "done", "fake": "fake", "last": "last"}
+
+
+def in_our_layout(official: dict[str, torch.Tensor | None]) -> dict[str, torch.Tensor]:
+    """Official sequences ``[T, B, N, ...]`` (0/1 flags ``[T, B, N, 1]``, the state ``[T, B, 1, S]``) as our
+    replay returns them: our names, one ``last`` flag per step, boolean flags."""
+    ours = {}
+    for key, value in official.items():
+        if value is None:  # no availability on Flatland
+            continue
+        if key == "last":
+            value = value[:, :, 0, 0]
+        elif key == "global_state":
+            value = value[:, :, 0]
+        elif key in ("reward", "done", "fake"):
+            value = value[..., 0]
+        ours[OUR_NAMES[key]] = value.bool() if key in ("av_action", "done", "fake", "last") else value
+    return ours
 
 
 def acting_inputs(spec, steps: int, seed: int = 2):
@@ -309,14 +327,14 @@ def compare_collection(checkout: Path, algorithm: str, task: str, episodes: int,
     env = envs.make(task, num_envs=1, seed=seed)
     step, state, first = env.reset(), ours.initial_memory(1), torch.ones(1, dtype=torch.bool)
     out, battles_ended = {}, 0
+    columns = ["observation"] + (["global_state"] if mabl else []) + ["action", "reward", "done", "fake", "last",
+                                                                      "avail_action"]  # memory.append's order
     with deterministic_sampling():
         for _ in range(episodes):
             if mabl:
                 buffer, _ = worker.run(off.model, off.actor)
             else:
                 buffer, _ = worker.run({"model": off.model.state_dict(), "actor": off.actor.state_dict()})
-            columns = ["observation"] + (["global_state"] if mabl else []) + ["action", "reward", "done", "fake",
-                                                                              "last", "avail_action"]
             memory.append(*(buffer[key] for key in columns))
             battles_ended += int(buffer["fake"].any())  # a battle's end appends absorbing entries
             while True:
@@ -330,25 +348,22 @@ def compare_collection(checkout: Path, algorithm: str, task: str, episodes: int,
     data = {key: value[:entries, 0] for key, value in ours.replay.data.items()}
     absorbing = data["fake"].all(-1)
     data["action"][absorbing] = 0
+    data["action"] = F.one_hot(data["action"], spec.n_actions)
     memory.actions[:entries][absorbing.numpy()] = F.one_hot(torch.tensor(0), spec.n_actions).float().numpy()
     out["collection: stored entries (count mismatches)"] = float(abs(memory.next_idx - entries))
-    theirs = {"obs": memory.observations, "action": memory.actions.argmax(-1), "reward": memory.rewards[..., 0],
-              "done": memory.dones[..., 0], "fake": memory.fake[..., 0], "last": memory.last[:, 0, 0],
-              "avail": memory.av_actions}
+    stored = {"observation": memory.observations, "action": memory.actions, "reward": memory.rewards,
+              "done": memory.dones, "fake": memory.fake, "last": memory.last, "av_action": memory.av_actions}
     if mabl:
-        theirs["state"] = memory.global_states[:, 0]
-    for key, value in theirs.items():
-        out[f"collection: stored {key}"] = relative(data[key].double(), torch.as_tensor(value[:entries]).double())
+        stored["global_state"] = memory.global_states
+    theirs = in_our_layout({key: torch.as_tensor(value[:entries]).unsqueeze(1) for key, value in stored.items()})
+    for key, value in theirs.items():  # the stream as one sequence
+        out[f"collection: stored {key}"] = relative(data[key].double(), value[:, 0].double())
     # every sequence start the official sampler may draw (it never crosses the write position)
-    names = {"observation": "obs", "action": "action", "reward": "reward", "done": "done", "fake": "fake",
-             "last": "last", "av_action": "avail", "global_state": "state"}
     worst, starts = 0.0, int(ours.replay._valid_starts()[0])
     for start in range(starts):
-        official = memory.get_transitions(np.arange(start, start + length)[None])
         mine = sample_from(ours.replay, start, starts)
-        for key, value in official.items():
-            if value is not None:
-                worst = max(worst, relative(mine[names[key]][:, 0].double(), in_our_layout(key, value[:, 0]).double()))
+        for key, value in in_our_layout(memory.get_transitions(np.arange(start, start + length)[None])).items():
+            worst = max(worst, relative(mine[key].double(), value.double()))
     out[f"collection: every sampled sequence ({starts} starts)"] = worst
     return out, f"{episodes} episodes, {entries} entries, {battles_ended} ended by the battle (absorbing entries)"
 
@@ -361,15 +376,6 @@ def sample_from(replay, start: int, starts: int) -> dict[str, torch.Tensor]:
         return replay.sample(1)
     finally:
         torch.rand = saved
-
-
-def in_our_layout(key: str, value: torch.Tensor) -> torch.Tensor:
-    """One official sequence ``[T, N, ...]`` (flags ``[T, N, 1]``, the state ``[T, 1, S]``) as ours stores it."""
-    if key == "last":
-        return value[:, 0, 0]  # one flag per step
-    if key == "global_state":
-        return value[:, 0]
-    return value[..., 0] if key in ("reward", "done", "fake") else value
 
 
 def relative(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -459,7 +465,7 @@ def compare(checkout: Path, algorithm: str, task: str, steps: int, batch: int) -
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--official", type=Path, required=True, help="official checkout (for MABL its mabl/ folder)")
-    p.add_argument("--algorithm", choices=("mamba", "mabl"), required=True)
+    p.add_argument("--algorithm", choices=OFFICIAL_ALGORITHMS, required=True)
     p.add_argument("--task", default="smac/2s3z", help="smac/2s3z: random-weight policies end battles there (3m: time limits)")
     p.add_argument("--steps", type=int, default=10, help="sequence length of the batch the losses are compared on")
     p.add_argument("--batch", type=int, default=3, help="sequences in that batch")

@@ -143,11 +143,14 @@ def test_a_pinned_sample_is_the_replay_sequence_at_that_start_in_the_official_sh
 
 
 def test_official_sequences_are_put_in_our_layout():
-    t, n = 3, 2
-    assert in_our_layout("last", torch.ones(t, n, 1)).shape == (t,)
-    assert in_our_layout("global_state", torch.ones(t, 1, 7)).shape == (t, 7)
-    assert in_our_layout("reward", torch.ones(t, n, 1)).shape == (t, n)
-    assert in_our_layout("observation", torch.ones(t, n, 5)).shape == (t, n, 5)
+    t, b, n = 3, 2, 4
+    ours = in_our_layout({"last": torch.ones(t, b, n, 1), "global_state": torch.ones(t, b, 1, 7),
+                          "reward": torch.ones(t, b, n, 1), "observation": torch.ones(t, b, n, 5), "av_action": None})
+    assert ours["last"].shape == (t, b) and ours["last"].dtype == torch.bool
+    assert ours["state"].shape == (t, b, 7)
+    assert ours["reward"].shape == (t, b, n) and ours["reward"].dtype == torch.float32
+    assert ours["obs"].shape == (t, b, n, 5)
+    assert "avail" not in ours  # Flatland: no availability
 
 
 def test_a_learner_call_runs_in_float64_as_the_parity_check_needs():
