@@ -38,7 +38,20 @@ def _mabl_single_level():
     return MABLSingleLevel, MABLSingleLevelConfig
 
 
-REGISTRY = {"mappo": _mappo, "mamba": _mamba, "mabl": _mabl, "mabl_single_level": _mabl_single_level}
+def _attack_nearest():
+    from algorithms.scripted import AttackNearestConfig, ScriptedPolicy
+
+    return ScriptedPolicy, AttackNearestConfig
+
+
+def _focus_fire():
+    from algorithms.scripted import FocusFireConfig, ScriptedPolicy
+
+    return ScriptedPolicy, FocusFireConfig
+
+
+REGISTRY = {"mappo": _mappo, "mamba": _mamba, "mabl": _mabl, "mabl_single_level": _mabl_single_level,
+            "attack_nearest": _attack_nearest, "focus_fire": _focus_fire}
 
 
 def list_algorithms() -> list[str]:

@@ -35,7 +35,12 @@ SHOOT_RANGE = 6.0  # unit_shoot_range (ENV:840-842)
 SIGHT_RANGE = 9.0  # unit_sight_range (ENV:844-846)
 N_NO_ATTACK = 6  # no-op, stop, north, south, east, west
 ACTION_NAMES = ("no-op", "stop", "move north", "move south", "move east", "move west")
-SCAN_RANGE = 5.0  # minimum acquisition range of attack-moving enemies (edge to edge)
+# Target acquisition of the enemy's stock units (see ``_enemy_targets``). Scan range: 5, or the weapon range +
+# 0.5 for ranged mobile units, the weapon range for static defence (Liquipedia, "Automatic Targeting").
+SCAN_RANGE, SCAN_MARGIN = 5.0, 0.5
+# Our choices, not documented game values: a unit that moved less than BLOCKED_PACE of its speed for
+# BLOCKED_LOOPS while chasing gives its target up as unreachable and ignores it for SHUN_LOOPS.
+BLOCKED_PACE, BLOCKED_LOOPS, SHUN_LOOPS = 0.25, 16.0, 32.0
 REWARD_DEATH, REWARD_WIN, REWARD_SCALE_RATE = 10.0, 200.0, 20.0  # ENV:84-91
 SPAWN_JITTER = 0.2
 MOVE_DIRS = ((0.0, 1.0), (0.0, -1.0), (1.0, 0.0), (-1.0, 0.0))  # north, south, east, west
@@ -59,6 +64,9 @@ class _State:
     since_hit: torch.Tensor  # [B,U] game loops since last damage (shield regeneration delay)
     alive: torch.Tensor  # [B,U] bool
     target: torch.Tensor  # [B,U] long, unit index or -1
+    blocked: torch.Tensor  # [B,U] game loops an enemy has chased its target without getting anywhere
+    shunned: torch.Tensor  # [B,U] long, the target an enemy gave up as unreachable, or -1
+    shun_left: torch.Tensor  # [B,U] game loops before the shunned target may be acquired again
     moving: torch.Tensor  # [B,N] bool: an ally move order is active
     goal: torch.Tensor  # [B,N,2] move-order destination
     last_action: torch.Tensor  # [B,N] long, -1 after reset
@@ -114,21 +122,28 @@ def _flow_field(grid: np.ndarray, goal: tuple[float, float]) -> np.ndarray:
     return field
 
 
-def _formation(center: tuple[float, float], n: int, spacing: float, grid: np.ndarray) -> np.ndarray:
-    """``n`` pathable points of a hexagonal packing, nearest to ``center`` first (SC2 places units
-    around a spawn point by its own placement search; this is our stand-in)."""
+def _formation(center: tuple[float, float], facing: np.ndarray, n: int, spacing: float, grid: np.ndarray) -> np.ndarray:
+    """``n`` pathable points of a hexagonal packing around ``center``, nearest first, then frontmost.
+
+    SC2 spreads the units of one ``CreateUnits`` call around the point by a placement search the map files do
+    not describe (smac-spec §1.3). Each army's packing is laid out in its own frame: ``facing`` points at
+    the other army and the lateral axis is shared, so two armies built this way are mirror images across
+    the line midway between their spawn points, and on 3m the marines of each side stand front to front
+    (SMAClite mirrors its armies too, smaclite.py ``__place_group``)."""
+    lateral = np.array([-facing[1], facing[0]]) * (1.0 if facing[0] + facing[1] >= 0 else -1.0)
     pts = []
     rings = int(math.ceil(math.sqrt(n))) + 4
     for row in range(-rings, rings + 1):
         for col in range(-rings, rings + 1):
-            x = center[0] + spacing * (col + 0.5 * (row % 2))
-            y = center[1] + spacing * row * math.sqrt(3) / 2
+            forward = spacing * row * math.sqrt(3) / 2
+            side = spacing * (col + 0.5 * (row % 2))
+            x, y = np.asarray(center) + forward * facing + side * lateral
             if 0 <= x < MAP_SIZE and 0 <= y < MAP_SIZE and grid[int(x), int(y)]:
-                pts.append((math.hypot(x - center[0], y - center[1]), x, y))
+                pts.append((round(math.hypot(forward, side), 6), -forward, side, x, y))
     pts.sort()
     if len(pts) < n:
         raise ValueError(f"cannot place {n} units around {center}")
-    return np.array([(x, y) for _, x, y in pts[:n]], dtype=np.float32)
+    return np.array([(x, y) for *_, x, y in pts[:n]], dtype=np.float32)
 
 
 class SmacSimulator(MultiAgentEnv):
@@ -198,7 +213,7 @@ class SmacSimulator(MultiAgentEnv):
         self.any_healer = any(t.healer for t in types)
         self.enemy_healer = any(t.healer for t in types[N:])
         self.armed = col(lambda t: t.has_weapon, torch.bool)
-        self.scan = col(lambda t: max(SCAN_RANGE, t.weapon_range))
+        self.scan = col(lambda t: max(SCAN_RANGE, t.weapon_range + (SCAN_MARGIN if t.speed > 0 and t.weapon_range > 1 else 0)))
         self.is_enemy = torch.arange(self.n_units, device=dev) >= N
         self.move_dirs = torch.tensor(MOVE_DIRS, device=dev)
         self.obs_shield_max = col(lambda t: U.SMAC_MAX_SHIELD.get(t.name, 1.0))
@@ -228,11 +243,13 @@ class SmacSimulator(MultiAgentEnv):
         self.attack_point = torch.tensor(m.attack_point or (0.0, 0.0), device=dev)
         spacing_a = 2 * max(t.radius for t in types[:N])
         spacing_e = 2 * max(t.radius for t in types[N:])
+        facing = np.subtract(m.enemy_spawn, m.ally_spawn)
+        facing = facing / np.linalg.norm(facing)
         if m.ally_spawn_2 is not None:  # one unit at each named point
             ally_pts = np.array([m.ally_spawn, m.ally_spawn_2], dtype=np.float32)
         else:
-            ally_pts = _formation(m.ally_spawn, N, spacing_a, grid)
-        enemy_pts = _formation(m.enemy_spawn, E, spacing_e, grid)
+            ally_pts = _formation(m.ally_spawn, facing, N, spacing_a, grid)
+        enemy_pts = _formation(m.enemy_spawn, -facing, E, spacing_e, grid)
         self.spawn = torch.tensor(np.concatenate([ally_pts, enemy_pts]), device=dev)
         self.radius_sum = self.radius.view(-1, 1) + self.radius.view(1, -1)
         self.same_team = self.is_enemy.view(-1, 1) == self.is_enemy.view(1, -1)
@@ -277,6 +294,8 @@ class SmacSimulator(MultiAgentEnv):
             energy=energy, cooldown=torch.zeros(b, Un, device=dev),
             since_hit=torch.full((b, Un), 1e4, device=dev), alive=torch.ones(b, Un, dtype=torch.bool, device=dev),
             target=torch.full((b, Un), -1, dtype=torch.long, device=dev),
+            blocked=torch.zeros(b, Un, device=dev), shunned=torch.full((b, Un), -1, dtype=torch.long, device=dev),
+            shun_left=torch.zeros(b, Un, device=dev),
             moving=torch.zeros(b, N, dtype=torch.bool, device=dev), goal=torch.zeros(b, N, 2, device=dev),
             last_action=torch.full((b, N), -1, dtype=torch.long, device=dev),
             steps=torch.zeros(b, dtype=torch.long, device=dev),
@@ -405,30 +424,62 @@ class SmacSimulator(MultiAgentEnv):
             flow = self.flow[cell[..., 0], cell[..., 1]]
             heading = torch.where((idle & flow.abs().sum(-1).gt(0)).unsqueeze(-1), flow, heading)
         travel = torch.minimum(self.speed * dt, need.clamp(min=0)) * alive
+        heading = self._steer(s, heading, travel)
         proposal = pos + heading * travel.unsqueeze(-1)
         new_pos = self._slide(pos, proposal)
         new_pos = self._collide(s, new_pos, (new_pos - pos).norm(dim=-1))
         s.pos = new_pos
+        stuck = chase & (s.pos - pos).norm(dim=-1).lt(BLOCKED_PACE * self.speed * dt)
+        s.blocked = torch.where(stuck & self.is_enemy, s.blocked + dt, torch.zeros_like(s.blocked))
 
         # ---- weapons and healing
         self._fire(s, in_range, jitter)
         self._regenerate(s)
 
     def _enemy_targets(self, s: _State, edge: torch.Tensor) -> None:
-        """Attack-move acquisition for the enemy team (rows N.., columns are allies 0..N-1)."""
+        """Target acquisition of the enemy's units, which SMAC's map script attack-moves (``gf_EnemyAttack``).
+
+        They are stock units (acquire level Offensive), so SC2's automatic targeting picks their targets, as
+        Liquipedia's "Automatic Targeting" page and pysc2's environment docs describe it: candidates are the
+        valid targets within scan range; a unit attacking this one ranks first, then threats (units that can
+        return fire, or a healer at work, which calls for help), then the nearest. A target is kept until it
+        dies or leaves scan range, or until the unit could fire at another of at least its priority while its
+        own target is out of weapon range, or at one of higher priority. Our addition for SC2's pathing: a
+        target chased without getting anywhere (``BLOCKED_LOOPS``) is unreachable and ignored for a while,
+        as SC2's units give up a target their path cannot reach and pick one they can."""
         N = self.n_agents
-        alive_a = s.alive[:, :N]
         e_edge = edge[:, :, :N]  # [B,E,N]
         can_hit = torch.where(self.air[:N].view(1, 1, N), self.hits_air[N:].view(1, -1, 1),
                               self.hits_ground[N:].view(1, -1, 1))
-        valid = alive_a.unsqueeze(1) & can_hit & s.alive[:, N:].unsqueeze(2) & self.armed[N:].view(1, -1, 1)
-        attacked_by = (s.target[:, :N].unsqueeze(1) == torch.arange(N, self.n_units, device=self.device).view(1, -1, 1))
-        candidate = valid & ((e_edge <= self.scan[N:].view(1, -1, 1)) | attacked_by)
+        valid = s.alive[:, :N].unsqueeze(1) & can_hit & s.alive[:, N:].unsqueeze(2) & self.armed[N:].view(1, -1, 1)
+        enemy_ids = torch.arange(N, self.n_units, device=self.device).view(1, -1, 1)
+        attacking_me = s.target[:, :N].unsqueeze(1) == enemy_ids
+        returns_fire = torch.where(self.air[N:].view(1, -1, 1), self.hits_air[:N].view(1, 1, N),
+                                   self.hits_ground[:N].view(1, 1, N)) & self.armed[:N].view(1, 1, N)
+        healing = (self.healer[:N] & (s.target[:, :N] >= 0)).unsqueeze(1)
+        priority = 2 * attacking_me.long() + (returns_fire | healing).long()
         current = s.target[:, N:]
-        keep = candidate.gather(2, current.clamp(0, N - 1).unsqueeze(-1)).squeeze(-1) & (current >= 0) & (current < N)
-        # priority: armed units first (SC2 ranks units that can return fire higher), then the nearest
-        score = e_edge + 1000.0 * (~self.armed[:N]).float().view(1, 1, N)
-        score = torch.where(candidate, score, torch.full_like(score, float("inf")))
+
+        # give up a target chased without progress; ignore it while the shun lasts
+        unreachable = (s.blocked[:, N:] >= BLOCKED_LOOPS) & (current >= 0)
+        s.shunned[:, N:] = torch.where(unreachable, current, s.shunned[:, N:])
+        s.shun_left[:, N:] = torch.where(unreachable, torch.full_like(s.shun_left[:, N:], SHUN_LOOPS),
+                                         (s.shun_left[:, N:] - self.dt).clamp(min=0))
+        s.blocked[:, N:] = torch.where(unreachable, torch.zeros_like(s.blocked[:, N:]), s.blocked[:, N:])
+        shunned = (s.shun_left[:, N:] > 0).unsqueeze(2) & (torch.arange(N, device=self.device).view(1, 1, N)
+                                                           == s.shunned[:, N:].unsqueeze(2))
+        candidate = valid & ((e_edge <= self.scan[N:].view(1, -1, 1)) | attacking_me) & ~shunned
+
+        held = (current >= 0) & (current < N) & ~unreachable
+        slot = current.clamp(0, N - 1).unsqueeze(-1)
+        held &= candidate.gather(2, slot).squeeze(-1)
+        held_priority = priority.gather(2, slot)
+        in_weapon_range = candidate & (e_edge <= self.weapon_range[N:].view(1, -1, 1) + 1e-4)
+        held_in_range = in_weapon_range.gather(2, slot)
+        better_in_range = in_weapon_range & ((priority > held_priority) | (~held_in_range & (priority >= held_priority)))
+        keep = held & ~better_in_range.any(2)
+
+        score = torch.where(candidate, e_edge - 1000.0 * priority, torch.full_like(e_edge, float("inf")))
         best_score, best = score.min(dim=2)
         chosen = torch.where(best_score.isfinite(), best, torch.full_like(best, -1))
         s.target[:, N:] = torch.where(keep, current, chosen)
@@ -456,6 +507,29 @@ class SmacSimulator(MultiAgentEnv):
         point = torch.where(self.healer[N:].view(1, -1, 1), centroid.expand_as(pos), point)
         goal[:, N:] = torch.where(idle.unsqueeze(-1), point, goal[:, N:])
         need[:, N:] = torch.where(idle, (point - pos).norm(dim=-1), need[:, N:])
+
+    def _steer(self, s: _State, heading: torch.Tensor, travel: torch.Tensor) -> torch.Tensor:
+        """Ground units walk around units they cannot push instead of pressing into them.
+
+        A unit whose next step would overlap a unit of the other team (which never yields, ``_collide``)
+        turns to the tangent of that unit's circle, on the side its heading already leans to, and walks
+        along it: SC2's pathing routes units around blockers. The nearest such blocker decides; friends are
+        pushed aside as before. One pairwise pass, fixed shapes."""
+        pos = s.pos
+        ground = s.alive & ~self.air
+        step = pos + heading * travel.unsqueeze(-1)
+        gap = _distance(step, pos) - self.radius_sum  # [B,U,U] after i's step, to j where it stands
+        rel = pos.unsqueeze(1) - pos.unsqueeze(2)  # [B,U,U,2] from i to j
+        ahead = (rel * heading.unsqueeze(2)).sum(-1) > 0
+        blocks = (gap < 0) & ahead & ~self.same_team & ground.unsqueeze(2) & ground.unsqueeze(1)
+        blocks &= (travel > 0).unsqueeze(2)
+        nearest = torch.where(blocks, gap, torch.full_like(gap, float("inf"))).argmin(2, keepdim=True)
+        to_blocker = rel.gather(2, nearest.unsqueeze(-1).expand(-1, -1, 1, 2)).squeeze(2)
+        cross = to_blocker[..., 0] * heading[..., 1] - to_blocker[..., 1] * heading[..., 0]
+        side = torch.where(cross >= 0, 1.0, -1.0).unsqueeze(-1)  # left of the blocker when the heading leans left
+        tangent = torch.stack([-to_blocker[..., 1], to_blocker[..., 0]], -1) * side
+        tangent = tangent / tangent.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+        return torch.where(blocks.any(2).unsqueeze(-1), tangent, heading)
 
     def _slide(self, pos: torch.Tensor, proposal: torch.Tensor) -> torch.Tensor:
         """Ground units cannot enter unpathable cells; they slide along walls axis by axis."""
