@@ -122,7 +122,7 @@ def play_smax(map_name: str, episodes: int, seed: int, limit: int) -> list[dict]
         actions = ask_actions(view)
         smax_actions = np.where(actions >= N_NO_ATTACK, actions - 1, SMAC_TO_SMAX[np.minimum(actions, 5)])
         t += 1
-        keys = jax.vmap(lambda k: jax.random.fold_in(k, t))(keys)
+        keys = jax.vmap(lambda k: jax.random.split(k)[0])(keys)
         action_dict = {a: jnp.asarray(smax_actions[:, i]) for i, a in enumerate(env.agents)}
         _, state, _, dones, _ = step(keys, state, action_dict)
         done = np.asarray(dones["__all__"])
