@@ -137,12 +137,13 @@ def main() -> int:
     rows = []
     for map_name in args.maps:
         for policy in args.policies:
+            first = len(rows)
             rows.append((map_name, policy, "ours", summarise(play_ours(map_name, policy, args.episodes, args.seed))))
             for name, python in references.items():
                 if map_name in REFERENCE_MAPS[name]:
                     records = play_reference(python, name, map_name, policy, args.reference_episodes, args.seed)
                     rows.append((map_name, policy, name, summarise(records)))
-            print(markdown(rows[-1:]).splitlines()[-1], flush=True)
+            print("\n".join(markdown(rows[first:]).splitlines()[2:]), flush=True)
     table = markdown(rows)
     print(table)
     if args.markdown:

@@ -23,9 +23,7 @@ SIGHT_RANGE = 9.0
 N_NO_ATTACK = 6
 
 
-# Messages go over the original stdout; anything the references print goes to stderr instead.
-CHANNEL = os.fdopen(os.dup(1), "wb")
-os.dup2(2, 1)
+CHANNEL = sys.stdout.buffer  # main() moves it off file descriptor 1, so the references' prints go to stderr
 
 
 def send(message) -> None:
@@ -45,11 +43,11 @@ def tactical_view(pos, alive, health, missing, healer, n_agents, avail) -> dict:
     dist = np.linalg.norm(offset, axis=-1)
     visible = alive[:, None, :] & alive[:, :N, None] & (dist < SIGHT_RANGE)
     visible[:, np.arange(N), np.arange(N)] = False
-    b = pos.shape[0]
+    offset = offset * visible[..., None]  # the observation holds nothing of units out of sight
     return {
-        "avail": avail.astype(bool), "healer": np.broadcast_to(healer, (b, N)).copy(),
+        "avail": avail.astype(bool), "healer": np.broadcast_to(healer, visible.shape[:2]).copy(),
         "enemy_visible": visible[:, :, N:], "enemy_offset": offset[:, :, N:].astype(np.float32),
-        "enemy_health": np.broadcast_to(health[:, None, N:], visible[:, :, N:].shape).astype(np.float32),
+        "enemy_health": (health[:, None, N:] * visible[:, :, N:]).astype(np.float32),
         "ally_visible": visible[:, :, :N], "ally_offset": offset[:, :, :N].astype(np.float32),
         "ally_missing": (missing[:, None, :N] * visible[:, :, :N]).astype(np.float32),
     }
@@ -144,6 +142,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, required=True, help="SMAC's episode limit of the map")
     args = parser.parse_args()
+    global CHANNEL
+    CHANNEL = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
     play = play_smaclite if args.reference == "smaclite" else play_smax
     send(("done", play(args.map, args.episodes, args.seed, args.limit)))
 
