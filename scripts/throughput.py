@@ -1,7 +1,10 @@
 """Print SMAC simulator and MAPPO training throughput (environment steps per second).
 
     python scripts/throughput.py [--device cpu|cuda] [--envs 512 ...] [--maps 3s5z_vs_3s6z 27m_vs_30m]
-                                 [--modes eager compiled] [--repeats 5] [--no-mappo]
+                                 [--modes eager compiled] [--repeats 5] [--no-mappo] [--smax PYTHON]
+
+``--smax`` also times JaxMARL's SMAX (jaxmarl 0.2.0, in a side environment whose python is given; see
+``scripts/fidelity_reference.py``) on the same maps and batch sizes in the same run, the same way.
 
 Each figure is the best of ``--repeats`` timed blocks of 30 steps (this machine's speed drifts by
 +-20%), after warm-up steps that also compile the step and the restart graphs in compiled mode; peak
@@ -10,6 +13,8 @@ memory is printed on CUDA.
 from __future__ import annotations
 
 import argparse
+import pickle
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -63,6 +68,13 @@ def mappo_rate(device: str, steps: int = 2048) -> float:
         return steps / (time.perf_counter() - start)
 
 
+def smax_rate(python: str, name: str, num_envs: int) -> float:
+    worker = Path(__file__).with_name("fidelity_reference.py")
+    out = subprocess.run([python, str(worker), "--reference", "smax", "--map", name, "--throughput", str(num_envs)],
+                         stdout=subprocess.PIPE, check=True).stdout
+    return pickle.loads(out)[1]
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--device", default="cpu")
@@ -71,6 +83,7 @@ def main() -> None:
     p.add_argument("--modes", nargs="+", choices=("eager", "compiled"), default=["eager", "compiled"])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--no-mappo", action="store_true")
+    p.add_argument("--smax", metavar="PYTHON", help="python of a side environment with jaxmarl 0.2.0 (times SMAX too)")
     args = p.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}")
     for name in args.maps:
@@ -85,6 +98,9 @@ def main() -> None:
                               if args.device.startswith("cuda") else "")
                     print(f"simulator {name:14s} envs={num_envs:6d} {mode:8s} checked={checked!s:5s} "
                           f"{rate:12,.0f} env steps/s  (warm-up {warmup:.0f} s){memory}", flush=True)
+            if args.smax:
+                print(f"SMAX      {name:14s} envs={num_envs:6d} jit                    "
+                      f"{smax_rate(args.smax, name, num_envs):12,.0f} env steps/s", flush=True)
     if not args.no_mappo:
         print(f"MAPPO tiny on smac/3m, end to end incl. evaluation: {mappo_rate(args.device):,.0f} env steps/s")
 

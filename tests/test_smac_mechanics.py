@@ -151,7 +151,7 @@ def test_corridor_enemies_find_the_neck():
     """With no allies in the way, zerglings attack-move through the diagonal neck to the lower-left room."""
     env = SmacSimulator("corridor", seed=0)
     env.reset()
-    place(env, {i: (29.5, 17.0 + 0.8 * i) for i in range(6)})  # allies parked off the zerglings' path
+    place(env, {i: (29.5 - 1.1 * (i // 3), 17.0 + i % 3) for i in range(6)})  # allies parked out of the zerglings' scan range
     step = env.step(torch.full((1, 6), STOP))
     for _ in range(60):
         step = env.step(step.avail_actions[..., STOP].long())  # stop while alive, no-op once dead
