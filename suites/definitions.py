@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 ALGORITHMS = ("mabl", "mabl_single_level", "mamba", "mappo")
+SCRIPTED = ("attack_nearest", "focus_fire")  # SMAC only: each map's difficulty floor (algorithms/scripted)
 SUPER_HARD = ("smac/3s5z_vs_3s6z", "smac/6h_vs_8z", "smac/MMM2", "smac/27m_vs_30m", "smac/corridor")
 SMAC_BUDGETS = {"tiny": (10_000, 2_000), "short": (200_000, 10_000), "paper": (2_000_000, 40_000)}
 FLATLAND_BUDGETS = {"tiny": (5_000, 1_000), "short": (100_000, 5_000), "paper": (1_000_000, 20_000)}
@@ -82,9 +83,11 @@ SUITES: dict[str, Suite] = {
             # The world models' `small` preset keeps the official 15 world-model steps per policy round with tiny
             # networks (README: "Why the proportion matters"); MAPPO's `tiny` is its CPU size (8 environments x
             # 32-step rollouts, 2 epochs). Five seeds, because three left the intervals too wide to order MABL and
-            # its ablation; about two hours on two cores with --jobs 2.
-            description="Learning on a CPU: the four algorithms at CPU size on smac/3m, 5 seeds x 16k steps (2 h).",
+            # its ablation; about two hours on two cores with --jobs 2. The scripted baselines mark the floor.
+            description="Learning on a CPU: the four algorithms at CPU size on smac/3m, 5 seeds x 16k steps (2 h), "
+                        "and the scripted baselines.",
             tasks=("smac/3m",),
+            algorithms=ALGORITHMS + SCRIPTED,
             budgets={"small": (16_000, 2_000)},
             preset="small",
             algorithm_presets={"mappo": "tiny"},

@@ -30,7 +30,7 @@ def test_superhard_suite_expands_to_every_map_algorithm_and_seed():
 
 @pytest.mark.parametrize("suite, runs", [("smoke", 2 * 4 * 2), ("smac_paper", 9 * 4 * 5), ("flatland", 3 * 4 * 5),
                                          ("ablation", 5 * 2 * 5), ("regression", 3 * 4 * 1),
-                                         ("cpu_learning", 1 * 4 * 5)])
+                                         ("cpu_learning", 1 * 6 * 5)])
 def test_every_suite_expands_with_its_default_seeds_and_budget(suite, runs):
     specs = expand(suite)
     assert len(specs) == runs
@@ -49,7 +49,8 @@ def test_every_suite_preset_fits_its_algorithms_and_tasks(suite):
 
 def test_a_suite_can_give_one_algorithm_its_own_preset():
     assert {(r.algorithm, r.preset) for r in expand("cpu_learning")} == {
-        ("mabl", "small"), ("mabl_single_level", "small"), ("mamba", "small"), ("mappo", "tiny")}
+        ("mabl", "small"), ("mabl_single_level", "small"), ("mamba", "small"), ("mappo", "tiny"),
+        ("attack_nearest", "small"), ("focus_fire", "small")}
     assert {r.preset for r in expand("cpu_learning", "--preset", "tiny")} == {"tiny"}  # --preset applies to all
 
 

@@ -164,6 +164,19 @@ def test_a_medivac_heals_the_most_damaged_ally_in_reach():
     assert int(action[0, 9]) == 6 + 3
 
 
+def test_a_scripted_baseline_runs_as_a_suite_run(tmp_path):
+    import json
+
+    from suites.experiment import execute
+    from suites.runner import RunSpec
+
+    spec = RunSpec(suite="test", task="smac/3m", algorithm="focus_fire", preset="tiny", seed=0, steps=256,
+                   eval_interval=128, eval_episodes=4, backend="sim")
+    execute(spec, tmp_path)
+    metrics = json.loads((tmp_path / "runs" / spec.run_id / "1" / "metrics.json").read_text())
+    assert metrics["eval/win_rate"]["steps"] == [0, 128, 256] and "absolute/win_rate" in metrics
+
+
 def test_a_scripted_baseline_on_flatland_is_refused_with_the_tasks_it_supports():
     from envs.base import EnvSpec
 
