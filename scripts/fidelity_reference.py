@@ -58,6 +58,10 @@ def episode_record(won, length, enemy_left, enemy_full, allies_alive, timeout) -
             "allies_alive": int(allies_alive), "timeout": bool(timeout)}
 
 
+def living(env, n_agents: int, n_enemies: int) -> np.ndarray:
+    return np.array([i in env.agents for i in range(n_agents)] + [j in env.enemies for j in range(n_enemies)])
+
+
 def play_smaclite(map_name: str, episodes: int, seed: int, limit: int) -> list[dict]:
     import gymnasium as gym
     import smaclite  # noqa: F401  (registers the environments)
@@ -73,7 +77,7 @@ def play_smaclite(map_name: str, episodes: int, seed: int, limit: int) -> list[d
         full = sum(u.max_hp + u.max_shield for u in units[N:])
         won, steps, done = False, 0, False
         while not done and steps < limit:
-            alive = np.array([u.hp > 0 for u in units])[None]
+            alive = living(env, N, E)[None]  # SMAClite drops the dead from its dicts (some keep hit points)
             pos = np.array([u.pos for u in units], dtype=np.float32)[None]
             health = np.array([u.hp + u.shield for u in units], dtype=np.float32)[None] * alive
             missing = np.array([u.max_hp - u.hp for u in units], dtype=np.float32)[None] * alive
@@ -81,8 +85,9 @@ def play_smaclite(map_name: str, episodes: int, seed: int, limit: int) -> list[d
             actions = ask_actions(tactical_view(pos, alive, health, missing, healer, N, avail))[0]
             _, _, done, _, info = env.step([int(a) for a in actions])
             won, steps = info["battle_won"], steps + 1
-        left = sum(u.hp + u.shield for u in units[N:] if u.hp > 0)
-        out.append(episode_record(won, steps, left, full, sum(u.hp > 0 for u in units[:N]), not done))
+        alive = living(env, N, E)
+        left = sum(u.hp + u.shield for u, a in zip(units[N:], alive[N:]) if a)
+        out.append(episode_record(won, steps, left, full, alive[:N].sum(), not done))
     return out
 
 

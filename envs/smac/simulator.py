@@ -429,8 +429,8 @@ class SmacSimulator(MultiAgentEnv):
         new_pos = self._slide(pos, proposal)
         new_pos = self._collide(s, new_pos, (new_pos - pos).norm(dim=-1))
         s.pos = new_pos
-        stuck = chase & (s.pos - pos).norm(dim=-1).lt(BLOCKED_PACE * self.speed * dt)
-        s.blocked = torch.where(stuck & self.is_enemy, s.blocked + dt, torch.zeros_like(s.blocked))
+        stuck = chase & self.is_enemy & (self.speed > 0) & (s.pos - pos).norm(dim=-1).lt(BLOCKED_PACE * self.speed * dt)
+        s.blocked = torch.where(stuck, s.blocked + dt, torch.zeros_like(s.blocked))
 
         # ---- weapons and healing
         self._fire(s, in_range, jitter)
@@ -483,6 +483,7 @@ class SmacSimulator(MultiAgentEnv):
         best_score, best = score.min(dim=2)
         chosen = torch.where(best_score.isfinite(), best, torch.full_like(best, -1))
         s.target[:, N:] = torch.where(keep, current, chosen)
+        s.blocked[:, N:] = torch.where(keep, s.blocked[:, N:], torch.zeros_like(s.blocked[:, N:]))  # a new chase
         if self.enemy_healer:  # enemy medivacs heal the nearest damaged biological friend
             self._enemy_heal_targets(s, edge)
 
@@ -511,18 +512,21 @@ class SmacSimulator(MultiAgentEnv):
     def _steer(self, s: _State, heading: torch.Tensor, travel: torch.Tensor) -> torch.Tensor:
         """Ground units walk around units they cannot push instead of pressing into them.
 
-        A unit whose next step would overlap a unit of the other team (which never yields, ``_collide``)
-        turns to the tangent of that unit's circle, on the side its heading already leans to, and walks
-        along it: SC2's pathing routes units around blockers. The nearest such blocker decides; friends are
-        pushed aside as before. One pairwise pass, fixed shapes."""
+        A unit whose next step would overlap a unit that will not make way (any unit of the other team,
+        which never yields, see ``_collide``, and a friend standing still, e.g. one attacking) turns to the
+        tangent of that unit's circle, on the side its heading already leans to, and walks along it: SC2's
+        pathing routes units around blockers, so melee units flow around a fighting front to surround.
+        The nearest such blocker decides; moving friends are pushed aside as before. One pairwise pass,
+        fixed shapes."""
         pos = s.pos
         ground = s.alive & ~self.air
+        moving = travel > 0
         step = pos + heading * travel.unsqueeze(-1)
         gap = _distance(step, pos) - self.radius_sum  # [B,U,U] after i's step, to j where it stands
         rel = pos.unsqueeze(1) - pos.unsqueeze(2)  # [B,U,U,2] from i to j
         ahead = (rel * heading.unsqueeze(2)).sum(-1) > 0
-        blocks = (gap < 0) & ahead & ~self.same_team & ground.unsqueeze(2) & ground.unsqueeze(1)
-        blocks &= (travel > 0).unsqueeze(2)
+        firm = ~self.same_team | ~moving.unsqueeze(1)
+        blocks = (gap < 0) & ahead & firm & ground.unsqueeze(2) & ground.unsqueeze(1) & moving.unsqueeze(2)
         nearest = torch.where(blocks, gap, torch.full_like(gap, float("inf"))).argmin(2, keepdim=True)
         to_blocker = rel.gather(2, nearest.unsqueeze(-1).expand(-1, -1, 1, 2)).squeeze(2)
         cross = to_blocker[..., 0] * heading[..., 1] - to_blocker[..., 1] * heading[..., 0]
