@@ -6,9 +6,10 @@ action indices and availability (ENV:1424-1468), observation layout and normalis
 win/loss/time-limit semantics (ENV:492-546, 1617-1632). The *mechanics* come from StarCraft II unit
 data (``units.py``): hit points, shields with delayed regeneration, armour, bonus damage, multi-attack
 weapons, cooldowns with SC2's random -1..+2 loop deviation, edge-to-edge weapon ranges, speeds, radii,
-collisions (allies push allies, enemies block each other), medivac healing with energy, terrain.
-The opponent approximates the built-in AI: attack-move to the map's attack point, acquiring the
-nearest armed ally in scan range or whoever attacks it. Deliberate deviations are listed in the README.
+collisions (allies push allies, enemies block each other) with steering around units that do not make
+way, medivac healing with energy, terrain, armies spawned as mirror images. The opponent is SC2's
+automatic targeting during the map script's attack-move (``_enemy_targets``); the agents' own units
+never act unordered (``_apply_actions``). Deliberate deviations are listed in the README.
 
 Every environment step simulates 8 game loops in ``substeps`` slices. No weapon fires faster than once
 per 8 loops (the shortest period, the zergling's, is 11.1 loops). Cooldowns carry over between slices
@@ -379,6 +380,10 @@ class SmacSimulator(MultiAgentEnv):
 
     # ------------------------------------------------------------------ dynamics
     def _apply_actions(self, s: _State, actions: torch.Tensor) -> None:
+        """Agents' orders. Only orders give agent units targets: SMAC's map files define every agent unit type
+        (``Marine_RL``, ``Stalker_RL``, ... in ``Base.SC2Data/GameData/UnitData.xml``) with
+        ``DefaultAcquireLevel Passive`` and ``Response Nothing``, so a stopped or moving agent unit never fires
+        or reacts on its own, unlike the enemy's stock units."""
         N = self.n_agents
         alive = s.alive[:, :N]
         is_move = (actions >= 2) & (actions < N_NO_ATTACK)
