@@ -127,7 +127,7 @@ def _formation(center: tuple[float, float], facing: np.ndarray, n: int, spacing:
     """``n`` pathable points of a hexagonal packing around ``center``, nearest first, then frontmost.
 
     SC2 spreads the units of one ``CreateUnits`` call around the point by a placement search the map files do
-    not describe (smac-spec §1.3). Each army's packing is laid out in its own frame: ``facing`` points at
+    not describe (their ``CreateUnitsWithDefaultFacing`` calls name a point only). Each army's packing is laid out in its own frame: ``facing`` points at
     the other army and the lateral axis is shared, so two armies built this way are mirror images across
     the line midway between their spawn points, and on 3m the marines of each side stand front to front
     (SMAClite mirrors its armies too, smaclite.py ``__place_group``)."""
