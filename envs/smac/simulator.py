@@ -123,15 +123,15 @@ def _flow_field(grid: np.ndarray, goal: tuple[float, float]) -> np.ndarray:
     return field
 
 
-def _formation(center: tuple[float, float], facing: np.ndarray, n: int, spacing: float, grid: np.ndarray) -> np.ndarray:
+def _formation(center: tuple[float, float], facing: np.ndarray, lateral: np.ndarray, n: int, spacing: float,
+               grid: np.ndarray) -> np.ndarray:
     """``n`` pathable points of a hexagonal packing around ``center``, nearest first, then frontmost.
 
-    SC2 spreads the units of one ``CreateUnits`` call around the point by a placement search the map files do
-    not describe (their ``CreateUnitsWithDefaultFacing`` calls name a point only). Each army's packing is laid out in its own frame: ``facing`` points at
-    the other army and the lateral axis is shared, so two armies built this way are mirror images across
-    the line midway between their spawn points, and on 3m the marines of each side stand front to front
-    (SMAClite mirrors its armies too, smaclite.py ``__place_group``)."""
-    lateral = np.array([-facing[1], facing[0]]) * (1.0 if facing[0] + facing[1] >= 0 else -1.0)
+    SC2 spreads the units of one ``CreateUnits`` call around the point by a placement search the map files
+    do not describe (their ``CreateUnitsWithDefaultFacing`` calls name a point only). Each army's packing
+    is laid out in its own frame, ``facing`` the other army, with the ``lateral`` axis both share, so two
+    armies built this way are mirror images across the line midway between their spawn points, and on 3m
+    the marines of each side stand front to front (SMAClite mirrors its armies too, ``__place_group``)."""
     pts = []
     rings = int(math.ceil(math.sqrt(n))) + 4
     for row in range(-rings, rings + 1):
@@ -246,11 +246,12 @@ class SmacSimulator(MultiAgentEnv):
         spacing_e = 2 * max(t.radius for t in types[N:])
         facing = np.subtract(m.enemy_spawn, m.ally_spawn)
         facing = facing / np.linalg.norm(facing)
+        lateral = np.array([-facing[1], facing[0]])
         if m.ally_spawn_2 is not None:  # one unit at each named point
             ally_pts = np.array([m.ally_spawn, m.ally_spawn_2], dtype=np.float32)
         else:
-            ally_pts = _formation(m.ally_spawn, facing, N, spacing_a, grid)
-        enemy_pts = _formation(m.enemy_spawn, -facing, E, spacing_e, grid)
+            ally_pts = _formation(m.ally_spawn, facing, lateral, N, spacing_a, grid)
+        enemy_pts = _formation(m.enemy_spawn, -facing, lateral, E, spacing_e, grid)
         self.spawn = torch.tensor(np.concatenate([ally_pts, enemy_pts]), device=dev)
         self.radius_sum = self.radius.view(-1, 1) + self.radius.view(1, -1)
         self.same_team = self.is_enemy.view(-1, 1) == self.is_enemy.view(1, -1)
