@@ -1,9 +1,9 @@
 """Tables (Markdown, LaTeX, CSV) and the marl-eval JSON export.
 
-marl-eval's raw-data format (instadeepai/marl-eval README, "Data Structure for Raw Experiment data"):
-``{env: {task: {algorithm: {seed_k: {step_i: {step_count, metric: [values]}, ..., absolute_metrics}}}}}``
-with the absolute metrics in the final step. Each of our evaluations is stored as one value (the mean
-over its episodes), which the format allows.
+marl-eval's raw-data format (instadeepai/marl-eval README, "Data Structure for Raw Experiment data", and
+its ``JsonLogger``): ``{env: {task: {algorithm: {seed_k: {step_0: {step_count, metric: [values]}, ...,
+absolute_metrics: {metric: [values]}}}}}}``, the absolute metrics beside the steps at the seed level. Each of
+our evaluations is stored as one value (the mean over its episodes), which the format allows.
 """
 from __future__ import annotations
 
@@ -36,8 +36,7 @@ def marl_eval_json(frame: pd.DataFrame, environment: str, metrics: list[str]) ->
                                   **{m.removeprefix("eval/"): [float(v)] for m, v in zip(rows.metric, rows.value)}}
         absolute = run[run.metric.str.startswith("absolute/")]
         if steps:
-            steps[f"step_{len(steps) - 1}"]["absolute_metrics"] = {
-                m.removeprefix("absolute/"): [float(v)] for m, v in zip(absolute.metric, absolute.value)}
+            steps["absolute_metrics"] = {m.removeprefix("absolute/"): [float(v)] for m, v in zip(absolute.metric, absolute.value)}
         task_name = task.split("/", 1)[1]
         data.setdefault(environment, {}).setdefault(task_name, {}).setdefault(algo, {})[f"seed_{seed}"] = steps
     return data

@@ -149,23 +149,53 @@ def test_return_is_analysed_on_the_win_rate_scale_and_unknown_metrics_are_refuse
 
 
 def test_marl_eval_export_schema(tmp_path):
+    """marl-eval's documented structure (its README and JsonLogger): per seed, step_0..step_k entries and
+    ``absolute_metrics`` beside them, each metric a list."""
     _suite(tmp_path, suite="my_suite", seeds=2, algos=("mabl", "mappo"))
     write_record(tmp_path, "my_suite", "flatland/5_agents", "mabl", 0, family="flatland", evals={0: 0.1}, absolute=0.4)
     assert make_plots.main(["--results", str(tmp_path), "--reps", "50"]) == 0
     flatland = json.loads((tmp_path / "marl_eval" / "my_suite_flatland.json").read_text())
-    absolute = flatland["flatland"]["5_agents"]["mabl"]["seed_0"]["step_0"]["absolute_metrics"]
+    absolute = flatland["flatland"]["5_agents"]["mabl"]["seed_0"]["absolute_metrics"]
     assert absolute == {"completion": [0.4], "return_mean": [8.0]}
     data = json.loads((tmp_path / "marl_eval" / "my_suite_smac_sim.json").read_text())
     assert list(data) == ["smac_sim"] and set(data["smac_sim"]) == {"3m", "2s3z"}
     runs = data["smac_sim"]["3m"]["mappo"]
     assert set(runs) == {"seed_0", "seed_1"}
     run = runs["seed_1"]
-    assert list(run) == ["step_0", "step_1", "step_2"]
-    assert [run[k]["step_count"] for k in run] == [0, 100, 200]
-    assert all(isinstance(run[k]["win_rate"], list) and len(run[k]["win_rate"]) == 1 for k in run)
-    assert "absolute_metrics" in run["step_2"] and "absolute_metrics" not in run["step_1"]
-    assert run["step_2"]["absolute_metrics"]["win_rate"] == [0.25]
+    assert list(run) == ["step_0", "step_1", "step_2", "absolute_metrics"]
+    steps = [k for k in run if k.startswith("step_")]
+    assert [run[k]["step_count"] for k in steps] == [0, 100, 200]
+    assert all(isinstance(run[k]["win_rate"], list) and len(run[k]["win_rate"]) == 1 for k in steps)
+    assert not any("absolute_metrics" in run[k] for k in steps)
+    assert run["absolute_metrics"]["win_rate"] == [0.25]
     assert all("," not in algo for algo in data["smac_sim"]["3m"])  # marl-eval splits pairs on commas
+
+
+def test_marl_evals_own_loader_reads_the_export(tmp_path):
+    """With marl-eval installed in a side environment (scripts/check_marl_eval.py says how), its
+    data_process_pipeline and create_matrices_for_rliable read our export; they reject the old nesting
+    (absolute metrics inside the last step)."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    python = os.environ.get("MARL_EVAL_PYTHON")
+    if not python:
+        pytest.skip("marl-eval not installed: set MARL_EVAL_PYTHON to a side environment's python "
+                    "(scripts/check_marl_eval.py says how to make one)")
+    _suite(tmp_path, suite="my_suite", seeds=2, algos=("mabl", "mappo"))
+    assert make_plots.main(["--results", str(tmp_path), "--reps", "50"]) == 0
+    export = tmp_path / "marl_eval" / "my_suite_smac_sim.json"
+    script = Path(__file__).resolve().parents[1] / "scripts" / "check_marl_eval.py"
+    ok = subprocess.run([python, str(script), str(export)], capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    assert "smac_sim mean_win_rate mappo: runs x tasks (2, 2), curve (2, 2, 3)" in ok.stdout
+    data = json.loads(export.read_text())
+    for runs in data["smac_sim"]["3m"].values():
+        for run in runs.values():
+            run["step_2"]["absolute_metrics"] = run.pop("absolute_metrics")
+    export.write_text(json.dumps(data))
+    assert subprocess.run([python, str(script), str(export)], capture_output=True).returncode == 1
 
 
 def test_empty_results_say_what_to_do(tmp_path, capsys):
