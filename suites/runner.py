@@ -1,7 +1,7 @@
 """The environment loop, evaluation protocol and checkpoints: one run, identical for every algorithm.
 
-Evaluation (Gorsane et al. 2022): every ``eval_interval`` environment steps (and at step 0), run
-``eval_episodes`` episodes with the decentralised policy, greedy by default; log ``eval/win_rate``
+Evaluation (Gorsane et al. 2022): every ``eval_interval`` environment steps, at step 0 and at the last step
+whatever the interval, run ``eval_episodes`` episodes with the decentralised policy, greedy by default; log ``eval/win_rate``
 (SMAC) and ``eval/return_mean``. At the end, the best evaluated policy (by the task's metric, ties broken by
 return) is re-evaluated on 10 x ``eval_episodes`` episodes: the *absolute metric*. The exploring training episodes finished since
 the previous evaluation are logged beside it as ``collect/...`` (the official MAMBA and MABL code logs
@@ -186,6 +186,7 @@ def train(spec: RunSpec, config, record_dir: Path, log: MetricLog, progress=None
     metric = env.spec.metric
 
     steps, evals, best = 0, 0, (-float("inf"), -float("inf"))
+    evaluated_at = -1  # the step of the latest evaluation (checkpoints are written right after one)
     step = env.reset()
     memory = algo.initial_memory(env.num_envs)
     first = torch.ones(env.num_envs, dtype=torch.bool, device=env.device)
@@ -201,6 +202,7 @@ def train(spec: RunSpec, config, record_dir: Path, log: MetricLog, progress=None
             env.set_state(ck["env"])
             step, memory, first = ck["step"], ck["memory"], ck["first"]
         steps, evals, best = ck["steps"], ck["evals"], ck["best"]
+        evaluated_at = steps
         if not isinstance(best, tuple):  # checkpoints written before ties were broken by return hold the metric alone
             best = (best, -float("inf"))
         if "collect" in ck:  # checkpoints written before training episodes were logged lack it
@@ -214,7 +216,8 @@ def train(spec: RunSpec, config, record_dir: Path, log: MetricLog, progress=None
                      "collect": collected.state_dict(), "log": list(log.history)}, ckpt_path)
 
     def run_evaluation() -> None:
-        nonlocal evals, best
+        nonlocal evals, best, evaluated_at
+        evaluated_at = steps
         for k, v in collected.report().items():
             log.log(f"collect/{k}", v, steps)
         result = evaluate(algo, spec, spec.eval_episodes, seed=spec.seed * 100_003 + evals)
@@ -238,7 +241,8 @@ def train(spec: RunSpec, config, record_dir: Path, log: MetricLog, progress=None
     gc.freeze()
     try:
         while True:
-            if steps >= evals * spec.eval_interval:
+            # on schedule, and always at the end, so the final policy is a candidate for the absolute metric
+            if steps >= evals * spec.eval_interval or (steps >= spec.steps and evaluated_at < steps):
                 run_evaluation()
             if steps >= spec.steps:
                 break

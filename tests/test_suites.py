@@ -43,6 +43,12 @@ def test_run_produces_a_complete_sacred_record(tmp_path):
     assert json.loads((run_dir / "1" / "run.json").read_text())["status"] == "COMPLETED"
 
 
+def test_the_last_step_is_evaluated_when_the_budget_is_not_a_multiple_of_the_interval(tmp_path):
+    spec = RunSpec(seed=0, **dict(TINY, steps=640))
+    execute(spec, tmp_path)
+    assert _metrics(tmp_path, spec)["eval/win_rate"]["steps"] == [0, 256, 512, 640]
+
+
 def test_training_episodes_are_summed_across_environments_and_reports():
     """Two environments: episodes of (return 3, length 2, won) and (return 1, length 1, lost) finish in the
     first report's window; the second environment's unfinished episode carries into the next one."""
