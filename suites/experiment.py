@@ -6,7 +6,7 @@ import platform
 import subprocess
 from pathlib import Path
 
-from suites.records import algorithm_label
+from suites.records import algorithm_label, mark_interrupted
 from suites.runner import MetricLog, RunSpec, resolve_config, train
 
 REPO = Path(__file__).resolve().parent.parent
@@ -64,6 +64,7 @@ def execute(spec: RunSpec, results_dir: Path, progress=None, interrupt_after: in
     # the backend that actually runs is fixed in the record and its path, so results never mix backends
     spec = dataclasses.replace(spec, backend=envs.resolve_backend(spec.task, spec.backend, quiet=True))
     record_dir = results_dir / "runs" / spec.run_id
+    mark_interrupted(record_dir)
     config, algo_config = run_config(spec)
     ex = Experiment(f"{algorithm_label(spec.algorithm, spec.variant)}:{spec.task}", interactive=True,
                     save_git_info=False)

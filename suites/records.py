@@ -42,6 +42,21 @@ def attempts(record_dir: Path) -> list[tuple[int, dict]]:
     return sorted(found, key=lambda x: x[0])
 
 
+def mark_interrupted(record_dir: Path) -> list[int]:
+    """Before a new attempt of this run starts: earlier attempts still marked RUNNING were killed (a killed
+    process never writes its status, and one run never runs twice at once), so mark them INTERRUPTED (a
+    Sacred status) and name the attempt that replaces them. Returns the attempts marked."""
+    runs = attempts(record_dir)
+    following = (runs[-1][0] + 1) if runs else 1
+    marked = []
+    for number, run in runs:
+        if run.get("status") == "RUNNING":
+            run.update(status="INTERRUPTED", superseded_by=f"attempt {following}")
+            (record_dir / str(number) / "run.json").write_text(json.dumps(run, indent=2))
+            marked.append(number)
+    return marked
+
+
 def recorded_settings(record_dir: Path) -> dict | None:
     """The preset and algorithm config fields the run's latest attempt recorded; None when there is no
     attempt or its config.json is unreadable."""

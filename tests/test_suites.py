@@ -160,6 +160,19 @@ def test_interrupted_world_model_run_resumes_to_the_same_history(tmp_path):
     assert "train/model_loss" in whole and _learning(cut) == _learning(whole)
 
 
+def test_an_attempt_left_running_by_a_killed_process_is_marked_interrupted_on_resume(tmp_path):
+    spec = RunSpec(seed=2, **TINY)
+    with pytest.raises(KeyboardInterrupt):
+        execute(spec, tmp_path, interrupt_after=300)
+    run_dir = tmp_path / "runs" / spec.run_id
+    killed = json.loads((run_dir / "1" / "run.json").read_text())
+    (run_dir / "1" / "run.json").write_text(json.dumps(dict(killed, status="RUNNING")))  # as SIGKILL leaves it
+    execute(spec, tmp_path)
+    first, second = (json.loads((run_dir / n / "run.json").read_text()) for n in ("1", "2"))
+    assert (first["status"], first["superseded_by"], second["status"]) == ("INTERRUPTED", "attempt 2", "COMPLETED")
+    assert _metrics(tmp_path, spec)["eval/win_rate"]["steps"] == [0, 256, 512, 768]  # the latest attempt's
+
+
 def test_divergence_fails_the_run_and_keeps_its_checkpoint(tmp_path):
     spec = RunSpec(seed=0, overrides=(("entropy_coef", float("nan")),), **TINY)
     with pytest.raises(Divergence, match="train/actor_loss.*environment steps; last good checkpoint"):
