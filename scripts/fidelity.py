@@ -9,8 +9,9 @@ in side environments, in SMAClite (uoe-agents/smaclite) and SMAX (jaxmarl 0.2.0)
 implementation, each reference reached through ``scripts/fidelity_reference.py`` running under that
 environment's interpreter (``--smaclite``/``--smax``, or SMACLITE_PYTHON/SMAX_PYTHON). Neither is a
 dependency of this suite; a missing one is named with how to install it and skipped. Per map, policy and
-simulator: win rate with its standard error, episode length, the fraction of enemy hit points + shields
-destroyed, allies alive at the end and the share of episodes that hit SMAC's time limit.
+simulator (shown as ours / SMAClite / SMAX): win rate with its standard error, episode length, the fraction
+of enemy hit points + shields destroyed, allies alive at the end and the share of episodes that hit SMAC's
+time limit.
 """
 from __future__ import annotations
 
@@ -111,12 +112,25 @@ def available_references(args) -> dict[str, str]:
     return found
 
 
+SIMULATORS = ("ours", "smaclite", "smax")
+COLUMNS = (  # (heading, how one simulator's summary is shown)
+    ("win rate ± s.e.", lambda s: f"{s['win']:.2f} ± {s['win_se']:.2f}"),
+    ("episode length", lambda s: f"{s['length']:.0f}"),
+    ("enemy hp + shields destroyed", lambda s: f"{s['enemy_destroyed']:.2f}"),
+    ("allies alive at the end", lambda s: f"{s['allies_alive']:.1f}"),
+    ("time-limit share", lambda s: f"{s['timeout']:.2f}"),
+)
+
+
 def markdown(rows: list[tuple]) -> str:
-    head = ("| map | policy | simulator | episodes | win rate ± s.e. | length | enemy destroyed | allies alive | "
-            "time-limit share |\n|---|---|---|---|---|---|---|---|---|\n")
-    return head + "".join(
-        f"| {m} | {p} | {sim} | {s['episodes']} | {s['win']:.2f} ± {s['win_se']:.2f} | {s['length']:.0f} | "
-        f"{s['enemy_destroyed']:.2f} | {s['allies_alive']:.1f} | {s['timeout']:.2f} |\n" for m, p, sim, s in rows)
+    """One line per map and policy; each column gives ours / SMAClite / SMAX ("–" where one lacks the map)."""
+    by_key: dict[tuple, dict] = {}
+    for map_name, policy, simulator, summary in rows:
+        by_key.setdefault((map_name, policy), {})[simulator] = summary
+    head = "| map | policy | " + " | ".join(h for h, _ in COLUMNS) + " |\n|---|---|" + "---|" * len(COLUMNS) + "\n"
+    lines = [f"| {m} | {p} | " + " | ".join(" / ".join(show(r[sim]) if sim in r else "–" for sim in SIMULATORS)
+                                            for _, show in COLUMNS) + " |\n" for (m, p), r in by_key.items()]
+    return head + "".join(lines)
 
 
 def main() -> int:
@@ -143,7 +157,7 @@ def main() -> int:
                 if map_name in REFERENCE_MAPS[name]:
                     records = play_reference(python, name, map_name, policy, args.reference_episodes, args.seed)
                     rows.append((map_name, policy, name, summarise(records)))
-            print("\n".join(markdown(rows[first:]).splitlines()[2:]), flush=True)
+            print(markdown(rows[first:]).splitlines()[-1], flush=True)
     table = markdown(rows)
     print(table)
     if args.markdown:

@@ -215,8 +215,11 @@ def test_the_fidelity_harness_reports_our_side_and_names_missing_references(monk
     assert fidelity.main() == 0
     captured = capsys.readouterr()
     assert "smaclite skipped" in captured.err and "pip install jaxmarl==0.2.0" in captured.err
-    rows = [line for line in out.read_text().splitlines() if line.startswith("| 3")]
-    assert len(rows) == 4 and all("| ours | 8 |" in row for row in rows)
+    rows = [line.strip("| ").split(" | ") for line in out.read_text().splitlines() if line.startswith("| 3")]
+    assert [row[:2] for row in rows] == [["3m", "attack_nearest"], ["3m", "focus_fire"],
+                                         ["3s_vs_5z", "attack_nearest"], ["3s_vs_5z", "focus_fire"]]
+    assert all(len(row) == 7 and all(cell.endswith(" / – / –") for cell in row[2:]) for row in rows)  # ours only
+    assert all(row[6] == "0.00 / – / –" for row in rows)  # no battle reached the time limit
 
 
 @pytest.mark.parametrize("reference", ["smaclite", "smax"])
