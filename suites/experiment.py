@@ -50,6 +50,18 @@ def run_config(spec: RunSpec) -> tuple[dict, object]:
     }, algo_config
 
 
+def tensorboard_writer(record_dir: Path):
+    """The run's TensorBoard event file, in its record directory, so ``tensorboard --logdir results/runs``
+    shows every run by suite/task/algorithm/seed while it trains. A resumed attempt replays the whole
+    history into its log, so event files of earlier attempts are removed first: one complete file per run."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    record_dir.mkdir(parents=True, exist_ok=True)
+    for old in record_dir.glob("events.out.tfevents.*"):
+        old.unlink()
+    return SummaryWriter(log_dir=str(record_dir), flush_secs=10)
+
+
 def execute(spec: RunSpec, results_dir: Path, progress=None, interrupt_after: int | None = None) -> dict:
     """Run (or resume) one experiment; exceptions propagate after Sacred has recorded them."""
     import warnings
@@ -73,8 +85,16 @@ def execute(spec: RunSpec, results_dir: Path, progress=None, interrupt_after: in
 
     @ex.main
     def main(_run):
-        log = MetricLog(lambda name, value, step: _run.log_scalar(name, value, step))
-        summary = train(spec, algo_config, record_dir, log, progress, interrupt_after)
+        writer = tensorboard_writer(record_dir)
+
+        def record(name: str, value: float, step: int) -> None:  # every metric, to Sacred and TensorBoard alike
+            _run.log_scalar(name, value, step)
+            writer.add_scalar(name, value, step)
+
+        try:
+            summary = train(spec, algo_config, record_dir, MetricLog(record), progress, interrupt_after)
+        finally:
+            writer.close()
         _run.info["absolute"] = summary["absolute"]
         return summary
 

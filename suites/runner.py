@@ -13,9 +13,11 @@ counters and the log history, so a resumed run replays exactly what an uninterru
 from __future__ import annotations
 
 import dataclasses
+import errno
 import gc
 import os
 import random
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -86,10 +88,31 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+class DiskFull(RuntimeError):
+    """The device holding a run's records is full; the run stops, resumable from its last checkpoint."""
+
+
 def atomic_save(obj, path: Path) -> None:
+    """Write ``obj`` through a temporary file, so a failed write never replaces the good ``path``. A full
+    disk raises :class:`DiskFull` naming the directory (torch words it as "unexpected pos ...")."""
     tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
+    try:
+        torch.save(obj, tmp)
+    except Exception as err:
+        tmp.unlink(missing_ok=True)
+        if _out_of_space(err, path.parent):
+            raise DiskFull(f"no space left on the device holding {path.parent}") from err
+        raise
     os.replace(tmp, path)
+
+
+def _out_of_space(err: Exception, directory: Path) -> bool:
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        return True
+    try:
+        return shutil.disk_usage(directory).free < 1 << 20
+    except OSError:
+        return False
 
 
 # Per-episode outcomes read from ``info`` on the step that ends an episode, and their eval/ and collect/ names.
@@ -186,7 +209,7 @@ def train(spec: RunSpec, config, record_dir: Path, log: MetricLog, progress=None
     metric = env.spec.metric
 
     steps, evals, best = 0, 0, (-float("inf"), -float("inf"))
-    evaluated_at = -1  # the step of the latest evaluation (checkpoints are written right after one)
+    evaluated_at = saved_at = 0  # steps at the latest evaluation and the latest checkpoint (written together)
     step = env.reset()
     memory = algo.initial_memory(env.num_envs)
     first = torch.ones(env.num_envs, dtype=torch.bool, device=env.device)
@@ -202,7 +225,7 @@ def train(spec: RunSpec, config, record_dir: Path, log: MetricLog, progress=None
             env.set_state(ck["env"])
             step, memory, first = ck["step"], ck["memory"], ck["first"]
         steps, evals, best = ck["steps"], ck["evals"], ck["best"]
-        evaluated_at = steps
+        evaluated_at = saved_at = steps
         if not isinstance(best, tuple):  # checkpoints written before ties were broken by return hold the metric alone
             best = (best, -float("inf"))
         if "collect" in ck:  # checkpoints written before training episodes were logged lack it
@@ -211,9 +234,11 @@ def train(spec: RunSpec, config, record_dir: Path, log: MetricLog, progress=None
         log.replay(ck["log"])
 
     def checkpoint() -> None:
+        nonlocal saved_at
         atomic_save({"algorithm": algo.state_dict(), "env": env.get_state(), "step": step, "memory": memory,
                      "first": first, "steps": steps, "evals": evals, "best": best, "rng": _rng_state(),
                      "collect": collected.state_dict(), "log": list(log.history)}, ckpt_path)
+        saved_at = steps
 
     def run_evaluation() -> None:
         nonlocal evals, best, evaluated_at
@@ -243,7 +268,10 @@ def train(spec: RunSpec, config, record_dir: Path, log: MetricLog, progress=None
         while True:
             # on schedule, and always at the end, so the final policy is a candidate for the absolute metric
             if steps >= evals * spec.eval_interval or (steps >= spec.steps and evaluated_at < steps):
-                run_evaluation()
+                try:
+                    run_evaluation()
+                except DiskFull as err:
+                    raise DiskFull(f"{err}; free space and rerun to resume from step {saved_at}") from None
             if steps >= spec.steps:
                 break
             if interrupt_after is not None and steps >= interrupt_after and evals > 1:

@@ -43,6 +43,25 @@ def test_run_produces_a_complete_sacred_record(tmp_path):
     assert json.loads((run_dir / "1" / "run.json").read_text())["status"] == "COMPLETED"
 
 
+def test_tensorboard_holds_every_metric_at_the_recorded_steps_and_one_file_after_a_resume(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    spec = RunSpec(seed=2, **TINY)
+    with pytest.raises(KeyboardInterrupt):
+        execute(spec, tmp_path, interrupt_after=300)
+    execute(spec, tmp_path)
+    run_dir = tmp_path / "runs" / spec.run_id
+    assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    metrics = _metrics(tmp_path, spec)
+    assert set(events.Tags()["scalars"]) == set(metrics)
+    for name, logged in metrics.items():
+        scalars = events.Scalars(name)
+        assert [s.step for s in scalars] == logged["steps"]
+        assert [s.value for s in scalars] == pytest.approx(logged["values"], rel=1e-6)
+
+
 def test_the_last_step_is_evaluated_when_the_budget_is_not_a_multiple_of_the_interval(tmp_path):
     spec = RunSpec(seed=0, **dict(TINY, steps=640))
     execute(spec, tmp_path)
@@ -173,6 +192,39 @@ def test_an_attempt_left_running_by_a_killed_process_is_marked_interrupted_on_re
     assert _metrics(tmp_path, spec)["eval/win_rate"]["steps"] == [0, 256, 512, 768]  # the latest attempt's
 
 
+def test_a_full_disk_fails_the_run_with_a_plain_message_and_the_run_resumes(tmp_path, monkeypatch):
+    """torch reports a full disk as "unexpected pos"; the run must say what happened, keep its last good
+    checkpoint (the partial one never replaces it) and resume to the uninterrupted history."""
+    import torch
+
+    from suites import runner
+
+    spec = RunSpec(seed=2, **TINY)
+    execute(spec, tmp_path / "whole")
+    save, checkpoints = torch.save, []
+
+    def fills_the_disk_at_the_third_checkpoint(obj, path, *args, **kwargs):
+        if Path(path).name == "checkpoint.tmp":
+            checkpoints.append(path)
+            if len(checkpoints) == 3:
+                Path(path).write_bytes(b"half a checkpoint")
+                raise RuntimeError("[enforce fail at inline_container.cc:672] unexpected pos 185536 vs 185428")
+        return save(obj, path, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(torch, "save", fills_the_disk_at_the_third_checkpoint)
+        patch.setattr(runner.shutil, "disk_usage", lambda path: SimpleNamespace(total=1 << 30, used=1 << 30, free=0))
+        with pytest.raises(runner.DiskFull) as failure:
+            execute(spec, tmp_path / "cut")
+    run_dir = tmp_path / "cut" / "runs" / spec.run_id
+    assert str(failure.value) == (f"no space left on the device holding {run_dir}; "
+                                  "free space and rerun to resume from step 256")
+    assert run_status(run_dir) == FAILED and not (run_dir / "checkpoint.tmp").exists()
+    execute(spec, tmp_path / "cut")
+    assert run_status(run_dir) == DONE
+    assert _learning(_metrics(tmp_path / "cut", spec)) == _learning(_metrics(tmp_path / "whole", spec))
+
+
 def test_divergence_fails_the_run_and_keeps_its_checkpoint(tmp_path):
     spec = RunSpec(seed=0, overrides=(("entropy_coef", float("nan")),), **TINY)
     with pytest.raises(Divergence, match="train/actor_loss.*environment steps; last good checkpoint"):
@@ -210,7 +262,7 @@ def test_suite_continues_after_a_failure_and_exits_1(tmp_path, monkeypatch, caps
     (["nosuch"], "unknown suite 'nosuch'; valid suites: ablation, cpu_learning, flatland, regression, smac_paper, "
                  "smac_superhard, smoke"),
     (["smoke", "--tasks", "smac/4m"], "valid tasks: "),
-    (["smoke", "--algorithms", "qmix"], "valid algorithms: mabl, mabl_single_level, mamba, mappo"),
+    (["smoke", "--algorithms", "qmix"], "valid algorithms: attack_nearest, focus_fire, mabl, mabl_single_level, mamba, mappo"),
     (["smoke", "--preset", "huge"], "unknown mabl preset 'huge'; valid presets: paper, paper_flatland, paper_smac, small, tiny"),
     (["smoke", "--budget", "forever"], "valid budgets: tiny, short, paper"),
     (["smoke", "--backend", "sc2"], "install smacv2"),
