@@ -153,8 +153,8 @@ def smax_rate(map_name: str, num_envs: int, repeats: int = 5, steps: int = 30) -
     def one(key, state):
         noise_key, step_key = jax.random.split(key)
         avail = env.get_avail_actions(state)
-        actions = {a: jax.random.uniform(jax.random.fold_in(noise_key, i), avail[a].shape)
-                   .__mul__(avail[a]).argmax() for i, a in enumerate(env.agents)}
+        noise = {a: jax.random.uniform(jax.random.fold_in(noise_key, i), avail[a].shape) for i, a in enumerate(env.agents)}
+        actions = {a: (noise[a] * avail[a]).argmax() for a in env.agents}  # a random available action
         return env.step(step_key, state, actions)[1]
 
     step = jax.jit(jax.vmap(one))
