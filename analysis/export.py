@@ -12,16 +12,56 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.figures import display_comparison, display_name, ordered_names
+
 
 def write_table(table: pd.DataFrame, path: Path) -> list[Path]:
-    """CSV keeps every number; Markdown and LaTeX show ``point [lower, upper]``."""
-    shown = table.drop(columns=["point", "lower", "upper"]).assign(
-        value=[f"{r.point:.3f} [{r.lower:.3f}, {r.upper:.3f}]" for r in table.itertuples()])
+    """CSV keeps every number, one estimate per line. Markdown and LaTeX (booktabs rules) are what a paper
+    shows: with an ``algorithm`` column, one row per task (and per statistic across tasks), one column per
+    algorithm, each cell ``IQM [lower, upper]``, the best of a row in bold (the lowest optimality gap);
+    otherwise one row per estimate."""
     out = [path.with_suffix(ext) for ext in (".csv", ".md", ".tex")]
     table.to_csv(out[0], index=False)
-    out[1].write_text(shown.to_markdown(index=False) + "\n")
-    out[2].write_text(shown.to_latex(index=False))
+    for target, bold, escape in ((out[1], "**{}**", str), (out[2], "\\textbf{{{}}}", _latex)):
+        shown = _wide(table, bold, escape) if "algorithm" in table else _long(table, escape)
+        if target.suffix == ".md":
+            target.write_text(shown.to_markdown(index=False) + "\n")
+        else:
+            target.write_text(shown.to_latex(index=False, escape=False))
     return out
+
+
+def _cell(row) -> str:
+    return f"{row.point:.3f} [{row.lower:.3f}, {row.upper:.3f}]"
+
+
+def _wide(table: pd.DataFrame, bold: str, escape) -> pd.DataFrame:
+    rows = table.assign(
+        row=[t if s == "IQM" and t != "all tasks" else f"{t}: {display_comparison(s)}"
+             for t, s in zip(table.task, table.statistic)],
+        column=table.algorithm.map(display_name), cell=[_cell(r) for r in table.itertuples()])
+    wide = rows.pivot(index="row", columns="column", values="cell")
+    wide = wide.reindex(index=list(dict.fromkeys(rows.row)), columns=ordered_names(table.algorithm.unique())).fillna("–")
+    for label, group in rows.groupby("row", sort=False):
+        statistic = group.statistic.iloc[0]
+        if len(group) < 2 or statistic.startswith("P("):
+            continue
+        best = group.point.idxmin() if statistic == "Optimality gap" else group.point.idxmax()
+        wide.loc[label, group.column[best]] = bold.format(group.cell[best])
+    wide.columns = [escape(c) for c in wide.columns]
+    return wide.rename_axis(None, axis=1).rename_axis("task").reset_index().assign(task=lambda f: f.task.map(escape))
+
+
+def _long(table: pd.DataFrame, escape) -> pd.DataFrame:
+    label = table.columns[0]  # e.g. comparison
+    names = [escape(display_comparison(v)) for v in table[label]]
+    return pd.DataFrame({escape(label): names, "estimate [95% CI]": [_cell(r) for r in table.itertuples()]})
+
+
+def _latex(text: str) -> str:
+    for char in "&%$#_{}":
+        text = text.replace(char, "\\" + char)
+    return text
 
 
 def marl_eval_json(frame: pd.DataFrame, environment: str, metrics: list[str]) -> dict:

@@ -1,4 +1,9 @@
-"""Seaborn figures, each saved as PNG and PDF. Inputs are the tidy frames of ``analysis.stats``."""
+"""Seaborn figures, each saved as PNG and PDF. Inputs are the tidy frames of ``analysis.stats``.
+
+Every figure names algorithms as a paper would (``display_name``), gives each the same colour and marker in
+every figure, keeps its legend outside the data, and states under the plot what its intervals are and how
+many runs and tasks they pool (the ``caption`` that ``make_plots`` writes).
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,95 +16,160 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import EngFormatter  # noqa: E402
 
-from suites.definitions import ALGORITHMS  # noqa: E402
+from suites.definitions import ALGORITHMS, SCRIPTED  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="paper")
 
+DISPLAY = {"mabl": "MABL", "mamba": "MAMBA", "mappo": "MAPPO", "mabl_single_level": "MABL (single level)",
+           "attack_nearest": "Attack nearest (script)", "focus_fire": "Focus fire (script)"}
+MARKERS = ("o", "s", "D", "^", "v", "P", "X", "*", "<", ">")
+KNOWN = (*ALGORITHMS, *SCRIPTED)
 
-def _palette(algorithms) -> dict:
-    """The same colour for an algorithm in every figure."""
-    names = list(ALGORITHMS) + sorted(set(algorithms) - set(ALGORITHMS))
-    return dict(zip(names, sns.color_palette("colorblind", len(names))))
+
+def display_name(algorithm: str) -> str:
+    """``mabl_single_level`` -> "MABL (single level)"; a variant ``mabl+reward_global`` -> "MABL + reward_global"."""
+    base, _, variant = algorithm.partition("+")
+    name = DISPLAY.get(base, base)
+    return f"{name} + {variant}" if variant else name
 
 
-def _save(fig, path: Path) -> list[Path]:
-    fig.tight_layout()
+def display_comparison(text: str) -> str:
+    """``P(mabl > mabl_single_level)`` -> ``P(MABL > MABL (single level))``; other text unchanged."""
+    if not (text.startswith("P(") and " > " in text):
+        return text
+    a, b = text[2:-1].split(" > ")
+    return f"P({display_name(a)} > {display_name(b)})"
+
+
+def ordered_names(algorithms) -> list[str]:
+    """Display names in the order every figure and table uses: the suite's algorithms, the scripts, then
+    variants and others alphabetically."""
+    return _style(algorithms)[0]
+
+
+def _style(algorithms) -> tuple[list[str], dict, dict]:
+    """Display names in a fixed order (known algorithms, then variants alphabetically), and a colour and a
+    marker for each, fixed by the algorithm's place in that order so it looks the same in every figure."""
+    present = set(algorithms)
+    everyone = [*KNOWN, *sorted(present - set(KNOWN))]
+    colours = sns.color_palette("colorblind", len(everyone))
+    names = [display_name(a) for a in everyone if a in present]
+    colour = {display_name(a): colours[i] for i, a in enumerate(everyone)}
+    marker = {display_name(a): MARKERS[i % len(MARKERS)] for i, a in enumerate(everyone)}
+    return names, colour, marker
+
+
+def _save(fig, path: Path, caption: str) -> list[Path]:
+    fig.text(0.0, -0.01, caption, ha="left", va="top", fontsize=7, color="0.3")
     out = [path.with_suffix(f".{ext}") for ext in ("png", "pdf")]
     for p in out:
-        fig.savefig(p, dpi=150)
+        fig.savefig(p, dpi=150, bbox_inches="tight")
     plt.close(fig)
     return out
 
 
-def _bands(ax, data: pd.DataFrame, x: str, palette: dict) -> None:
-    """Point estimates as lines, 95% intervals as shaded bands, one colour per algorithm."""
-    sns.lineplot(data=data, x=x, y="point", hue="algorithm", palette=palette, ax=ax)
-    for algo, group in data.groupby("algorithm"):
-        ax.fill_between(group[x], group.lower, group.upper, color=palette[algo], alpha=0.2, linewidth=0)
+def _legend_outside(fig, names: list[str]) -> None:
+    """One legend for the figure, right of the panels, never over the data: every algorithm of any panel
+    (a task may lack some), in the order of ``names``."""
+    entries = {}
+    for ax in fig.axes:
+        entries.update(zip(*reversed(ax.get_legend_handles_labels())))
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    shown = [n for n in names if n in entries]
+    fig.legend([entries[n] for n in shown], shown, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
 
 
-def task_curves(curves: pd.DataFrame, label: str, title: str, path: Path) -> list[Path]:
+def _bands(ax, data: pd.DataFrame, x: str) -> None:
+    """Point estimates as lines with markers (told apart even where lines coincide, e.g. all at 0), 95%
+    intervals as shaded bands, one colour per algorithm."""
+    names, colour, marker = _style(data.algorithm.unique())
+    data = data.assign(algorithm=data.algorithm.map(display_name))
+    every = max(1, data[x].nunique() // 10)  # about ten markers per line, however dense the curve
+    sns.lineplot(data=data, x=x, y="point", hue="algorithm", style="algorithm", hue_order=names, style_order=names,
+                 palette=colour, markers=marker, dashes=False, markersize=5, markevery=every, ax=ax)
+    for name, group in data.groupby("algorithm"):
+        ax.fill_between(group[x], group.lower, group.upper, color=colour[name], alpha=0.15, linewidth=0)
+
+
+def task_curves(curves: pd.DataFrame, label: str, title: str, path: Path, caption: str) -> list[Path]:
     """Evaluation metric against environment steps, one panel per task (IQM over seeds, 95% intervals)."""
     tasks = sorted(curves.task.unique())
-    palette = _palette(curves.algorithm.unique())
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.4), squeeze=False)
     for ax, task in zip(axes[0], tasks):
-        _bands(ax, curves[curves.task == task], "step", palette)
+        _bands(ax, curves[curves.task == task], "step")
         ax.set(title=task, xlabel="environment steps", ylabel=f"IQM {label}")
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 16k, 2M: full step counts run into each other
     fig.suptitle(title)
-    return _save(fig, path)
+    _legend_outside(fig, ordered_names(curves.algorithm.unique()))
+    return _save(fig, path, caption)
 
 
-def iqm_curve(curves: pd.DataFrame, label: str, title: str, path: Path) -> list[Path]:
+def iqm_curve(curves: pd.DataFrame, label: str, title: str, path: Path, caption: str) -> list[Path]:
     """Sample efficiency: IQM across runs and tasks at each evaluation step, with stratified-bootstrap CIs."""
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    _bands(ax, curves, "step", _palette(curves.algorithm.unique()))
+    _bands(ax, curves, "step")
     ax.set(title=title, xlabel="environment steps", ylabel=f"IQM {label}")
     ax.xaxis.set_major_formatter(EngFormatter(sep=""))
-    return _save(fig, path)
+    _legend_outside(fig, ordered_names(curves.algorithm.unique()))
+    return _save(fig, path, caption)
 
 
-def profiles(data: pd.DataFrame, label: str, title: str, path: Path) -> list[Path]:
+def profiles(data: pd.DataFrame, label: str, title: str, path: Path, caption: str) -> list[Path]:
     """Performance profiles: the fraction of runs with a final score above tau."""
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    _bands(ax, data, "tau", _palette(data.algorithm.unique()))
+    _bands(ax, data, "tau")
     ax.set(title=title, xlabel=f"{label} threshold τ", ylabel="fraction of runs with score > τ",
            xlim=(0, 1), ylim=(0, 1.02))
-    return _save(fig, path)
+    _legend_outside(fig, ordered_names(data.algorithm.unique()))
+    return _save(fig, path, caption)
 
 
-def interval_plot(table: pd.DataFrame, label: str, value: str, title: str, path: Path,
+def interval_plot(table: pd.DataFrame, row: str, value: str, title: str, path: Path, caption: str,
                   limits: tuple[float, float] | None = None) -> list[Path]:
-    """Point estimates with 95% intervals as horizontal bars, one row per ``label`` (one panel per statistic
-    when the table has several)."""
+    """Point estimates with 95% intervals as horizontal bars, one line per ``row`` and one panel per
+    statistic when the table has several. Rows that are algorithms get their colours (rliable's
+    ``plot_interval_estimates`` style); other rows (comparisons) are drawn in one colour."""
     panels = list(dict.fromkeys(table.statistic)) if "statistic" in table else [None]
-    fig, axes = plt.subplots(1, len(panels), figsize=(max(3.6 * len(panels), 6), 0.5 * table[label].nunique() + 1.4),
-                             squeeze=False)
+    by_algorithm = row == "algorithm"
+    if by_algorithm:
+        names, colour, _ = _style(table.algorithm.unique())
+        table = table.assign(algorithm=table.algorithm.map(display_name))
+    else:
+        table = table.assign(**{row: table[row].map(display_comparison)})
+        names = list(dict.fromkeys(table[row]))
+        colour = dict.fromkeys(names, sns.color_palette("colorblind")[0])
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(3.2 * len(panels), 6), 0.45 * len(names) + 1.4),
+                             squeeze=False, sharey=True)
     for ax, panel in zip(axes[0], panels):
-        rows = table if panel is None else table[table.statistic == panel]
-        sns.pointplot(data=rows, x="point", y=label, linestyle="none", color="black", ax=ax)
-        ax.hlines(range(len(rows)), rows.lower, rows.upper, color="tab:blue", linewidth=4, alpha=0.6)
+        rows = (table if panel is None else table[table.statistic == panel]).set_index(row).reindex(names)
+        for y, (name, r) in enumerate(rows.iterrows()):
+            ax.barh(y, r.upper - r.lower, left=r.lower, height=0.6, color=colour[name], alpha=0.75)
+            ax.vlines(r.point, y - 0.3, y + 0.3, color="black", linewidth=1.5)
+        ax.set_yticks(range(len(names)), names)
         ax.set(title=panel or title, xlabel=value, ylabel="")
-        if limits:
-            ax.set_xlim(*limits)
+        low, high = limits or (rows.lower.min(), rows.upper.max())
+        pad = 0.05 * max(high - low, 0.1)  # an interval of zero width still shows its estimate
+        ax.set_xlim(low - pad, high + pad)
+    axes[0][0].invert_yaxis()  # the panels share it: the first row at the top
     if panels != [None]:
         fig.suptitle(title)
-    return _save(fig, path)
+    return _save(fig, path, caption)
 
 
-def ablation(per_task: pd.DataFrame, label: str, title: str, path: Path) -> list[Path]:
+def ablation(per_task: pd.DataFrame, label: str, title: str, path: Path, caption: str) -> list[Path]:
     """Per task, the IQM over seeds of MABL and the single-level ablation, with 95% intervals."""
-    palette = _palette(per_task.algorithm.unique())
+    _, colour, marker = _style(per_task.algorithm.unique())
     tasks = sorted(per_task.task.unique())
     fig, ax = plt.subplots(figsize=(1.2 * len(tasks) + 3, 3.8))
     for offset, algo in ((-0.12, "mabl"), (0.12, "mabl_single_level")):
         rows = per_task[per_task.algorithm == algo].set_index("task").reindex(tasks)
         x = [i + offset for i in range(len(tasks))]
         point, lower, upper = (rows[c].to_numpy() for c in ("point", "lower", "upper"))  # a Series of one task warns
-        ax.errorbar(x, point, yerr=[point - lower, upper - point], fmt="o", capsize=4,
-                    color=palette[algo], label=algo)
+        name = display_name(algo)
+        ax.errorbar(x, point, yerr=[point - lower, upper - point], fmt=marker[name], capsize=4, color=colour[name],
+                    label=name)
     ax.set_xticks(range(len(tasks)), tasks)
     ax.set(title=title, xlabel="", ylabel=f"IQM {label}")
-    ax.legend()
-    return _save(fig, path)
+    _legend_outside(fig, ordered_names(per_task.algorithm.unique()))
+    return _save(fig, path, caption)

@@ -53,6 +53,14 @@ def ablation_table(per_task: pd.DataFrame, improvement: pd.DataFrame, seeds: int
     return pd.concat([rows, across[rows.columns]], ignore_index=True)
 
 
+def caption(matrices: dict, reps: int, what: str) -> str:
+    """What a figure's intervals are and how many runs and tasks it pools (written under the plot)."""
+    seeds = "/".join(str(n) for n in sorted({m.shape[0] for m in matrices.values()}))
+    tasks = next(iter(matrices.values())).shape[1]
+    return (f"{what}. {seeds} run(s) per algorithm on each of {tasks} task(s); "
+            f"bands and bars: 95% stratified-bootstrap intervals ({reps} resamples).")
+
+
 def analyse(group: pd.DataFrame, stem: str, benchmark: str, title: str, metric: str, results: Path,
             reps: int, compare: tuple[str, ...] = ()) -> list[Path]:
     """Every output of one benchmark (``benchmark`` names the family and backend); returns the files written."""
@@ -60,29 +68,37 @@ def analyse(group: pd.DataFrame, stem: str, benchmark: str, title: str, metric: 
     divisor, label = SCORES[group.family.iloc[0]][metric]
     absolute = group[group.metric == f"absolute/{metric}"].assign(value=lambda f: f.value / divisor)
     evals = group[group.metric == f"eval/{metric}"].assign(value=lambda f: f.value / divisor)
+    matrices = stats.score_matrices(absolute)
     per_task_curves = stats.task_curves(evals, reps)
     per_task_curves.to_csv(tabs / f"{stem}_curves.csv", index=False)
-    written = [tabs / f"{stem}_curves.csv"] + figures.task_curves(per_task_curves, label, title, figs / f"{stem}_curves")
+    written = [tabs / f"{stem}_curves.csv"] + figures.task_curves(
+        per_task_curves, label, title, figs / f"{stem}_curves",
+        caption(matrices, reps, f"IQM over seeds of the evaluation {label}"))
     per_task = stats.per_task_table(absolute, reps)
-    matrices = stats.score_matrices(absolute)
     aggregates = stats.aggregate_table(matrices, reps)
     written += write_table(pd.concat([per_task, aggregates], ignore_index=True), tabs / f"{stem}_absolute_{metric}")
-    written += figures.interval_plot(aggregates, "algorithm", label, title, figs / f"{stem}_aggregates")
+    written += figures.interval_plot(aggregates, "algorithm", label, title, figs / f"{stem}_aggregates",
+                                     caption(matrices, reps, f"Absolute {label} aggregated across tasks"))
     arrays, steps = stats.curve_arrays(evals)
     if len(steps):
         curves = stats.iqm_curves(arrays, steps, reps)
         curves.to_csv(tabs / f"{stem}_iqm_curve.csv", index=False)
         written += [tabs / f"{stem}_iqm_curve.csv"]
-        written += figures.iqm_curve(curves, label, title, figs / f"{stem}_iqm_curve")
-    written += figures.profiles(stats.performance_profiles(matrices, reps), label, title, figs / f"{stem}_profiles")
+        written += figures.iqm_curve(curves, label, title, figs / f"{stem}_iqm_curve",
+                                     caption(matrices, reps, f"IQM of the evaluation {label} across runs and tasks"))
+    written += figures.profiles(stats.performance_profiles(matrices, reps), label, title, figs / f"{stem}_profiles",
+                                caption(matrices, reps, f"Performance profiles of the absolute {label}"))
     improvement = stats.improvement_table(matrices, reps, tuple(dict.fromkeys(("mabl", *compare))))
     if len(improvement):
         written += write_table(improvement, tabs / f"{stem}_improvement")
         written += figures.interval_plot(improvement, "comparison", "probability of improvement", title,
-                                         figs / f"{stem}_improvement", limits=(0, 1))
+                                         figs / f"{stem}_improvement",
+                                         caption(matrices, reps, f"Probability of improvement, absolute {label}"),
+                                         limits=(0, 1))
     if {"mabl", "mabl_single_level"} <= set(matrices):
         written += write_table(ablation_table(per_task, improvement, len(matrices["mabl"])), tabs / f"{stem}_ablation")
-        written += figures.ablation(per_task, label, f"{title}: ablation", figs / f"{stem}_ablation")
+        written += figures.ablation(per_task, label, f"{title}: ablation", figs / f"{stem}_ablation",
+                                    caption(matrices, reps, f"IQM over seeds of the absolute {label}, per task"))
     exported = list(dict.fromkeys([metric, "return_mean"]))  # the headline first, as before --metric existed
     written.append(write_marl_eval(group, benchmark, exported, results / "marl_eval" / f"{stem}.json"))
     return written

@@ -202,3 +202,44 @@ def test_empty_results_say_what_to_do(tmp_path, capsys):
     assert make_plots.main(["--results", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "no completed runs" in err and "python -m suites.run smoke" in err
+
+
+def test_figures_name_algorithms_for_readers_keep_legends_off_the_data_and_state_their_intervals(tmp_path, monkeypatch):
+    from analysis import figures
+
+    kept = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path, caption: kept.append((fig, caption)) or [])
+    _suite(tmp_path, seeds=3)
+    for seed in range(3):
+        write_record(tmp_path, "synthetic", "smac/3m", "mabl", seed, evals={0: 0.0, 100: 0.5, 200: 0.9}, absolute=0.9,
+                     variant="reward_global")
+    assert make_plots.main(["--results", str(tmp_path), "--reps", "50", "--suite", "synthetic"]) == 0
+    curves, caption = kept[0]  # per-task curves: one shared legend, right of every panel
+    fig_legend = curves.legends[0]
+    assert [t.get_text() for t in fig_legend.get_texts()] == ["MABL", "MABL (single level)", "MAMBA", "MAPPO",
+                                                            "MABL + reward_global"]
+    renderer = curves.canvas.get_renderer()
+    legend_box = fig_legend.get_window_extent(renderer)
+    assert all(ax.get_legend() is None and legend_box.x0 >= ax.get_window_extent(renderer).x1 for ax in curves.axes)
+    assert "3 run(s) per algorithm on each of 2 task(s)" in caption and "95% stratified-bootstrap" in caption
+    # every algorithm keeps its colour and marker in every figure that draws lines
+    styles = [{line.get_label(): (line.get_color(), line.get_marker()) for line in fig.axes[0].get_lines()
+               if not line.get_label().startswith("_")} for fig, _ in kept if fig.legends]
+    for name in ("MABL", "MAPPO"):
+        assert len({s[name] for s in styles if name in s}) == 1
+
+
+def test_tables_are_wide_with_the_best_of_each_row_in_bold(tmp_path):
+    _suite(tmp_path, seeds=3)  # final scores: mappo 0.6-0.7 best everywhere, mabl 0-0.1 worst
+    assert make_plots.main(["--results", str(tmp_path), "--reps", "50", "--suite", "synthetic"]) == 0
+    md = (tmp_path / "tables" / "synthetic_smac_sim_absolute_win_rate.md").read_text().splitlines()
+    assert [c.strip() for c in md[0].strip("|").split("|")] == ["task", "MABL", "MABL (single level)", "MAMBA", "MAPPO"]
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")[1:]] for line in md[2:]}
+    assert list(rows) == ["smac/2s3z", "smac/3m", "all tasks: IQM", "all tasks: Mean", "all tasks: Median",
+                          "all tasks: Optimality gap"]
+    assert rows["smac/3m"][3].startswith("**0.650 [") and not rows["smac/3m"][0].startswith("**")
+    assert rows["all tasks: Optimality gap"][3].startswith("**0.350")  # the lowest gap is the best
+    tex = (tmp_path / "tables" / "synthetic_smac_sim_absolute_win_rate.tex").read_text()
+    assert "\\toprule" in tex and "\\bottomrule" in tex and "\\textbf{0.650" in tex
+    ablation = (tmp_path / "tables" / "synthetic_smac_sim_ablation.tex").read_text()
+    assert "P(MABL > MABL (single level))" in ablation

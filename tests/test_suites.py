@@ -350,5 +350,5 @@ def test_analysis_turns_records_into_figures_and_tables(tmp_path, capsys):
     assert "seed_9: unreadable record (run.json)" in capsys.readouterr().err
     assert (tmp_path / "figures" / "test_smac_sim_curves.png").exists()
     table = (tmp_path / "tables" / "test_smac_sim_absolute_win_rate.md").read_text()
-    assert "smac/3m" in table and "| all tasks | mappo       | IQM" in table
+    assert "| smac/3m " in table and "| all tasks: IQM " in table and "| MAPPO " in table
     assert make_plots.main(["--results", str(tmp_path / "empty")]) == 1
