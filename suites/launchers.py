@@ -1,12 +1,14 @@
 """Launchers: where a suite's runs execute. Every launcher isolates failures: a run that raises, or whose
 process dies, is reported FAILED and the others go on.
 
-- ``local`` with ``jobs=1`` runs in this process with a progress bar.
+- ``local`` with ``jobs=1`` runs in this process under a suite bar (runs done, ETA) and a bar per run.
 - ``local`` with ``jobs>1`` starts one ``python -m suites.worker`` process per run, at most ``jobs`` at a
   time, each with ``cpus // jobs`` torch threads; runs on ``--device cuda`` are spread round-robin over
-  the visible GPUs. Each run's output goes to ``<run dir>/launcher.log``.
+  the visible GPUs. Each run's output goes to ``<run dir>/launcher.log``; every 30 s one line sums up the
+  suite (runs done, each run in flight with its share and rate, an ETA), from the runs' progress files.
 - ``ray`` submits each run as a Ray task (``num_gpus`` may be a fraction) to a local instance or to the
-  cluster at ``address``; every node needs this package installed and the results directory shared.
+  cluster at ``address``; every node needs this package installed and the results directory shared (the
+  driver's 30-second summary lines read the runs' progress files there).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from suites import progress
 from suites.records import attempts
 from suites.runner import RunSpec
 
@@ -54,16 +57,46 @@ def execute_safely(spec: RunSpec, results: Path, progress=None) -> Outcome:
         return failed(spec, err)
 
 
+class _SuiteAndRun:
+    """The tqdm interface the runner uses, moving the suite's bar along with the run's."""
+
+    def __init__(self, suite, run):
+        self.suite, self.run = suite, run
+
+    @property
+    def n(self) -> int:
+        return self.run.n
+
+    def update(self, steps: int) -> None:
+        self.run.update(steps)
+        self.suite.update(steps)
+
+    def set_postfix_str(self, text: str) -> None:
+        self.run.set_postfix_str(text)
+
+
 def run_sequential(specs: list[RunSpec], results: Path) -> list[Outcome]:
+    """In this process, one run after another: a suite bar (runs done of all, the ETA of the whole suite
+    from its measured steps per second) above the running run's own bar."""
     from tqdm import tqdm
 
     outcomes = []
-    for spec in specs:
-        bar = tqdm(total=spec.steps, desc=spec.run_id, unit="step", dynamic_ncols=True, leave=True)
-        try:
-            outcomes.append(execute_safely(spec, results, progress=bar))
-        finally:
-            bar.close()
+    suite = tqdm(total=sum(s.steps for s in specs), unit="step", dynamic_ncols=True, position=0,
+                 bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps [{elapsed}<{remaining}]")
+    try:
+        for done, spec in enumerate(specs):
+            failures = sum(o.status == FAILED for o in outcomes)
+            suite.set_description_str(f"suite: {done}/{len(specs)} runs done" + (f", {failures} failed" if failures else ""))
+            bar = tqdm(total=spec.steps, desc=spec.run_id, unit="step", dynamic_ncols=True, position=1, leave=False)
+            try:
+                outcomes.append(execute_safely(spec, results, progress=_SuiteAndRun(suite, bar)))
+            finally:
+                bar.close()
+            suite.update(spec.steps - bar.n)  # a run that failed early leaves the rest of its budget to the bar
+            tqdm.write(f"{outcomes[-1].status.lower():10s}{spec.run_id}  {outcomes[-1].detail}")
+        suite.set_description_str(f"suite: {len(specs)}/{len(specs)} runs done")
+    finally:
+        suite.close()
     return outcomes
 
 
@@ -89,6 +122,17 @@ def _outcome_from_record(spec: RunSpec, results: Path, returncode: int, log: Pat
     return Outcome(spec.run_id, FAILED, reason)
 
 
+SUMMARY_EVERY = 30.0  # seconds between the process and Ray launchers' summary lines
+
+
+def print_summary(specs: list[RunSpec], outcomes: dict, results: Path) -> None:
+    """The suite's progress in one line, from the progress files of the runs not yet finished."""
+    unfinished = [s for s in specs if s.run_id not in outcomes]
+    failures = sum(o.status == FAILED for o in outcomes.values())
+    print(progress.summary([(s.run_id, results / "runs" / s.run_id) for s in unfinished], len(outcomes), failures,
+                           len(specs), sum(s.steps for s in unfinished)), flush=True)
+
+
 def run_parallel(specs: list[RunSpec], results: Path, jobs: int, gpu_count: int = 0,
                  poll_interval: float = 0.2) -> list[Outcome]:
     """At most ``jobs`` worker processes at once; outcomes in the order of ``specs``."""
@@ -97,15 +141,19 @@ def run_parallel(specs: list[RunSpec], results: Path, jobs: int, gpu_count: int 
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     pending, running, outcomes = list(specs), {}, {}
     try:
-        _schedule(pending, running, outcomes, results, jobs, env, poll_interval)
+        _schedule(pending, running, outcomes, results, jobs, env, poll_interval, specs)
     except KeyboardInterrupt:  # the workers keep their checkpoints; a rerun resumes them
         stop_all(running)
         raise
     return [outcomes[s.run_id] for s in specs]
 
 
-def _schedule(pending, running, outcomes, results, jobs, env, poll_interval) -> None:
+def _schedule(pending, running, outcomes, results, jobs, env, poll_interval, specs) -> None:
+    summarised = time.monotonic()
     while pending or running:
+        if time.monotonic() - summarised >= SUMMARY_EVERY:
+            print_summary(specs, outcomes, results)
+            summarised = time.monotonic()
         while pending and len(running) < jobs:
             spec = pending.pop(0)
             log = results / "runs" / spec.run_id / "launcher.log"
@@ -148,7 +196,10 @@ def run_ray(specs: list[RunSpec], results: Path, address: str | None, gpus_per_r
         outcomes = {}
         waiting = list(futures)
         while waiting:
-            ready, waiting = ray.wait(waiting, num_returns=1)
+            ready, waiting = ray.wait(waiting, num_returns=1, timeout=SUMMARY_EVERY)
+            if not ready:  # workers' output stays on their nodes; their progress files reach us
+                print_summary(specs, outcomes, results)
+                continue
             spec = futures[ready[0]]
             try:
                 outcomes[spec.run_id] = ray.get(ready[0])

@@ -28,6 +28,7 @@ import torch
 import envs
 from algorithms import Divergence, Transition, make_algorithm, make_config
 from suites import records
+from suites.progress import RunProgress
 
 ABSOLUTE_FACTOR = 10
 
@@ -198,9 +199,11 @@ def train(spec: RunSpec, config, record_dir: Path, log: MetricLog, progress=None
           interrupt_after: int | None = None) -> dict:
     """Train one run to ``spec.steps`` environment steps, resuming from ``record_dir/checkpoint.pt``.
 
-    ``interrupt_after`` (tests only) raises KeyboardInterrupt once that many steps are done and a
-    checkpoint exists, to exercise resume."""
+    ``progress`` is an optional tqdm bar; the run's ``progress.json`` is kept up to date either way, and
+    each evaluation prints one line (Sacred keeps it in the record's cout.txt). ``interrupt_after`` (tests
+    only) raises KeyboardInterrupt once that many steps are done and a checkpoint exists, to exercise resume."""
     record_dir.mkdir(parents=True, exist_ok=True)
+    report = RunProgress(record_dir, spec.steps, progress)
     ckpt_path, best_path = record_dir / "checkpoint.pt", record_dir / "best_policy.pt"
     seed_everything(spec.seed)
     env = envs.make(spec.task, num_envs=config.num_envs, device=spec.device, seed=spec.seed,
@@ -248,17 +251,16 @@ def train(spec: RunSpec, config, record_dir: Path, log: MetricLog, progress=None
         result = evaluate(algo, spec, spec.eval_episodes, seed=spec.seed * 100_003 + evals)
         for k, v in result.items():
             log.log(f"eval/{k}", v, steps)
+        report.say(f"{spec.run_id} step {steps}: " + ", ".join(f"eval/{k}={v:.3f}" for k, v in result.items()))
         rank = evaluation_rank(result, metric)
         if rank > best:
             best = rank
             atomic_save(algo.state_dict(), best_path)
         evals += 1
-        if progress is not None:
-            progress.set_postfix_str(f"eval {metric}={rank[0]:.2f}")
+        report.note(f"eval {metric}={rank[0]:.2f}")
         checkpoint()
 
-    if progress is not None:
-        progress.update(steps - progress.n)
+    report.start(steps)
     started, started_steps = time.perf_counter(), steps
     # Everything alive now (modules, models, optimisers, replay, environments) lives for the whole loop: the
     # cyclic GC need not re-scan it. With torch loaded, a full collection took about 75 ms every 50 or so
@@ -289,11 +291,11 @@ def train(spec: RunSpec, config, record_dir: Path, log: MetricLog, progress=None
                 raise Divergence(f"{err} at {steps} environment steps; last good checkpoint: {ckpt_path}") from err
             for name, value in metrics.items():
                 log.log(name, value, steps)
-            if progress is not None:
-                progress.update(env.num_envs)
+            report.advance(env.num_envs)
     finally:
         gc.unfreeze()  # what the run leaves behind is collectable again
     elapsed = time.perf_counter() - started
+    report.write()
     env.close()
     if elapsed > 0 and steps > started_steps:
         log.log("time/steps_per_second", (steps - started_steps) / elapsed, steps)

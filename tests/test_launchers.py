@@ -114,6 +114,30 @@ def test_parallel_launcher_isolates_a_failing_run(tmp_path, capsys):
     assert (tmp_path / "runs" / "smoke/smac_3m/mappo/seed_1" / "launcher.log").exists()
 
 
+def test_the_sequential_launcher_shows_suite_progress_and_each_run_keeps_its_progress_file(tmp_path, capsys):
+    assert cli.main(["smoke", "--seeds", "2", "--results", str(tmp_path), *FAST]) == 0
+    err = capsys.readouterr().err
+    assert "suite: 1/2 runs done" in err and "suite: 2/2 runs done" in err
+    for k in range(2):
+        run_dir = tmp_path / "runs" / f"smoke/smac_3m/mappo/seed_{k}"
+        state = json.loads((run_dir / "progress.json").read_text())
+        assert (state["steps"], state["total"]) == (256, 256) and state["steps_per_second"] > 0
+        cout = (run_dir / "1" / "cout.txt").read_text()  # each evaluation's line lands in Sacred's record
+        assert f"smoke/smac_3m/mappo/seed_{k} step 256: eval/return_mean=" in cout and "eval/win_rate=" in cout
+
+
+def test_the_summary_line_sums_up_the_runs_in_flight(tmp_path):
+    from suites import progress
+
+    for name, steps, rate in (("a", 500, 100.0), ("b", 250, 50.0)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "progress.json").write_text(json.dumps({"steps": steps, "total": 1000, "steps_per_second": rate}))
+    (tmp_path / "c").mkdir()  # not started yet: no file, not listed, its steps still count for the ETA
+    line = progress.summary([(n, tmp_path / n) for n in "abc"], done=3, failed=1, total=6, remaining_steps=3000)
+    # 3000 - 750 steps left at 150 steps/s: 15 s
+    assert line == "[3/6 runs done, 1 failed; ETA 0 min 15 s] running: a 50% (100 steps/s); b 25% (50 steps/s)"
+
+
 def test_parallel_runs_record_what_a_sequential_run_records(tmp_path):
     argv = ["smoke", "--seeds", "2", *FAST]
     assert cli.main(argv + ["--results", str(tmp_path / "seq")]) == 0

@@ -1,0 +1,87 @@
+"""Progress a person can read while a suite runs, however it is launched.
+
+Every run keeps ``progress.json`` in its record directory up to date (steps done, budget, measured steps per
+second), at most every ``EVERY`` seconds and at the end. The sequential launcher shows a suite bar (runs
+done of all, the running one, an ETA from measured throughput) above the run's own bar; the process and
+Ray launchers read the files of the runs in flight and print one summary line at a fixed interval.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+EVERY = 10.0  # seconds between progress.json writes
+FILE = "progress.json"
+
+
+class RunProgress:
+    """What the runner reports to: an optional tqdm bar plus the run's progress file."""
+
+    def __init__(self, record_dir: Path, total: int, bar=None):
+        self.path, self.total, self.bar = record_dir / FILE, total, bar
+        self.steps = self.first_steps = 0
+        self.started = self.written = time.monotonic()
+
+    def start(self, steps: int) -> None:
+        """The run begins (or resumes) at ``steps``."""
+        self.steps = self.first_steps = steps
+        if self.bar is not None:
+            self.bar.update(steps - self.bar.n)
+        self.write()
+
+    def advance(self, steps: int) -> None:
+        self.steps += steps
+        if self.bar is not None:
+            self.bar.update(steps)
+        if time.monotonic() - self.written >= EVERY:
+            self.write()
+
+    def note(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(text)
+
+    def say(self, line: str) -> None:
+        """A line on stdout (in Sacred's cout.txt) that does not tear a progress bar on the terminal."""
+        from tqdm import tqdm
+
+        with tqdm.external_write_mode():
+            print(line, flush=True)
+
+    def write(self) -> None:
+        elapsed = time.monotonic() - self.started
+        rate = (self.steps - self.first_steps) / elapsed if elapsed > 0 else 0.0
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"steps": self.steps, "total": self.total, "steps_per_second": rate}))
+        os.replace(tmp, self.path)
+        self.written = time.monotonic()
+
+
+def read(record_dir: Path) -> dict | None:
+    try:
+        return json.loads((record_dir / FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def summary(unfinished: list[tuple[str, Path]], done: int, failed: int, total: int, remaining_steps: int) -> str:
+    """One line: runs finished of all, each unfinished run that has started with its share done and rate,
+    and an ETA for ``remaining_steps`` (all unfinished runs' budgets) at the pace of the runs in flight."""
+    parts, rate = [], 0.0
+    for run_id, record_dir in unfinished:
+        state = read(record_dir)
+        if state is None:  # not started: nothing to show, all its steps still to go
+            continue
+        share = state["steps"] / state["total"] if state["total"] else 0.0
+        parts.append(f"{run_id} {share:.0%} ({state['steps_per_second']:,.0f} steps/s)")
+        rate += state["steps_per_second"]
+        remaining_steps -= state["steps"]
+    eta = f"ETA {_duration(remaining_steps / rate)}" if rate > 0 else "ETA unknown"
+    head = f"[{done}/{total} runs done" + (f", {failed} failed" if failed else "") + f"; {eta}]"
+    return head + (" running: " + "; ".join(parts) if parts else "")
+
+
+def _duration(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min {int(seconds % 60):02d} s"
