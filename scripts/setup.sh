@@ -10,6 +10,6 @@ want=$(sha1sum pyproject.toml | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q "torch==2.13.0"
-    .venv/bin/python -m pip install -q -e ".[dev,ray]"
+    .venv/bin/python -m pip install -q -e ".[dev,ray,wandb]"
     echo "$want" > "$stamp"
 fi

@@ -62,6 +62,36 @@ def tensorboard_writer(record_dir: Path):
     return SummaryWriter(log_dir=str(record_dir), flush_secs=10)
 
 
+WANDB_HINT = "--wandb needs Weights & Biases: pip install -e '.[wandb]'"
+
+
+def wandb_run(spec: RunSpec, record_dir: Path, config: dict):
+    """A Weights & Biases run mirroring this attempt (one per attempt: a resumed attempt replays the whole
+    history), or None without ``--wandb``. Online where credentials exist (``WANDB_API_KEY`` or ``wandb
+    login``), otherwise offline into ``<run>/wandb`` for a later ``wandb sync``; ``WANDB_MODE`` overrides."""
+    if not spec.wandb:
+        return None
+    import os
+
+    import wandb
+
+    mode = os.environ.get("WANDB_MODE") or ("online" if os.environ.get("WANDB_API_KEY") or _netrc_has_wandb() else "offline")
+    if mode == "offline":
+        print(f"note: no Weights & Biases credentials; logging offline under {record_dir / 'wandb'} "
+              f"(`wandb sync` uploads it)", flush=True)
+    return wandb.init(project=spec.wandb, name=spec.run_id, group=spec.run_id.rsplit("/", 1)[0], dir=str(record_dir),
+                      config=config, mode=mode, reinit="create_new")
+
+
+def _netrc_has_wandb() -> bool:
+    import netrc
+
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
 def execute(spec: RunSpec, results_dir: Path, progress=None, interrupt_after: int | None = None) -> dict:
     """Run (or resume) one experiment; exceptions propagate after Sacred has recorded them."""
     import warnings
@@ -85,16 +115,20 @@ def execute(spec: RunSpec, results_dir: Path, progress=None, interrupt_after: in
 
     @ex.main
     def main(_run):
-        writer = tensorboard_writer(record_dir)
+        writer, mirror = tensorboard_writer(record_dir), wandb_run(spec, record_dir, config)
 
-        def record(name: str, value: float, step: int) -> None:  # every metric, to Sacred and TensorBoard alike
+        def record(name: str, value: float, step: int) -> None:  # every metric to Sacred, TensorBoard and W&B alike
             _run.log_scalar(name, value, step)
             writer.add_scalar(name, value, step)
+            if mirror is not None:
+                mirror.log({name: value}, step=step)
 
         try:
             summary = train(spec, algo_config, record_dir, MetricLog(record), progress, interrupt_after)
         finally:
             writer.close()
+            if mirror is not None:
+                mirror.finish()
         _run.info["absolute"] = summary["absolute"]
         return summary
 

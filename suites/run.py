@@ -56,6 +56,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--launcher", default="local", help="local or ray")
     p.add_argument("--address", help="ray: address of a running cluster (default: start a local instance)")
     p.add_argument("--gpus-per-run", type=float, help="ray: GPU fraction per run (default 1 on cuda, else 0)")
+    p.add_argument("--wandb", nargs="?", const="marl-wm-bench", default="", metavar="PROJECT",
+                   help="also log every run to Weights & Biases (project default marl-wm-bench); offline into each "
+                        "run's directory when there are no credentials. Needs pip install -e '.[wandb]'")
     p.add_argument("--dry-run", action="store_true", help="list the runs and their status, run nothing")
     return p
 
@@ -82,10 +85,12 @@ def expand(args) -> list[RunSpec]:
     _check_variant(args.variant)
     _check_device(args.device)
     _check_launcher(args)
+    _check_wandb(args.wandb)
     return [RunSpec(suite=suite.name, task=t, algorithm=a, preset=args.preset or suite.preset_for(a), seed=k, steps=steps,
                     eval_interval=min(interval, steps), eval_episodes=args.eval_episodes or suite.eval_episodes,
                     device=args.device, backend=envs.resolve_backend(t, args.backend, quiet=True),
-                    compile_env=args.compile_env, overrides=tuple(sorted(overrides[a].items())), variant=args.variant)
+                    compile_env=args.compile_env, overrides=tuple(sorted(overrides[a].items())), variant=args.variant,
+                    wandb=args.wandb)
             for t in tasks for a in algos for k in range(args.seeds or suite.seeds)]
 
 
@@ -97,6 +102,16 @@ def _check_variant(name: str) -> None:
     if name and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}", name):
         raise UsageError(f"invalid --variant {name!r}: it names run directories, so use up to 40 letters, digits, "
                          "'_', '.' or '-', starting with a letter or digit")
+
+
+def _check_wandb(project: str) -> None:
+    import importlib.util
+
+    from envs import UsageError
+    from suites.experiment import WANDB_HINT
+
+    if project and importlib.util.find_spec("wandb") is None:
+        raise UsageError(WANDB_HINT)
 
 
 def _check_device(device: str) -> None:

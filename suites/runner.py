@@ -49,6 +49,7 @@ class RunSpec:
     compile_env: bool = False  # torch.compile the SMAC simulator's step (training environments only)
     overrides: tuple = ()  # (field, value) pairs applied to the algorithm config
     variant: str = ""  # names a variant of the algorithm (its own records, its own label in the analysis)
+    wandb: str = ""  # Weights & Biases project to log to as well ("": off)
 
     @property
     def run_id(self) -> str:

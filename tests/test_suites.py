@@ -62,6 +62,31 @@ def test_tensorboard_holds_every_metric_at_the_recorded_steps_and_one_file_after
         assert [s.value for s in scalars] == pytest.approx(logged["values"], rel=1e-6)
 
 
+def test_wandb_mirrors_a_run_offline_when_there_are_no_credentials(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("wandb", reason="Weights & Biases not installed (pip install -e '.[wandb]')")
+    for name in ("WANDB_API_KEY", "WANDB_MODE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc login
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    spec = RunSpec(seed=2, wandb="test-project", **TINY)
+    execute(spec, tmp_path)
+    run_dir = tmp_path / "runs" / spec.run_id
+    assert f"logging offline under {run_dir / 'wandb'}" in capsys.readouterr().out
+    logs = list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(logs) == 1 and logs[0].stat().st_size > 0
+
+
+def test_wandb_missing_says_how_to_install(monkeypatch):
+    import importlib.util
+
+    from envs import UsageError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
+    with pytest.raises(UsageError, match=r"pip install -e '\.\[wandb\]'"):
+        cli._check_wandb("my-project")
+
+
 def test_the_last_step_is_evaluated_when_the_budget_is_not_a_multiple_of_the_interval(tmp_path):
     spec = RunSpec(seed=0, **dict(TINY, steps=640))
     execute(spec, tmp_path)
