@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv and install the suite: torch==2.13.0 first (so pip never pulls CUDA packages on CPU
-# machines), then the package with its dev extras. Re-running is a no-op until pyproject.toml changes.
+# machines), then the package with its dev, ray and wandb extras. Re-running is a no-op until pyproject.toml changes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
