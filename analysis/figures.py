@@ -81,15 +81,24 @@ def _legend_outside(fig, names: list[str]) -> None:
 
 
 def _bands(ax, data: pd.DataFrame, x: str) -> None:
-    """Point estimates as lines with markers (told apart even where lines coincide, e.g. all at 0), 95%
-    intervals as shaded bands, one colour per algorithm."""
+    """Point estimates as lines with markers, 95% intervals as shaded bands, one colour per algorithm. Each
+    later line is drawn thinner, with a smaller marker, on top of the earlier ones, so lines that coincide
+    (several algorithms at 0, say) still show every colour."""
     names, colour, marker = _style(data.algorithm.unique())
     data = data.assign(algorithm=data.algorithm.map(display_name))
     every = max(1, data[x].nunique() // 10)  # about ten markers per line, however dense the curve
-    sns.lineplot(data=data, x=x, y="point", hue="algorithm", style="algorithm", hue_order=names, style_order=names,
-                 palette=colour, markers=marker, dashes=False, markersize=5, markevery=every, ax=ax)
-    for name, group in data.groupby("algorithm"):
+    for i, name in enumerate(names):
+        group = data[data.algorithm == name].sort_values(x)
+        wider = len(names) - 1 - i
+        ax.plot(group[x], group.point, color=colour[name], marker=marker[name], markevery=every, label=name,
+                linewidth=1.2 + 0.7 * wider, markersize=4 + 1.6 * wider, zorder=2 + i)
         ax.fill_between(group[x], group.lower, group.upper, color=colour[name], alpha=0.15, linewidth=0)
+
+
+def _score_limits(curves: pd.DataFrame) -> tuple[float, float]:
+    """Scores are on [0, 1] (make_plots scales them): every panel shows the whole scale, a little more when
+    a return passes it."""
+    return -0.03, max(1.03, float(curves.upper.max()) + 0.03)
 
 
 def task_curves(curves: pd.DataFrame, label: str, title: str, path: Path, caption: str) -> list[Path]:
@@ -98,7 +107,7 @@ def task_curves(curves: pd.DataFrame, label: str, title: str, path: Path, captio
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.4), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         _bands(ax, curves[curves.task == task], "step")
-        ax.set(title=task, xlabel="environment steps", ylabel=f"IQM {label}")
+        ax.set(title=task, xlabel="environment steps", ylabel=f"IQM {label}", ylim=_score_limits(curves))
         ax.xaxis.set_major_formatter(EngFormatter(sep=""))  # 16k, 2M: full step counts run into each other
     fig.suptitle(title)
     _legend_outside(fig, ordered_names(curves.algorithm.unique()))
@@ -109,7 +118,7 @@ def iqm_curve(curves: pd.DataFrame, label: str, title: str, path: Path, caption:
     """Sample efficiency: IQM across runs and tasks at each evaluation step, with stratified-bootstrap CIs."""
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     _bands(ax, curves, "step")
-    ax.set(title=title, xlabel="environment steps", ylabel=f"IQM {label}")
+    ax.set(title=title, xlabel="environment steps", ylabel=f"IQM {label}", ylim=_score_limits(curves))
     ax.xaxis.set_major_formatter(EngFormatter(sep=""))
     _legend_outside(fig, ordered_names(curves.algorithm.unique()))
     return _save(fig, path, caption)
