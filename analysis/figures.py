@@ -60,7 +60,8 @@ def _style(algorithms) -> tuple[list[str], dict, dict]:
 
 
 def _save(fig, path: Path, caption: str) -> list[Path]:
-    fig.text(0.0, -0.01, caption, ha="left", va="top", fontsize=7, color="0.3")
+    fig.tight_layout()  # labels inside the figure, so the caption goes below all of them
+    fig.text(0.0, 0.0, caption, ha="left", va="top", fontsize=7, color="0.3")
     out = [path.with_suffix(f".{ext}") for ext in ("png", "pdf")]
     for p in out:
         fig.savefig(p, dpi=150, bbox_inches="tight")
