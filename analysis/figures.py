@@ -90,9 +90,9 @@ def _bands(ax, data: pd.DataFrame, x: str) -> None:
     every = max(1, data[x].nunique() // 10)  # about ten markers per line, however dense the curve
     for i, name in enumerate(names):
         group = data[data.algorithm == name].sort_values(x)
-        wider = len(names) - 1 - i
+        wider = (len(names) - 1 - i) / max(1, len(names) - 1)  # 1 for the first line, 0 for the last
         ax.plot(group[x], group.point, color=colour[name], marker=marker[name], markevery=every, label=name,
-                linewidth=1.2 + 0.7 * wider, markersize=4 + 1.6 * wider, zorder=2 + i)
+                linewidth=1.2 + 2.0 * wider, markersize=4 + 5 * wider, zorder=2 + i)
         ax.fill_between(group[x], group.lower, group.upper, color=colour[name], alpha=0.15, linewidth=0)
 
 
