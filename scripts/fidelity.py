@@ -27,6 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from algorithms import make_algorithm, make_config  # noqa: E402
 from algorithms.scripted.policies import POLICIES  # noqa: E402
 from envs.smac.maps import MAPS, get_map  # noqa: E402
 from envs.smac.simulator import SmacSimulator  # noqa: E402
@@ -51,7 +52,8 @@ PROBE = {"smaclite": "import smaclite", "smax": "import jaxmarl.environments.sma
 def play_ours(map_name: str, policy: str, episodes: int, seed: int) -> list[dict]:
     """One episode in each of ``episodes`` batched simulator environments, acting through the SMAC observation."""
     env = SmacSimulator(map_name, num_envs=episodes, seed=seed)
-    decode = ObservationDecoder(map_name)
+    script = make_algorithm(policy, env.spec, make_config(policy, env.spec, "paper"))  # the registered baseline itself
+    decode = ObservationDecoder(map_name)  # its tables turn the enemy state rows into hit points
     N, E = env.n_agents, env.n_enemies
     enemy_full = float((decode.enemy_hp_max + decode.enemy_shield_max).sum())
     enemy_row = 3 + env.shield_bits_enemy + env.map.unit_type_bits
@@ -59,7 +61,7 @@ def play_ours(map_name: str, policy: str, episodes: int, seed: int) -> list[dict
     step, running, records = env.reset(), torch.ones(episodes, dtype=torch.bool), [None] * episodes
     length = 0
     while bool(running.any()):
-        step = env.step(POLICIES[policy](decode(step.obs, step.avail_actions)))
+        step = env.step(script.act(step.obs, step.avail_actions, script.initial_memory(episodes), step.done)[0])
         length += 1
         rows = step.final_state[:, enemy_start:enemy_start + E * enemy_row].reshape(episodes, E, enemy_row)
         left = rows[..., 0] * decode.enemy_hp_max
