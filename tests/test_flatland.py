@@ -474,7 +474,6 @@ def test_generator_warnings_are_surfaced_once_per_message():
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_tensors_arrive_on_the_requested_device_and_match_cpu():
     cpu, gpu = make(num_envs=2, workers=2), make(num_envs=2, workers=2, device="cuda")
     try:

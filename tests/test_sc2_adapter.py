@@ -71,7 +71,6 @@ def test_missing_starcraft_is_one_clear_sentence():
 
 
 @pytest.mark.sc2
-@pytest.mark.skipif(not sc2_available(), reason="needs StarCraft II and smacv2")
 def test_real_game_matches_simulator_layout():
     real = envs.make("smac/3m", backend="sc2")
     sim = envs.make("smac/3m", backend="sim")

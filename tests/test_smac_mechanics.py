@@ -199,7 +199,6 @@ def test_compiled_step_matches_eager():
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("compile", [False, True])
 def test_cpu_and_cuda_agree(compile):
     _assert_same_trajectory(_trajectory("3s5z_vs_3s6z", "cpu"), _trajectory("3s5z_vs_3s6z", "cuda", compile))

@@ -496,7 +496,6 @@ def test_divergence_names_the_loss_and_no_update_follows():
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 @pytest.mark.parametrize("name", WORLD_MODELS)
 def test_learner_runs_on_cuda_with_everything_on_the_device(name):
     torch.manual_seed(0)
@@ -511,7 +510,6 @@ def test_learner_runs_on_cuda_with_everything_on_the_device(name):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_graphs_learn_like_eager_steps():
     """The world model fitted with replayed graphs reaches the same losses as eager steps (the random
     draws differ, so the trajectories do, not the result)."""
