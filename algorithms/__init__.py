@@ -6,7 +6,8 @@ import dataclasses
 import torch
 
 from algorithms.base import Algorithm, Divergence, Transition
-from envs.base import EnvSpec
+from envs.errors import UsageError
+from envs.spec import EnvSpec
 
 __all__ = [
     "REGISTRY", "Algorithm", "Divergence", "Transition",
@@ -59,16 +60,12 @@ def list_algorithms() -> list[str]:
 
 
 def check_algorithm(name: str) -> None:
-    from envs import UsageError
-
     if name not in REGISTRY:
         raise UsageError(f"unknown algorithm {name!r}; valid algorithms: {', '.join(list_algorithms())}")
 
 
 def make_config(name: str, spec: EnvSpec, preset: str = "paper", overrides: dict | None = None):
     """The frozen config of ``preset`` for ``spec``'s task, with ``overrides`` applied."""
-    from envs import UsageError
-
     check_algorithm(name)
     _, config_cls = REGISTRY[name]()
     config = config_cls.preset(preset, spec)
@@ -97,8 +94,6 @@ def parse_assignments(assignments: list[str], algorithms: list[str]) -> dict[str
     type (bool accepts true/false, yes/no, on/off, 1/0). Raises UsageError naming the bad text and why."""
     import difflib
 
-    from envs import UsageError
-
     fields = {a: config_defaults(a) for a in algorithms}
     out: dict[str, dict] = {a: {} for a in algorithms}
     for text in assignments:
@@ -122,8 +117,6 @@ def parse_assignments(assignments: list[str], algorithms: list[str]) -> dict[str
 
 
 def _convert(value: str, default, what: str):
-    from envs import UsageError
-
     kind = type(default)
     if kind is bool:
         if value.lower() not in TRUE + FALSE:

@@ -12,7 +12,8 @@ from typing import Any
 
 import torch
 
-from envs.base import EnvSpec, Step
+from envs.base import Step
+from envs.spec import EnvSpec
 
 
 @dataclass

@@ -3,8 +3,9 @@
     python analysis/make_plots.py [--suite NAME] [--results DIR] [--reps N] [--metric NAME] [--compare ALGO ...]
 
 Per benchmark (a suite on one family and backend: results of different backends are never pooled), with
-the headline metric (SMAC win rate, Flatland completion) or ``--metric``'s score (SCORES: SMAC return / 20,
-Flatland score) and rliable's 95% stratified-bootstrap intervals:
+the headline metric (SMAC win rate, Flatland completion) or ``--metric``'s score (SMAC return / 20,
+Flatland score; each run's record names the scores of its family) and rliable's 95% stratified-bootstrap
+intervals:
 
   figures/<stem>_curves        evaluation metric against environment steps, per task (IQM over seeds)
   figures/<stem>_iqm_curve     sample efficiency: IQM across tasks and runs at each evaluation step
@@ -31,16 +32,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from analysis import figures, stats  # noqa: E402
 from analysis.export import write_marl_eval, write_table  # noqa: E402
-from analysis.records import SkippedRecord, benchmark_label, load_records  # noqa: E402
-from envs.smac.simulator import REWARD_SCALE_RATE  # noqa: E402
+from analysis.records import SkippedRecord, load_records  # noqa: E402
 
-HEADLINE = {"smac": "win_rate", "flatland": "completion"}
-# rliable's performance profiles (tau in [0, 1]) and optimality gap (threshold 1) read scores on a [0, 1]
-# scale: per family, the metrics that can be analysed, each with its divisor onto that scale and its label.
-# SMAC's return is scaled by the environment so that killing every enemy and winning earns 20
-# (reward_scale_rate); Protoss shields regenerate, so a return can pass 20 slightly.
-SCORES = {"smac": {"win_rate": (1.0, "win rate"), "return_mean": (REWARD_SCALE_RATE, f"return / {REWARD_SCALE_RATE:g}")},
-          "flatland": {"completion": (1.0, "completion"), "score": (1.0, "flatland score")}}
 DEFAULT_RESULTS = Path(__file__).resolve().parent.parent / "results"
 
 
@@ -61,11 +54,13 @@ def caption(matrices: dict, reps: int, what: str) -> str:
             f"bands and bars: 95% stratified-bootstrap intervals ({reps} resamples).")
 
 
-def analyse(group: pd.DataFrame, stem: str, benchmark: str, title: str, metric: str, results: Path,
-            reps: int, compare: tuple[str, ...] = ()) -> list[Path]:
-    """Every output of one benchmark (``benchmark`` names the family and backend); returns the files written."""
+def analyse(group: pd.DataFrame, stem: str, benchmark: str, title: str, metric: str, score: tuple[float, str],
+            results: Path, reps: int, compare: tuple[str, ...] = ()) -> list[Path]:
+    """Every output of one benchmark (``benchmark`` names the family and backend) for ``metric``, divided by
+    ``score``'s divisor onto rliable's [0, 1] scale (performance profiles, optimality gap) and labelled by
+    its label; returns the files written."""
     figs, tabs = results / "figures", results / "tables"
-    divisor, label = SCORES[group.family.iloc[0]][metric]
+    divisor, label = score
     absolute = group[group.metric == f"absolute/{metric}"].assign(value=lambda f: f.value / divisor)
     evals = group[group.metric == f"eval/{metric}"].assign(value=lambda f: f.value / divisor)
     matrices = stats.score_matrices(absolute)
@@ -110,16 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory (default: ./results)")
     p.add_argument("--reps", type=int, default=2000, help="bootstrap repetitions (default 2000)")
     p.add_argument("--metric", help="score to analyse instead of the headline (SMAC win_rate, Flatland completion): "
-                                    + "; ".join(f"{family}: {', '.join(m)}" for family, m in SCORES.items()))
+                                    "SMAC return_mean, Flatland score")
     p.add_argument("--compare", nargs="+", default=[], metavar="ALGO",
                    help="also tabulate the probability that ALGO (an algorithm or a variant such as "
                         "mabl+reward_global) improves on each other algorithm; MABL's is always tabulated")
     args = p.parse_args(argv)
     if args.reps < 10:
         p.error(f"--reps must be >= 10, got {args.reps}")
-    known = sorted({m for metrics in SCORES.values() for m in metrics})
-    if args.metric is not None and args.metric not in known:
-        p.error(f"unknown --metric {args.metric!r}; valid metrics: {', '.join(known)}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SkippedRecord)
         frame, report = load_records(args.results, args.suite, prefixes=("eval/", "absolute/"))
@@ -131,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no completed runs in {where}; run a suite first, e.g. `python -m suites.run smoke`, or point "
               "--results at a results directory", file=sys.stderr)
         return 1
+    known = sorted({m for benchmark in report.benchmarks.values() for m in benchmark.scores})
+    if args.metric is not None and args.metric not in known:
+        p.error(f"unknown --metric {args.metric!r}; valid metrics of these records: {', '.join(known)}")
     unknown = sorted(set(args.compare) - set(frame.algorithm))
     if unknown:
         p.error(f"--compare {', '.join(unknown)}: no completed runs of that name; algorithms in these records: "
@@ -139,16 +134,16 @@ def main(argv: list[str] | None = None) -> int:
         (args.results / sub).mkdir(parents=True, exist_ok=True)
     analysed = 0
     for (suite, family, backend), group in frame.groupby(["suite", "family", "backend"]):
-        label = benchmark_label(family, backend)
-        metric = args.metric or HEADLINE[family]
-        if metric not in SCORES[family]:
-            print(f"\n{label}, suite {suite}: not analysed, {metric} is not a {family} score "
-                  f"(valid: {', '.join(SCORES[family])})")
+        described = report.benchmarks[family, backend]
+        label, metric = described.title, args.metric or described.metric
+        if metric not in described.scores:
+            print(f"\n{label}, suite {suite}: not analysed, {metric} is not one of its scores "
+                  f"(valid: {', '.join(described.scores)})")
             continue
         benchmark = family if backend == family else f"{family}_{backend}"  # smac_sim, smac_sc2, flatland
-        stem = f"{suite}_{benchmark}" + ("" if metric == HEADLINE[family] else f"_{metric}")
-        written = analyse(group, stem, benchmark, f"{label}: {suite}", metric, args.results, args.reps,
-                          tuple(args.compare))
+        stem = f"{suite}_{benchmark}" + ("" if metric == described.metric else f"_{metric}")
+        written = analyse(group, stem, benchmark, f"{label}: {suite}", metric, described.scores[metric], args.results,
+                          args.reps, tuple(args.compare))
         analysed += 1
         print(f"\n{label}, suite {suite}: {group.groupby(['task', 'algorithm', 'seed']).ngroups} run(s), "
               f"{len(written)} file(s) under {args.results}")

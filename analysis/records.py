@@ -1,10 +1,12 @@
 """Load run records into one tidy pandas frame.
 
 One row per logged scalar: suite, family, task, backend, algorithm, preset, seed, step, metric, value,
-status. A named variant's runs carry ``<algorithm>+<variant>`` as their algorithm, so every statistic and
-figure treats them as an algorithm of their own. Only each run's COMPLETED attempt is loaded; partial,
-failed and unreadable records (a half-written JSON, a missing file) are skipped with one warning each and
-listed in the report, never silently included.
+status. How each benchmark (a family on one backend) is titled and scored comes from the environment spec
+its runs recorded, so the analysis needs no knowledge of any family. A named variant's runs carry
+``<algorithm>+<variant>`` as their algorithm, so every statistic and figure treats them as an algorithm of
+their own. Only each run's COMPLETED attempt is loaded; partial, failed and unreadable records (a
+half-written JSON, a missing file) are skipped with one warning each and listed in the report, never
+silently included.
 """
 from __future__ import annotations
 
@@ -26,10 +28,28 @@ class SkippedRecord(UserWarning):
     """A run record that the analysis leaves out, and why."""
 
 
+@dataclass(frozen=True)
+class Benchmark:
+    """A family on one backend as its records describe it (``EnvSpec``'s family fields)."""
+
+    title: str  # e.g. "SMAC (simulator)"
+    metric: str  # the headline metric
+    scores: dict[str, tuple[float, str]]  # metric -> (divisor onto [0, 1], label)
+
+    @classmethod
+    def recorded(cls, env_spec: dict) -> Benchmark:
+        """From a record's ``env_spec``. Records written before specs carried their scores name the headline
+        metric only; it is then the one score, unscaled."""
+        scores = {s["metric"]: (s["scale"], s["label"]) for s in env_spec.get("scores", ())}
+        title = env_spec.get("benchmark") or f"{env_spec['family']} ({env_spec['backend']})"
+        return cls(title, env_spec["metric"], scores or {env_spec["metric"]: (1.0, env_spec["metric"].replace("_", " "))})
+
+
 @dataclass
 class LoadReport:
     loaded: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (run dir, reason)
+    benchmarks: dict[tuple[str, str], Benchmark] = field(default_factory=dict)  # (family, backend) -> description
 
     def skip(self, run_dir: Path, reason: str) -> None:
         self.skipped.append((str(run_dir), reason))
@@ -64,6 +84,7 @@ def load_records(results: Path, suite: str | None = None, prefixes: tuple[str, .
             config = json.loads((attempt / "config.json").read_text())
             metrics = json.loads((attempt / "metrics.json").read_text())
             head = [config[k] for k in CONFIG_KEYS]
+            benchmark = Benchmark.recorded(config["env_spec"])
             head[CONFIG_KEYS.index("algorithm")] = algorithm_label(config["algorithm"], config.get("variant", ""))
         except (OSError, ValueError, KeyError) as err:
             report.skip(run_dir, f"unreadable record ({type(err).__name__}: {err})")
@@ -72,13 +93,8 @@ def load_records(results: Path, suite: str | None = None, prefixes: tuple[str, .
                 for name, series in metrics.items() if prefixes is None or name.startswith(prefixes)
                 for step, value in zip(series["steps"], series["values"])]
         frames.append(pd.DataFrame(rows, columns=COLUMNS))
+        report.benchmarks[config["family"], config["backend"]] = benchmark
         report.loaded += 1
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
     return frame, report
 
-
-def benchmark_label(family: str, backend: str) -> str:
-    """Results of different backends are never pooled: each gets its own label."""
-    if family == "smac":
-        return "SMAC (StarCraft II)" if backend == "sc2" else "SMAC (simulator)"
-    return family.capitalize()

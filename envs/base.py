@@ -13,20 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-
-@dataclass(frozen=True)
-class EnvSpec:
-    """Static description of a task: what algorithms are built from."""
-
-    task: str
-    family: str  # "smac" or "flatland"
-    backend: str  # "sim", "sc2", "flatland"
-    n_agents: int
-    obs_dim: int
-    state_dim: int
-    n_actions: int
-    episode_limit: int
-    metric: str  # the headline evaluation metric, e.g. "win_rate" or "completion"
+from envs.spec import EnvSpec
 
 
 @dataclass

@@ -20,21 +20,18 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import envs  # noqa: E402
 from algorithms import make_algorithm, make_config  # noqa: E402
 from algorithms.cuda_graphs import prefer_expandable_segments  # noqa: E402
 from algorithms.world_model.agent import matmul_precision  # noqa: E402
 from algorithms.world_model.networks import count_parameters  # noqa: E402
-from envs.base import EnvSpec  # noqa: E402
 from envs.smac.maps import SUPER_HARD  # noqa: E402
 
 WORLD_MODELS = ("mabl", "mabl_single_level", "mamba")
 
 
-def smac_spec(map_name: str) -> EnvSpec:
-    from envs.smac.simulator import SmacSimulator
-
-    env = SmacSimulator(map_name, num_envs=1, seed=0)
-    return env.spec
+def smac_spec(map_name: str) -> envs.EnvSpec:
+    return envs.env_spec(f"smac/{map_name}", "sim")
 
 
 def fill_replay(algo, steps: int) -> None:
@@ -57,7 +54,7 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_update(name: str, spec: EnvSpec, device: str, repeats: int, overrides: dict,
+def time_update(name: str, spec: envs.EnvSpec, device: str, repeats: int, overrides: dict,
                 preset: str = "paper") -> dict[str, float]:
     """Seconds per learner update, split into the world-model steps and the policy rounds (imagination +
     PPO; a device sync between the two), averaged over ``repeats``, plus peak GPU memory. The warm-up update

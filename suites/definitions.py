@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from envs.errors import UsageError
+
 ALGORITHMS = ("mabl", "mabl_single_level", "mamba", "mappo")
 SCRIPTED = ("attack_nearest", "focus_fire")  # SMAC only: each map's difficulty floor (algorithms/scripted)
 SUPER_HARD = ("smac/3s5z_vs_3s6z", "smac/6h_vs_8z", "smac/MMM2", "smac/27m_vs_30m", "smac/corridor")
@@ -110,8 +112,6 @@ SUITES: dict[str, Suite] = {
 
 
 def get_suite(name: str) -> Suite:
-    from envs import UsageError
-
     if name not in SUITES:
         raise UsageError(f"unknown suite {name!r}; valid suites: {', '.join(sorted(SUITES))}")
     return SUITES[name]

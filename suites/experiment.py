@@ -101,10 +101,6 @@ def execute(spec: RunSpec, results_dir: Path, progress=None, interrupt_after: in
     from sacred.observers import FileStorageObserver
 
     SETTINGS.CAPTURE_MODE = "sys"  # fd capture deadlocks with subprocesses (sacred #705)
-    import envs
-
-    # the backend that actually runs is fixed in the record and its path, so results never mix backends
-    spec = dataclasses.replace(spec, backend=envs.resolve_backend(spec.task, spec.backend, quiet=True))
     record_dir = results_dir / "runs" / spec.run_id
     mark_interrupted(record_dir)
     config, algo_config = run_config(spec)

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from envs.errors import UsageError
 from suites import progress
 from suites.records import attempts
 from suites.runner import RunSpec
@@ -181,8 +182,6 @@ def stop_all(processes) -> None:
 def run_ray(specs: list[RunSpec], results: Path, address: str | None, gpus_per_run: float,
             cpus_per_run: float = 1.0) -> list[Outcome]:
     """Each run is a Ray task; a task whose worker dies is reported FAILED like one that raises."""
-    from envs import UsageError
-
     try:
         import ray
     except ImportError:

@@ -8,6 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from envs.errors import UsageError
 from suites.definitions import SUITES, get_suite
 from suites.records import DONE, recorded_settings, run_status
 from suites.runner import RunSpec
@@ -46,7 +47,8 @@ def parser() -> argparse.ArgumentParser:
                    help="name these runs as a variant of each algorithm (with --set or --preset): records under "
                         "<algorithm>+NAME beside the algorithm's own, analysed as an algorithm of their own")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    p.add_argument("--backend", default="auto", help="SMAC backend: auto, sim or sc2")
+    p.add_argument("--backend", default="auto", help="auto, or a family's backend (SMAC: sim or sc2); a backend of another "
+                                                     "family leaves a task on its own family's choice")
     p.add_argument("--compile-env", action="store_true",
                    help="torch.compile the SMAC simulator's step: 2.5-8x faster stepping after 20-30 s of compiling "
                         "per run; worth it from about 100k steps")
@@ -77,7 +79,7 @@ def expand(args) -> list[RunSpec]:
         check_algorithm(a)
     budget = args.budget or suite.default_budget
     if budget not in suite.budgets:
-        raise envs.UsageError(f"unknown budget {budget!r} for suite {suite.name}; "
+        raise UsageError(f"unknown budget {budget!r} for suite {suite.name}; "
                               f"valid budgets: {', '.join(suite.budgets)}")
     steps, interval = suite.budgets[budget]
     steps = args.steps or steps
@@ -86,9 +88,10 @@ def expand(args) -> list[RunSpec]:
     _check_device(args.device)
     _check_launcher(args)
     _check_wandb(args.wandb)
+    env_specs = {t: envs.env_spec(t, args.backend) for t in tasks}  # each task's family and backend, resolved once
     return [RunSpec(suite=suite.name, task=t, algorithm=a, preset=args.preset or suite.preset_for(a), seed=k, steps=steps,
                     eval_interval=min(interval, steps), eval_episodes=args.eval_episodes or suite.eval_episodes,
-                    device=args.device, backend=envs.resolve_backend(t, args.backend, quiet=True),
+                    device=args.device, backend=env_specs[t].backend, env_spec=env_specs[t],
                     compile_env=args.compile_env, overrides=tuple(sorted(overrides[a].items())), variant=args.variant,
                     wandb=args.wandb)
             for t in tasks for a in algos for k in range(args.seeds or suite.seeds)]
@@ -96,8 +99,6 @@ def expand(args) -> list[RunSpec]:
 
 def _check_variant(name: str) -> None:
     import re
-
-    from envs import UsageError
 
     if name and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}", name):
         raise UsageError(f"invalid --variant {name!r}: it names run directories, so use up to 40 letters, digits, "
@@ -107,7 +108,6 @@ def _check_variant(name: str) -> None:
 def _check_wandb(project: str) -> None:
     import importlib.util
 
-    from envs import UsageError
     from suites.experiment import WANDB_HINT
 
     if project and importlib.util.find_spec("wandb") is None:
@@ -116,8 +116,6 @@ def _check_wandb(project: str) -> None:
 
 def _check_device(device: str) -> None:
     import torch
-
-    from envs import UsageError
 
     try:
         dev = torch.device(device)
@@ -129,7 +127,6 @@ def _check_device(device: str) -> None:
 
 
 def _check_launcher(args) -> None:
-    from envs import UsageError
     from suites.launchers import LAUNCHERS, RAY_HINT
 
     if args.launcher not in LAUNCHERS:
@@ -149,8 +146,6 @@ def _check_records_match(runs: list[RunSpec], configs: dict, results: Path) -> N
     """A run already on disk must have been started with the same preset and config: resuming or skipping
     it under other settings would put two configurations in one record."""
     import json
-
-    from envs import UsageError
 
     for spec in runs:
         run_dir = results / "runs" / spec.run_id
@@ -182,7 +177,6 @@ def launch(runs: list[RunSpec], args) -> list:
 
 def main(argv: list[str] | None = None) -> int:
     from algorithms.cuda_graphs import prefer_expandable_segments
-    from envs import UsageError
     from suites.runner import resolve_config
 
     prefer_expandable_segments()  # before any CUDA allocation; launched workers inherit it
@@ -203,10 +197,10 @@ def main(argv: list[str] | None = None) -> int:
         for s in runs:
             print(f"{statuses[s.run_id]:8s} {s.run_id}  ({s.steps} steps, preset {s.preset})")
         return 0
-    smac = [s.task for s in runs if s.task.startswith("smac/")]
-    if args.backend == "auto" and smac:
-        import envs
-        envs.resolve_backend(smac[0], "auto")  # prints the one-line notice once
+    import envs
+
+    for task in {envs.family_of(s.task).name: s.task for s in runs}.values():
+        envs.resolve_backend(task, args.backend)  # a family's notice about its backend choice, once
 
     todo = [s for s in runs if statuses[s.run_id] != DONE]
     try:

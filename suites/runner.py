@@ -27,6 +27,7 @@ import torch
 
 import envs
 from algorithms import Divergence, Transition, make_algorithm, make_config
+from envs.spec import EnvSpec
 from suites import records
 from suites.progress import RunProgress
 
@@ -50,6 +51,14 @@ class RunSpec:
     overrides: tuple = ()  # (field, value) pairs applied to the algorithm config
     variant: str = ""  # names a variant of the algorithm (its own records, its own label in the analysis)
     wandb: str = ""  # Weights & Biases project to log to as well ("": off)
+    env_spec: EnvSpec | None = None  # resolved with the backend when the spec is made (or read back from JSON)
+
+    def __post_init__(self):
+        if isinstance(self.env_spec, dict):
+            object.__setattr__(self, "env_spec", EnvSpec.from_dict(self.env_spec))
+        elif self.env_spec is None:
+            object.__setattr__(self, "env_spec", envs.env_spec(self.task, self.backend))
+        object.__setattr__(self, "backend", self.env_spec.backend)
 
     @property
     def run_id(self) -> str:
@@ -117,15 +126,12 @@ def _out_of_space(err: Exception, directory: Path) -> bool:
         return False
 
 
-# Per-episode outcomes read from ``info`` on the step that ends an episode, and their eval/ and collect/ names.
-EPISODE_OUTCOMES = {"won": "win_rate", "completion": "completion", "score": "score", "deadlocked": "deadlocked"}
-
-
 class EpisodeStats:
     """Returns, lengths and outcomes of finished episodes (training or evaluation), summed on the device as
     they finish (no host read per step) and reported as means."""
 
-    def __init__(self, num_envs: int, device):
+    def __init__(self, num_envs: int, device, outcomes: tuple[tuple[str, str], ...]):
+        self.outcomes = outcomes  # (info key, name) read on the step that ends an episode (EnvSpec.outcomes)
         self.running = torch.zeros(2, num_envs, device=device)  # return and length of the unfinished episodes
         self.totals: dict[str, torch.Tensor] = {}
 
@@ -134,7 +140,7 @@ class EpisodeStats:
         self.running += torch.stack([nxt.reward, torch.ones_like(nxt.reward)])
         ending = (nxt.done if counted is None else counted).float()
         finished = {"return_mean": self.running[0], "episode_length": self.running[1], "episodes": torch.ones_like(ending)}
-        finished.update({name: nxt.info[k].float() for k, name in EPISODE_OUTCOMES.items() if k in nxt.info})
+        finished.update({name: nxt.info[k].float() for k, name in self.outcomes})
         for name, value in finished.items():
             self.totals[name] = self.totals.get(name, 0.0) + (value * ending).sum()
         self.running *= 1.0 - nxt.done.float()
@@ -158,15 +164,14 @@ class EpisodeStats:
 
 def evaluate(algo, spec: RunSpec, episodes: int, seed: int) -> dict[str, float]:
     """Run exactly one episode in each of ``episodes`` fresh environments with the decentralised policy."""
-    one_episode_each = {"build_ahead": False} if spec.task.startswith("flatland/") else {}  # nothing to build ahead
     env = envs.make(spec.task, num_envs=episodes, device=spec.device, seed=seed, backend=spec.backend, checked=False,
-                    **one_episode_each)
+                    one_episode_each=True)
     try:
         step = env.reset()
         memory = algo.initial_memory(episodes)
         first = torch.ones(episodes, dtype=torch.bool, device=env.device)
         running = torch.ones(episodes, dtype=torch.bool, device=env.device)
-        finished = EpisodeStats(episodes, env.device)
+        finished = EpisodeStats(episodes, env.device, spec.env_spec.outcomes)
         while bool(running.any()):
             actions, memory, _ = algo.act(step.obs, step.avail_actions, memory, first, explore=not spec.eval_greedy,
                                           neighbours=step.info.get("neighbours"))
@@ -189,11 +194,7 @@ def evaluation_rank(result: dict[str, float], metric: str) -> tuple[float, float
 
 def resolve_config(spec: RunSpec):
     """The algorithm config this run uses (preset for the task, plus overrides) and the env spec."""
-    backend = envs.resolve_backend(spec.task, spec.backend, quiet=True)
-    env = envs.make(spec.task, num_envs=1, device="cpu", seed=spec.seed, backend=backend)
-    env_spec = env.spec
-    env.close()
-    return make_config(spec.algorithm, env_spec, spec.preset, dict(spec.overrides)), env_spec
+    return make_config(spec.algorithm, spec.env_spec, spec.preset, dict(spec.overrides)), spec.env_spec
 
 
 def train(spec: RunSpec, config, record_dir: Path, log: MetricLog, progress=None,
@@ -217,7 +218,7 @@ def train(spec: RunSpec, config, record_dir: Path, log: MetricLog, progress=None
     step = env.reset()
     memory = algo.initial_memory(env.num_envs)
     first = torch.ones(env.num_envs, dtype=torch.bool, device=env.device)
-    collected = EpisodeStats(env.num_envs, env.device)
+    collected = EpisodeStats(env.num_envs, env.device, spec.env_spec.outcomes)
     if ckpt_path.exists():
         try:
             ck = torch.load(ckpt_path, weights_only=False, map_location=spec.device)

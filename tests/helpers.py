@@ -81,17 +81,22 @@ def write_record(results, suite: str, task: str, algorithm: str, seed: int, fami
                  evals: dict[int, float] | None = None, absolute: float | None = None, status: str = "COMPLETED",
                  checkpoint: bool = False, variant: str = "") -> None:
     """A Sacred record as ``suites.experiment`` leaves it (attempt 1), with the headline metric only."""
+    import dataclasses
     import json
 
-    metric = {"smac": "win_rate", "flatland": "completion"}[family]
-    backend = "flatland" if family == "flatland" else backend
+    from envs import FAMILIES
     from suites.records import run_id
+
+    backend = backend if backend in FAMILIES[family].backends else family
+    env_spec = FAMILIES[family].describe(task.split("/", 1)[1], backend, n_agents=2, obs_dim=4, state_dim=8, n_actions=3,
+                                         episode_limit=10)
+    metric = env_spec.metric
 
     run_dir = results / "runs" / run_id(suite, task, algorithm, seed, backend, variant)
     attempt = run_dir / "1"
     attempt.mkdir(parents=True)
     config = dict(suite=suite, family=family, task=task, backend=backend, algorithm=algorithm, variant=variant,
-                  preset="tiny", seed=seed)
+                  preset="tiny", seed=seed, env_spec=dataclasses.asdict(env_spec))
     evals = evals or {}
     metrics = {f"eval/{metric}": {"steps": list(evals), "values": list(evals.values())},
                "eval/return_mean": {"steps": list(evals), "values": [20 * v for v in evals.values()]}}

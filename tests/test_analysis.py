@@ -137,7 +137,7 @@ def test_return_is_analysed_on_the_win_rate_scale_and_unknown_metrics_are_refuse
     assert make_plots.main(["--results", str(tmp_path), "--reps", "50"]) == 0
     assert make_plots.main(["--results", str(tmp_path), "--reps", "50", "--metric", "return_mean"]) == 0
     out = capsys.readouterr().out
-    assert "Flatland, suite synthetic: not analysed, return_mean is not a flatland score (valid: completion, score)" in out
+    assert "Flatland, suite synthetic: not analysed, return_mean is not one of its scores (valid: completion, score)" in out
     tables = tmp_path / "tables"
     by_return = (tables / "synthetic_smac_sim_return_mean_absolute_return_mean.csv").read_text()
     assert by_return == (tables / "synthetic_smac_sim_absolute_win_rate.csv").read_text()  # return / 20 = win rate
@@ -145,7 +145,7 @@ def test_return_is_analysed_on_the_win_rate_scale_and_unknown_metrics_are_refuse
     assert not (tables / "synthetic_flatland_return_mean_absolute_return_mean.csv").exists()
     with pytest.raises(SystemExit):
         make_plots.main(["--results", str(tmp_path), "--metric", "return"])
-    assert "unknown --metric 'return'; valid metrics: completion, return_mean, score, win_rate" in capsys.readouterr().err
+    assert "unknown --metric 'return'; valid metrics of these records: completion, return_mean, score, win_rate" in capsys.readouterr().err
 
 
 def test_marl_eval_export_schema(tmp_path):
@@ -243,3 +243,13 @@ def test_tables_are_wide_with_the_best_of_each_row_in_bold(tmp_path):
     assert "\\toprule" in tex and "\\bottomrule" in tex and "\\textbf{0.650" in tex
     ablation = (tmp_path / "tables" / "synthetic_smac_sim_ablation.tex").read_text()
     assert "P(MABL > MABL (single level))" in ablation
+
+
+def test_the_analysis_never_imports_torch_or_the_environments():
+    """Scores, titles and outcome names come from the records' env specs, not from the family code."""
+    import subprocess
+    import sys
+
+    code = "import sys, analysis.make_plots; print(' '.join(sorted(sys.modules)))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert not [m for m in loaded if m.split(".")[0] == "torch" or m in ("envs.base", "envs.smac.simulator")]

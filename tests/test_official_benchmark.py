@@ -16,7 +16,7 @@ import envs
 from algorithms import make_algorithm, make_config
 from algorithms.world_model import networks
 from algorithms.world_model.replay import SequenceReplay
-from envs.base import EnvSpec
+from envs.flatland.family import FLATLAND
 from scripts.official_learner_benchmark import main, official_learner
 from scripts.official_parity import (
     OfficialStarCraftView,
@@ -37,7 +37,7 @@ def test_a_folder_that_is_not_an_official_checkout_is_named(tmp_path):
 
 
 def test_a_family_the_official_code_has_no_learner_for_is_named(tmp_path):
-    spec = EnvSpec("flatland/2_agents", "flatland", "flatland", 2, 205, 410, 3, 320, "completion")
+    spec = FLATLAND.describe("2_agents", "flatland", n_agents=2, obs_dim=205, state_dim=410, n_actions=3, episode_limit=320)
     with pytest.raises(SystemExit, match=r"no official mabl learner configuration for flatland; there are: mamba on "
                                          r"smac, mabl on smac, mamba on flatland"):
         official_learner(tmp_path, "mabl", spec, "cpu", {})

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import envs
 from algorithms import make_algorithm, make_config
 from algorithms.scripted.policies import POLICIES
 from envs import UsageError
@@ -178,10 +179,7 @@ def test_a_scripted_baseline_runs_as_a_suite_run(tmp_path):
 
 
 def test_a_scripted_baseline_on_flatland_is_refused_with_the_tasks_it_supports():
-    from envs.base import EnvSpec
-
-    spec = EnvSpec(task=f"flatland/{next(iter(TASKS))}", family="flatland", backend="flatland", n_agents=2,
-                   obs_dim=10, state_dim=10, n_actions=5, episode_limit=10, metric="completion")
+    spec = envs.env_spec(f"flatland/{next(iter(TASKS))}")
     with pytest.raises(UsageError, match=r"attack_nearest is a scripted SMAC policy.*smac/3m"):
         make_config("attack_nearest", spec, "paper")
 

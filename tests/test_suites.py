@@ -98,7 +98,7 @@ def test_training_episodes_are_summed_across_environments_and_reports():
     first report's window; the second environment's unfinished episode carries into the next one."""
     import torch
 
-    stats = EpisodeStats(2, "cpu")
+    stats = EpisodeStats(2, "cpu", (("won", "win_rate"),))
 
     def step(reward, done, won):
         return SimpleNamespace(reward=torch.tensor(reward), done=torch.tensor(done), info={"won": torch.tensor(won)})
@@ -107,7 +107,7 @@ def test_training_episodes_are_summed_across_environments_and_reports():
     stats.add(step([2.0, 5.0], [True, False], [True, False]))
     assert stats.report() == {"episodes": 2.0, "return_mean": 2.0, "episode_length": 1.5, "win_rate": 0.5}
     assert stats.report() == {}
-    restored = EpisodeStats(2, "cpu")
+    restored = EpisodeStats(2, "cpu", (("won", "win_rate"),))
     restored.load_state_dict(stats.state_dict())
     restored.add(step([0.5, 1.0], [False, True], [False, True]))
     assert restored.report() == {"episodes": 1.0, "return_mean": 6.0, "episode_length": 2.0, "win_rate": 1.0}

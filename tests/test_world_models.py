@@ -10,12 +10,15 @@ from algorithms.world_model.losses import kl_balanced, lambda_returns, model_los
 from algorithms.world_model.networks import AgentAttention, sample_index, straight_through_sample
 from algorithms.world_model.replay import SequenceReplay
 from envs import UsageError
-from envs.base import EnvSpec
+from envs.flatland.family import FLATLAND
+from envs.smac.family import SMAC
 from envs.smac.simulator import SmacSimulator
 
 WORLD_MODELS = ("mamba", "mabl", "mabl_single_level")
-SMAC_3S5Z = EnvSpec("smac/3s5z_vs_3s6z", "smac", "sim", 8, 136, 230, 15, 170, "win_rate")
-FLATLAND_5 = EnvSpec("flatland/5_agents", "flatland", "flatland", 5, 205, 5 * 205, 3, 560, "completion")
+SMAC_3S5Z = SMAC.describe("3s5z_vs_3s6z", "sim", n_agents=8, obs_dim=136, state_dim=230, n_actions=15,
+                          episode_limit=170)
+FLATLAND_5 = FLATLAND.describe("5_agents", "flatland", n_agents=5, obs_dim=205, state_dim=5 * 205, n_actions=3,
+                               episode_limit=560)
 
 
 def _algo(name, spec, preset="tiny", **overrides):
@@ -388,7 +391,7 @@ def test_world_model_learns_a_tiny_deterministic_multi_agent_task():
     """Two agents see a shared clock (one-hot of t mod 4) and their own last action; the team reward is 1
     when the clock reads 3. Reconstruction and reward losses must fall below fixed thresholds."""
     torch.manual_seed(0)
-    spec = EnvSpec("smac/toy", "smac", "sim", 2, 6, 4, 2, 40, "win_rate")
+    spec = SMAC.describe("toy", "sim", n_agents=2, obs_dim=6, state_dim=4, n_actions=2, episode_limit=40)
     algo = _algo("mabl", spec, model_lr=3e-3)
     g = torch.Generator().manual_seed(0)
     prev_actions = torch.zeros(4, 2, dtype=torch.long)
@@ -516,7 +519,7 @@ def test_cuda_graphs_learn_like_eager_steps():
     losses = {}
     for graphs in (False, True):
         torch.manual_seed(0)
-        spec = EnvSpec("smac/toy", "smac", "sim", 2, 6, 4, 3, 40, "win_rate")
+        spec = SMAC.describe("toy", "sim", n_agents=2, obs_dim=6, state_dim=4, n_actions=3, episode_limit=40)
         algo = make_algorithm("mabl", spec, make_config("mabl", spec, "tiny", {"cuda_graphs": graphs, "model_epochs": 50}),
                               "cuda")
         g = torch.Generator().manual_seed(0)
@@ -540,7 +543,7 @@ def test_policy_learns_the_rewarded_action_in_imagination():
     """Team reward = fraction of agents that chose action 0. After the world model has learned this from
     random play, PPO in imagination alone must make action 0 the policy's clear choice."""
     torch.manual_seed(0)
-    spec = EnvSpec("smac/toy", "smac", "sim", 2, 6, 4, 3, 40, "win_rate")
+    spec = SMAC.describe("toy", "sim", n_agents=2, obs_dim=6, state_dim=4, n_actions=3, episode_limit=40)
     algo = _algo("mabl_single_level", spec, model_lr=3e-3, actor_lr=3e-3)
     g = torch.Generator().manual_seed(0)
     for t in range(400):

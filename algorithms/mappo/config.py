@@ -10,7 +10,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from envs.base import EnvSpec
+from envs.errors import UsageError
+from envs.spec import EnvSpec
 
 # train_smac_<map>.sh: (recurrent, num_mini_batch, gain); all use 8 threads x 400 steps, 5 epochs.
 SUPER_HARD_SCRIPTS = {
@@ -53,8 +54,6 @@ class MAPPOConfig:
 
     @classmethod
     def preset(cls, name: str, spec: EnvSpec) -> MAPPOConfig:
-        from envs import UsageError
-
         if name == "paper":  # Flatland: on-policy publishes no setting; its config.py defaults apply
             map_name = spec.task.split("/", 1)[1]
             if map_name in SUPER_HARD_SCRIPTS:

@@ -12,10 +12,14 @@ from typing import Any, ClassVar
 
 import torch
 
+import envs
 from algorithms.base import Algorithm, Transition
 from algorithms.scripted.policies import POLICIES
-from envs.base import EnvSpec
+from envs.errors import UsageError
 from envs.smac.tactical_view import ObservationDecoder
+from envs.spec import EnvSpec
+
+FAMILIES = ("smac",)  # the policies read SMAC's observation layout (envs/smac/tactical_view.py)
 
 
 @dataclass(frozen=True)
@@ -27,12 +31,10 @@ class ScriptedConfig:
 
     @classmethod
     def preset(cls, name: str, spec: EnvSpec) -> ScriptedConfig:
-        from envs import UsageError, list_tasks
-
-        if spec.family != "smac":
-            smac = [t for t in list_tasks() if t.startswith("smac/")]
+        if spec.family not in FAMILIES:
+            supported = [f"{family}/{task}" for family in FAMILIES for task in envs.FAMILIES[family].tasks()]
             raise UsageError(f"{cls.ALGORITHM} is a scripted SMAC policy and cannot play {spec.task}; "
-                             f"it supports: {', '.join(smac)}")
+                             f"it supports: {', '.join(supported)}")
         return cls()
 
     def asdict(self) -> dict:

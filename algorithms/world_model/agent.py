@@ -55,7 +55,7 @@ class WorldModelAgent(Algorithm):
         cfg, n, a = config, spec.n_agents, spec.n_actions
         # The official code learns an available-action head for SMAC only (``ENV_TYPE == STARCRAFT``), and masks
         # unavailable actions when acting only there (see ``act``).
-        self.availability_head = spec.family == "smac"
+        self.availability_head = spec.action_masks
         self.model = WorldModel(cfg, spec.obs_dim, spec.state_dim, n, a, self.availability_head).to(self.device)
         critic_dim = 2 * cfg.feat if cfg.critic_features == "all" else cfg.feat
         self.actor = Actor(cfg.feat, a, cfg.head_hidden, cfg.head_layers).to(self.device)

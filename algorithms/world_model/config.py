@@ -16,7 +16,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
-from envs.base import EnvSpec
+from envs.errors import UsageError
+from envs.spec import EnvSpec
 
 FAMILY_DEFAULTS = {
     "smac": dict(normalise_advantage=True, target_critic=False, per_agent_done=False),
@@ -90,8 +91,6 @@ class WorldModelConfig:
     ALGORITHM: ClassVar[str] = ""
 
     def __post_init__(self):
-        from envs import UsageError
-
         for name in ("num_envs", "hidden", "model_hidden", "embed", "state_embed", "n_categoricals", "n_classes",
                      "deterministic", "head_layers", "head_hidden", "capacity", "model_batch_size", "batch_size",
                      "horizon", "ppo_minibatch", "ppo_epochs", "attention_heads", "communication_layers"):
@@ -137,8 +136,6 @@ class WorldModelConfig:
     @classmethod
     def preset(cls, name: str, spec: EnvSpec) -> WorldModelConfig:
         """``paper`` picks ``paper_<family>``; a family-specific preset on another family is refused."""
-        from envs import UsageError
-
         if spec.family not in FAMILY_DEFAULTS:
             raise UsageError(f"{cls.ALGORITHM} has no settings for the {spec.family} family; "
                              f"supported: {', '.join(FAMILY_DEFAULTS)}")

@@ -38,13 +38,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from envs.base import EnvSpec, MultiAgentEnv, Step, first_unavailable
+from envs.base import MultiAgentEnv, Step, first_unavailable
+from envs.errors import UsageError
+from envs.flatland.family import FLATLAND
 from envs.flatland.rail import N_ACTIONS, RailTask, obs_dim, state_dim
 from envs.flatland.tasks import FlatlandTask, build_episode, child_seed, get_task
 
 PER_STEP = ("obs", "state", "avail", "alive", "neighbours")
 INFO = ("episode_limit", "completion", "deadlocked", "score")
 POLL_SECONDS = 0.2
+
+
+def layout(task: FlatlandTask, tree_depth: int = 3, state: str = "obs") -> dict[str, int]:
+    """The sizes an ``EnvSpec`` holds. The episode limit is flatland 2.2.2's with 2 cities placed, the
+    official code's value (the generator may place fewer cities than asked for)."""
+    return {"n_agents": task.n_agents, "obs_dim": obs_dim(tree_depth), "state_dim": state_dim(task, tree_depth, state),
+            "n_actions": N_ACTIONS, "episode_limit": task.episode_limit(cities_placed=2)}
 
 
 class WorkerError(RuntimeError):
@@ -182,8 +191,6 @@ class FlatlandEnv(MultiAgentEnv):
     def __init__(self, name: str, num_envs: int = 1, device: str | torch.device = "cpu", seed: int = 0,
                  workers: int | None = None, checked: bool = True, tree_depth: int = 3, state: str = "obs",
                  build_ahead: bool = True, **task_overrides):
-        from envs import UsageError
-
         task = get_task(name, **task_overrides)
         if num_envs < 1:
             raise UsageError(f"num_envs must be >= 1, got {num_envs}")
@@ -222,9 +229,7 @@ class FlatlandEnv(MultiAgentEnv):
             self._procs.append(proc)
             self._conns.append(conn)
         self._finalizer = weakref.finalize(self, _shutdown, self._procs, self._conns, self._helpers, self._local, root)
-        self.spec = EnvSpec(task=f"flatland/{name}", family="flatland", backend="flatland", n_agents=task.n_agents,
-                            obs_dim=obs_dim(tree_depth), state_dim=state_dim(task, tree_depth, state), n_actions=N_ACTIONS,
-                            episode_limit=task.episode_limit(cities_placed=2), metric="completion")
+        self.spec = FLATLAND.describe(name, "flatland", **layout(task, tree_depth, state))
         self._avail = None
 
     # ----- talking to the shards -----------------------------------------------------------------------

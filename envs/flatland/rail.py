@@ -37,6 +37,7 @@ import math
 import numpy as np
 from flatland.envs.step_utils.states import TrainState
 
+from envs.errors import UsageError
 from envs.flatland.tasks import FlatlandTask, build_episode
 from envs.flatland.tree import MOVES, TreeObservation
 
@@ -120,8 +121,6 @@ class RailTask:
     built elsewhere ahead of time, and builds it otherwise (the same episode)."""
 
     def __init__(self, task: FlatlandTask, seed: int, tree_depth: int = 3, state: str = "obs"):
-        from envs import UsageError
-
         if state not in STATES:
             raise UsageError(f"unknown Flatland global state {state!r}; valid: {', '.join(STATES)}")
         if not isinstance(tree_depth, int) or tree_depth < 1:

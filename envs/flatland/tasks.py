@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from envs.errors import UsageError
+
 CITY_PADDING = 2  # sparse_rail_generator: city radius = rail pairs + 2 (flatland/envs/rail_generators.py)
 
 
@@ -48,8 +50,6 @@ class FlatlandTask:
 
     def validate(self) -> None:
         """Refuse settings flatland would silently degrade or fail on, saying what to change."""
-        from envs import UsageError
-
         for name in ("width", "height", "n_agents", "n_cities", "max_rail_pairs_in_city", "max_rails_between_cities"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise UsageError(f"flatland {name} must be a positive integer, got {getattr(self, name)!r}")
@@ -90,8 +90,6 @@ TASKS: dict[str, FlatlandTask] = {
 
 def get_task(name: str, **overrides) -> FlatlandTask:
     """A task by name, optionally with fields changed (``n_agents=8``); validated either way."""
-    from envs import UsageError
-
     if name not in TASKS:
         raise UsageError(f"unknown Flatland task {name!r}; valid tasks: "
                          f"{', '.join('flatland/' + t for t in TASKS)}")

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from envs.base import EnvSpec, MultiAgentEnv, Step
+from envs.base import MultiAgentEnv, Step
+from envs.smac.family import SMAC
 from envs.smac.maps import get_map
 
 INSTALL_HINT = ("StarCraft II backend unavailable: install smacv2 with "
@@ -47,11 +48,9 @@ class Sc2Env(MultiAgentEnv):
         self.envs = [factory(map_name, seed + i) for i in range(num_envs)]
         self.num_envs, self.device = num_envs, torch.device(device)
         info = self.envs[0].get_env_info()
-        self.spec = EnvSpec(
-            task=f"smac/{map_name}", family="smac", backend="sc2", n_agents=info["n_agents"],
-            obs_dim=info["obs_shape"], state_dim=info["state_shape"], n_actions=info["n_actions"],
-            episode_limit=info["episode_limit"], metric="win_rate",
-        )
+        self.spec = SMAC.describe(map_name, "sc2", n_agents=info["n_agents"], obs_dim=info["obs_shape"],
+                                  state_dim=info["state_shape"], n_actions=info["n_actions"],
+                                  episode_limit=info["episode_limit"])
         self._steps = np.zeros(num_envs, dtype=np.int64)
 
     def _read(self, env):

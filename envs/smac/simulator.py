@@ -26,8 +26,9 @@ import math
 import numpy as np
 import torch
 
-from envs.base import EnvSpec, MultiAgentEnv, Step, first_unavailable
+from envs.base import MultiAgentEnv, Step, first_unavailable
 from envs.smac import units as U
+from envs.smac.family import REWARD_SCALE_RATE, SMAC
 from envs.smac.maps import ALLY_TYPE_ORDER, ENEMY_TYPE_BITS, MAP_SIZE, TERRAIN, SmacMap, get_map
 
 STEP_LOOPS = 8  # SMAC step_mul (ENV:69)
@@ -42,7 +43,7 @@ SCAN_RANGE, SCAN_MARGIN = 5.0, 0.5
 # Our choices, not documented game values: a unit that moved less than BLOCKED_PACE of its speed for
 # BLOCKED_LOOPS while chasing gives its target up as unreachable and ignores it for SHUN_LOOPS.
 BLOCKED_PACE, BLOCKED_LOOPS, SHUN_LOOPS = 0.25, 16.0, 32.0
-REWARD_DEATH, REWARD_WIN, REWARD_SCALE_RATE = 10.0, 200.0, 20.0  # ENV:84-91
+REWARD_DEATH, REWARD_WIN = 10.0, 200.0  # ENV:84-91; REWARD_SCALE_RATE: envs/smac/family.py
 SPAWN_JITTER = 0.2
 MOVE_DIRS = ((0.0, 1.0), (0.0, -1.0), (1.0, 0.0), (-1.0, 0.0))  # north, south, east, west
 
@@ -171,11 +172,8 @@ class SmacSimulator(MultiAgentEnv):
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
         self._build_static()
-        self.spec = EnvSpec(
-            task=f"smac/{map_name}", family="smac", backend="sim", n_agents=self.n_agents,
-            obs_dim=self.obs_dim, state_dim=self.state_dim, n_actions=self.n_actions,
-            episode_limit=self.map.limit, metric="win_rate",
-        )
+        self.spec = SMAC.describe(map_name, "sim", n_agents=self.n_agents, obs_dim=self.obs_dim,
+                                  state_dim=self.state_dim, n_actions=self.n_actions, episode_limit=self.map.limit)
         self.s: _State | None = None
         self._advance_fn, self._restart_fn = self._advance, self._restart
         if compile:

@@ -1,0 +1,60 @@
+"""SMAC as a task family: its backends, tasks, scores and how its environments are built."""
+from __future__ import annotations
+
+import sys
+
+from envs.errors import UsageError
+from envs.smac.maps import MAPS
+from envs.spec import EnvSpec, Family, Score
+
+# SMAC scales the shaped reward so that killing every enemy and winning earns 20 (reward_scale_rate,
+# oxwhirl/smac starcraft2.py:84-91); Protoss shields regenerate, so a return can pass 20 slightly.
+REWARD_SCALE_RATE = 20.0
+
+
+class Smac(Family):
+    name, title = "smac", "SMAC"
+    backends = {"sim": "simulator", "sc2": "StarCraft II"}
+    metric = "win_rate"
+    scores = (Score("win_rate", 1.0, "win rate"), Score("return_mean", REWARD_SCALE_RATE, f"return / {REWARD_SCALE_RATE:g}"))
+    outcomes = (("won", "win_rate"),)
+    action_masks = True  # dead units, out-of-range targets and blocked moves are unavailable
+
+    def tasks(self) -> list[str]:
+        return sorted(MAPS)
+
+    def choose_backend(self, requested: str, quiet: bool) -> str:
+        """StarCraft II when asked for (and installed) or, for ``auto``, when installed; the simulator otherwise."""
+        from envs.smac.sc2 import INSTALL_HINT, sc2_available
+
+        if requested == "sc2" and not sc2_available():
+            raise UsageError(INSTALL_HINT)
+        if requested != "auto":
+            return requested
+        if sc2_available():
+            return "sc2"
+        if not quiet:
+            print("note: StarCraft II not found; SMAC runs on the built-in simulator (--backend sim).", file=sys.stderr)
+        return "sim"
+
+    def spec(self, name: str, backend: str) -> EnvSpec:
+        """Both backends share SMAC's layout (tested against the game), so the simulator's static tables
+        describe either without starting StarCraft II."""
+        from envs.smac.simulator import SmacSimulator
+
+        layout = SmacSimulator(name, num_envs=1).spec
+        return self.describe(name, backend, n_agents=layout.n_agents, obs_dim=layout.obs_dim,
+                             state_dim=layout.state_dim, n_actions=layout.n_actions, episode_limit=layout.episode_limit)
+
+    def make(self, name: str, backend: str, num_envs: int, device: str, seed: int, *,
+             compile: bool = False, one_episode_each: bool = False, **options):
+        if backend == "sc2":
+            from envs.smac.sc2 import Sc2Env
+
+            return Sc2Env(name, num_envs=num_envs, device=device, seed=seed, **options)
+        from envs.smac.simulator import SmacSimulator
+
+        return SmacSimulator(name, num_envs=num_envs, device=device, seed=seed, compile=compile, **options)
+
+
+SMAC = Smac()
