@@ -58,7 +58,7 @@ def mappo_rate(device: str, steps: int = 2048) -> float:
     import tempfile
 
     from suites.experiment import execute
-    from suites.runner import RunSpec
+    from suites.spec import RunSpec
 
     spec = RunSpec(suite="bench", task="smac/3m", algorithm="mappo", preset="tiny", seed=0, steps=steps,
                    eval_interval=steps, eval_episodes=2, device=device, backend="sim")

@@ -24,7 +24,7 @@ from pathlib import Path
 from envs.errors import UsageError
 from suites import progress
 from suites.records import attempts
-from suites.runner import RunSpec
+from suites.spec import RunSpec
 
 COMPLETED, FAILED = "COMPLETED", "FAILED"
 LAUNCHERS = ("local", "ray")

@@ -14,7 +14,7 @@ def main(argv: list[str]) -> int:
     from tqdm import tqdm
 
     from suites.experiment import execute
-    from suites.runner import RunSpec
+    from suites.spec import RunSpec
 
     results, fields = Path(argv[0]), json.loads(argv[1])
     fields["overrides"] = tuple(tuple(pair) for pair in fields.get("overrides", ()))

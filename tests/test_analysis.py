@@ -145,7 +145,8 @@ def test_return_is_analysed_on_the_win_rate_scale_and_unknown_metrics_are_refuse
     assert not (tables / "synthetic_flatland_return_mean_absolute_return_mean.csv").exists()
     with pytest.raises(SystemExit):
         make_plots.main(["--results", str(tmp_path), "--metric", "return"])
-    assert "unknown --metric 'return'; valid metrics of these records: completion, return_mean, score, win_rate" in capsys.readouterr().err
+    assert ("unknown --metric 'return'; valid metrics of these records: completion, return_mean, score, win_rate"
+            in capsys.readouterr().err)
 
 
 def test_marl_eval_export_schema(tmp_path):

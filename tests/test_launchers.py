@@ -40,11 +40,9 @@ def test_every_suite_expands_with_its_default_seeds_and_budget(suite, runs):
 
 @pytest.mark.parametrize("suite", sorted(SUITES))
 def test_every_suite_preset_fits_its_algorithms_and_tasks(suite):
-    from suites.runner import resolve_config
-
     for spec in {(s.task, s.algorithm): s for s in expand(suite)}.values():
-        config, env_spec = resolve_config(spec)  # a preset that does not exist or fit raises UsageError
-        assert env_spec.task == spec.task and config.asdict()
+        config = spec.algorithm_config()  # a preset that does not exist or fit raises UsageError
+        assert spec.env_spec.task == spec.task and config.asdict()
 
 
 def test_a_suite_can_give_one_algorithm_its_own_preset():

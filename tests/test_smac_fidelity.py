@@ -169,7 +169,7 @@ def test_a_scripted_baseline_runs_as_a_suite_run(tmp_path):
     import json
 
     from suites.experiment import execute
-    from suites.runner import RunSpec
+    from suites.spec import RunSpec
 
     spec = RunSpec(suite="test", task="smac/3m", algorithm="focus_fire", preset="tiny", seed=0, steps=256,
                    eval_interval=128, eval_episodes=4, backend="sim")

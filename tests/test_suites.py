@@ -6,13 +6,30 @@ from types import SimpleNamespace
 import pytest
 
 from algorithms import Divergence
+from suites import plan
 from suites import run as cli
+from suites.evaluation import EpisodeStats, evaluation_rank
 from suites.experiment import execute
 from suites.records import DONE, FAILED, PARTIAL, PENDING, run_status
-from suites.runner import EpisodeStats, RunSpec, evaluation_rank
+from suites.spec import RunSpec
 
 TINY = dict(suite="test", task="smac/3m", algorithm="mappo", preset="tiny", steps=768, eval_interval=256,
             eval_episodes=4, backend="sim")
+
+
+class InterruptedAt:
+    """A progress bar whose run the user interrupts (Ctrl-C) once ``steps`` environment steps are done."""
+
+    def __init__(self, steps: int):
+        self.n, self.steps = 0, steps
+
+    def update(self, steps: int) -> None:
+        self.n += steps
+        if self.n >= self.steps:
+            raise KeyboardInterrupt
+
+    def set_postfix_str(self, text: str) -> None:
+        pass
 
 
 def _metrics(results: Path, spec: RunSpec, attempt: int | None = None) -> dict:
@@ -48,7 +65,7 @@ def test_tensorboard_holds_every_metric_at_the_recorded_steps_and_one_file_after
 
     spec = RunSpec(seed=2, **TINY)
     with pytest.raises(KeyboardInterrupt):
-        execute(spec, tmp_path, interrupt_after=300)
+        execute(spec, tmp_path, progress=InterruptedAt(300))
     execute(spec, tmp_path)
     run_dir = tmp_path / "runs" / spec.run_id
     assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1
@@ -84,7 +101,7 @@ def test_wandb_missing_says_how_to_install(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
     with pytest.raises(UsageError, match=r"pip install -e '\.\[wandb\]'"):
-        cli._check_wandb("my-project")
+        plan.check_wandb("my-project")
 
 
 def test_the_last_step_is_evaluated_when_the_budget_is_not_a_multiple_of_the_interval(tmp_path):
@@ -135,7 +152,7 @@ def test_interrupted_run_resumes_to_the_same_history(tmp_path):
     spec = RunSpec(seed=2, **TINY)
     execute(spec, tmp_path / "whole")
     with pytest.raises(KeyboardInterrupt):
-        execute(spec, tmp_path / "cut", interrupt_after=300)
+        execute(spec, tmp_path / "cut", progress=InterruptedAt(300))
     run_dir = tmp_path / "cut" / "runs" / spec.run_id
     assert run_status(run_dir) == PARTIAL
     execute(spec, tmp_path / "cut")
@@ -198,7 +215,7 @@ def test_interrupted_world_model_run_resumes_to_the_same_history(tmp_path):
     spec = RunSpec(seed=4, **{**TINY, "algorithm": "mabl", "steps": 640, "eval_interval": 160})
     execute(spec, tmp_path / "whole")
     with pytest.raises(KeyboardInterrupt):
-        execute(spec, tmp_path / "cut", interrupt_after=400)
+        execute(spec, tmp_path / "cut", progress=InterruptedAt(400))
     execute(spec, tmp_path / "cut")
     whole, cut = _metrics(tmp_path / "whole", spec), _metrics(tmp_path / "cut", spec)
     assert "train/model_loss" in whole and _learning(cut) == _learning(whole)
@@ -207,7 +224,7 @@ def test_interrupted_world_model_run_resumes_to_the_same_history(tmp_path):
 def test_an_attempt_left_running_by_a_killed_process_is_marked_interrupted_on_resume(tmp_path):
     spec = RunSpec(seed=2, **TINY)
     with pytest.raises(KeyboardInterrupt):
-        execute(spec, tmp_path, interrupt_after=300)
+        execute(spec, tmp_path, progress=InterruptedAt(300))
     run_dir = tmp_path / "runs" / spec.run_id
     killed = json.loads((run_dir / "1" / "run.json").read_text())
     (run_dir / "1" / "run.json").write_text(json.dumps(dict(killed, status="RUNNING")))  # as SIGKILL leaves it
@@ -222,7 +239,8 @@ def test_a_full_disk_fails_the_run_with_a_plain_message_and_the_run_resumes(tmp_
     checkpoint (the partial one never replaces it) and resume to the uninterrupted history."""
     import torch
 
-    from suites import runner
+    from suites import checkpoint
+    from suites.errors import DiskFull
 
     spec = RunSpec(seed=2, **TINY)
     execute(spec, tmp_path / "whole")
@@ -238,8 +256,8 @@ def test_a_full_disk_fails_the_run_with_a_plain_message_and_the_run_resumes(tmp_
 
     with monkeypatch.context() as patch:
         patch.setattr(torch, "save", fills_the_disk_at_the_third_checkpoint)
-        patch.setattr(runner.shutil, "disk_usage", lambda path: SimpleNamespace(total=1 << 30, used=1 << 30, free=0))
-        with pytest.raises(runner.DiskFull) as failure:
+        patch.setattr(checkpoint.shutil, "disk_usage", lambda path: SimpleNamespace(total=1 << 30, used=1 << 30, free=0))
+        with pytest.raises(DiskFull) as failure:
             execute(spec, tmp_path / "cut")
     run_dir = tmp_path / "cut" / "runs" / spec.run_id
     assert str(failure.value) == (f"no space left on the device holding {run_dir}; "

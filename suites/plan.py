@@ -1,0 +1,101 @@
+"""A suite command's plan: the runs it expands to, every name and value checked before anything runs."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+import torch
+
+import envs
+from algorithms import check_algorithm, parse_assignments
+from envs.errors import UsageError
+from suites.definitions import get_suite
+from suites.launchers import LAUNCHERS, RAY_HINT
+from suites.metrics import WANDB_HINT
+from suites.records import recorded_settings
+from suites.spec import RunSpec
+
+
+def expand(args) -> list[RunSpec]:
+    """The suite's runs after the command-line filters; raises UsageError on bad names or values."""
+    suite = get_suite(args.suite)
+    tasks = args.tasks or list(suite.tasks)
+    for t in tasks:
+        envs.check_task(t)
+    algos = args.algorithms or list(suite.algorithms)
+    for a in algos:
+        check_algorithm(a)
+    budget = args.budget or suite.default_budget
+    if budget not in suite.budgets:
+        raise UsageError(f"unknown budget {budget!r} for suite {suite.name}; "
+                         f"valid budgets: {', '.join(suite.budgets)}")
+    steps, interval = suite.budgets[budget]
+    steps = args.steps or steps
+    overrides = parse_assignments(args.assignments, algos)
+    check_variant(args.variant)
+    check_device(args.device)
+    check_launcher(args)
+    check_wandb(args.wandb)
+    env_specs = {t: envs.env_spec(t, args.backend) for t in tasks}  # each task's family and backend, resolved once
+    return [RunSpec(suite=suite.name, task=t, algorithm=a, preset=args.preset or suite.preset_for(a), seed=k, steps=steps,
+                    eval_interval=min(interval, steps), eval_episodes=args.eval_episodes or suite.eval_episodes,
+                    device=args.device, backend=env_specs[t].backend, env_spec=env_specs[t],
+                    compile_env=args.compile_env, overrides=tuple(sorted(overrides[a].items())), variant=args.variant,
+                    wandb=args.wandb)
+            for t in tasks for a in algos for k in range(args.seeds or suite.seeds)]
+
+
+def check_variant(name: str) -> None:
+    if name and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}", name):
+        raise UsageError(f"invalid --variant {name!r}: it names run directories, so use up to 40 letters, digits, "
+                         "'_', '.' or '-', starting with a letter or digit")
+
+
+def check_wandb(project: str) -> None:
+    if project and importlib.util.find_spec("wandb") is None:
+        raise UsageError(WANDB_HINT)
+
+
+def check_device(device: str) -> None:
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise UsageError(f"invalid --device {device!r}; use cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("CUDA requested but not available: install a CUDA build of torch==2.13.0 on a GPU "
+                         "machine, or use --device cpu.")
+
+
+def check_launcher(args) -> None:
+    if args.launcher not in LAUNCHERS:
+        raise UsageError(f"unknown launcher {args.launcher!r}; valid launchers: {', '.join(LAUNCHERS)}")
+    if args.launcher != "ray" and (args.address or args.gpus_per_run is not None):
+        raise UsageError("--address and --gpus-per-run need --launcher ray")
+    if args.gpus_per_run is not None and not 0 <= args.gpus_per_run:
+        raise UsageError(f"--gpus-per-run must be >= 0, got {args.gpus_per_run}")
+    if args.launcher == "ray" and not args.dry_run and importlib.util.find_spec("ray") is None:
+        raise UsageError(RAY_HINT)
+
+
+def check_records_match(runs: list[RunSpec], results: Path) -> None:
+    """Every run's config can be built (preset names and fit are checked before anything runs, once per task
+    and algorithm), and a run already on disk was started with the same preset and config: resuming or
+    skipping it under other settings would put two configurations in one record."""
+    configs = {}
+    for spec in runs:
+        if (spec.task, spec.algorithm) not in configs:
+            configs[spec.task, spec.algorithm] = spec.algorithm_config()
+    for spec in runs:
+        run_dir = results / "runs" / spec.run_id
+        recorded = recorded_settings(run_dir)
+        if recorded is None:
+            continue
+        now = json.loads(json.dumps({"preset": spec.preset, **configs[spec.task, spec.algorithm].asdict()}))
+        changed = [f"{k} {recorded[k]!r} recorded, {v!r} now" for k, v in now.items() if recorded.get(k, v) != v]
+        if changed:
+            more = f"; and {len(changed) - 4} more" if len(changed) > 4 else ""
+            raise UsageError(f"{run_dir} was recorded with other settings ({'; '.join(changed[:4])}{more}); name "
+                             "these settings with --variant NAME (recorded beside it), use another --results "
+                             "directory, or delete that record to start it again")
