@@ -15,44 +15,27 @@ __all__ = [
 ]
 
 
-def _mappo():
-    from algorithms.mappo import MAPPO, MAPPOConfig
-
-    return MAPPO, MAPPOConfig
-
-
-def _mamba():
-    from algorithms.mamba import MAMBA, MAMBAConfig
-
-    return MAMBA, MAMBAConfig
-
-
-def _mabl():
-    from algorithms.mabl import MABL, MABLConfig
-
-    return MABL, MABLConfig
+# name -> (algorithm class, config class) as "module:attribute", imported on first use, so that naming one
+# algorithm never loads the others. MAMBA, MABL and the ablation are one agent with different configs.
+REGISTRY = {
+    "mappo": ("algorithms.mappo:MAPPO", "algorithms.mappo:MAPPOConfig"),
+    "mamba": ("algorithms.world_model:WorldModelAgent", "algorithms.mamba:MAMBAConfig"),
+    "mabl": ("algorithms.world_model:WorldModelAgent", "algorithms.mabl:MABLConfig"),
+    "mabl_single_level": ("algorithms.world_model:WorldModelAgent", "algorithms.mabl:MABLSingleLevelConfig"),
+    "attack_nearest": ("algorithms.scripted:ScriptedPolicy", "algorithms.scripted:AttackNearestConfig"),
+    "focus_fire": ("algorithms.scripted:ScriptedPolicy", "algorithms.scripted:FocusFireConfig"),
+}
 
 
-def _mabl_single_level():
-    from algorithms.mabl import MABLSingleLevel, MABLSingleLevelConfig
+def _load(name: str) -> tuple[type, type]:
+    """``name``'s algorithm and config classes."""
+    import importlib
 
-    return MABLSingleLevel, MABLSingleLevelConfig
+    def resolve(path: str):
+        module, attribute = path.split(":")
+        return getattr(importlib.import_module(module), attribute)
 
-
-def _attack_nearest():
-    from algorithms.scripted import AttackNearestConfig, ScriptedPolicy
-
-    return ScriptedPolicy, AttackNearestConfig
-
-
-def _focus_fire():
-    from algorithms.scripted import FocusFireConfig, ScriptedPolicy
-
-    return ScriptedPolicy, FocusFireConfig
-
-
-REGISTRY = {"mappo": _mappo, "mamba": _mamba, "mabl": _mabl, "mabl_single_level": _mabl_single_level,
-            "attack_nearest": _attack_nearest, "focus_fire": _focus_fire}
+    return tuple(resolve(path) for path in REGISTRY[name])
 
 
 def list_algorithms() -> list[str]:
@@ -67,7 +50,7 @@ def check_algorithm(name: str) -> None:
 def make_config(name: str, spec: EnvSpec, preset: str = "paper", overrides: dict | None = None):
     """The frozen config of ``preset`` for ``spec``'s task, with ``overrides`` applied."""
     check_algorithm(name)
-    _, config_cls = REGISTRY[name]()
+    _, config_cls = _load(name)
     config = config_cls.preset(preset, spec)
     if overrides:
         unknown = set(overrides) - {f.name for f in dataclasses.fields(config)}
@@ -80,7 +63,7 @@ def make_config(name: str, spec: EnvSpec, preset: str = "paper", overrides: dict
 def config_defaults(name: str) -> dict:
     """``name``'s config fields and their defaults (every field has one; its type is the default's)."""
     check_algorithm(name)
-    _, config_cls = REGISTRY[name]()
+    _, config_cls = _load(name)
     return {f.name: f.default for f in dataclasses.fields(config_cls)}
 
 
@@ -130,5 +113,5 @@ def _convert(value: str, default, what: str):
 
 
 def make_algorithm(name: str, spec: EnvSpec, config, device: str | torch.device = "cpu") -> Algorithm:
-    algo_cls, _ = REGISTRY[name]()
+    algo_cls, _ = _load(name)
     return algo_cls(spec, config, device)

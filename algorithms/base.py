@@ -7,12 +7,14 @@ only per-agent local inputs (each agent's observation, available actions and its
 from __future__ import annotations
 
 import abc
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
 from envs.base import Step
+from envs.errors import UsageError
 from envs.spec import EnvSpec
 
 
@@ -54,14 +56,38 @@ class Transition:
         )
 
 
+@dataclass(frozen=True)
+class AlgorithmConfig:
+    """What the suite needs of every algorithm's config. A frozen dataclass whose fields all have defaults
+    (``--set`` converts a value to its default's type); ``preset`` builds one for a task, ``asdict`` is what
+    the run's config.json records, ``num_envs`` how many training environments the runner steps."""
+
+    ALGORITHM: ClassVar[str] = ""  # the registry name, for messages
+    num_envs: int = 8
+
+    @classmethod
+    def preset(cls, name: str, spec: EnvSpec) -> AlgorithmConfig:
+        """The config preset ``name`` gives for ``spec``'s task; UsageError for a name that does not exist or fit."""
+        raise NotImplementedError
+
+    @classmethod
+    def preset_names(cls) -> list[str]:
+        raise NotImplementedError
+
+    @classmethod
+    def unknown_preset(cls, name: str) -> UsageError:
+        return UsageError(f"unknown {cls.ALGORITHM} preset {name!r}; valid presets: {', '.join(cls.preset_names())}")
+
+    def asdict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
 class Divergence(RuntimeError):
     """A loss or gradient became NaN or inf; the run must stop."""
 
 
 class Algorithm(abc.ABC):
     """Built from an env spec, a frozen config preset and a device."""
-
-    name: str = ""
 
     def __init__(self, spec: EnvSpec, config: Any, device: torch.device | str = "cpu"):
         self.spec, self.config, self.device = spec, config, torch.device(device)

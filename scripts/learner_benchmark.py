@@ -67,18 +67,18 @@ def time_update(name: str, spec: envs.EnvSpec, device: str, repeats: int, overri
     config = make_config(name, spec, preset, {"capacity": 20_000, **overrides})
     algo = make_algorithm(name, spec, config, device)
     fill_replay(algo, 5_000)
-    algo._learner_call()  # warm-up (allocator, kernels, graph capture)
-    algo._collect_metrics()
+    algo.learner_call()  # warm-up (allocator, kernels, graph capture)
+    algo.collect_metrics()
     phases = dict.fromkeys(("model", "policy"), 0.0)
     for _ in range(repeats):
-        for phase, run in (("model", algo._train_model), ("policy", algo._train_policy)):
+        for phase, run in (("model", algo.train_model), ("policy", algo.train_policy)):
             sync(device)
             start = time.perf_counter()
             with matmul_precision(config.tf32):
                 run()
             sync(device)
             phases[phase] += time.perf_counter() - start
-    algo._collect_metrics()
+    algo.collect_metrics()
     out = {k: v / repeats for k, v in phases.items()}
     out["seconds_per_update"] = sum(out.values())
     if device.startswith("cuda"):

@@ -51,11 +51,11 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import algorithms.world_model.agent as agent_module  # noqa: E402
 import algorithms.world_model.networks as networks  # noqa: E402
 import envs  # noqa: E402
 from algorithms import make_algorithm, make_config  # noqa: E402
 from algorithms.base import Transition  # noqa: E402
+from algorithms.world_model import acting, behaviour  # noqa: E402
 from algorithms.world_model.losses import masked_logits, model_loss, ppo_actor_loss  # noqa: E402
 from scripts.official_learner_benchmark import OFFICIAL_ALGORITHMS, official_learner  # noqa: E402
 
@@ -103,15 +103,19 @@ def copy_official_weights(official: torch.nn.Module, ours: torch.nn.Module) -> l
 def deterministic_sampling():
     """Most likely class for every categorical draw (the official ``OneHotCategorical`` samples through
     ``torch.multinomial``; ours through ``sample_index``), likelier value for every Bernoulli draw."""
-    saved = torch.multinomial, torch.bernoulli, networks.sample_index, agent_module.sample_index
+    samplers = (networks, acting, behaviour)  # every module that draws through sample_index
+    saved = torch.multinomial, torch.bernoulli, [module.sample_index for module in samplers]
     torch.multinomial = lambda probs, n, replacement=False, **_: probs.argmax(-1, keepdim=True).expand(
         *probs.shape[:-1], n)
     torch.bernoulli = lambda probs, *_, **__: (probs > 0.5).to(probs.dtype)
-    networks.sample_index = agent_module.sample_index = lambda probs: probs.argmax(-1)
+    for module in samplers:
+        module.sample_index = lambda probs: probs.argmax(-1)
     try:
         yield
     finally:
-        torch.multinomial, torch.bernoulli, networks.sample_index, agent_module.sample_index = saved
+        torch.multinomial, torch.bernoulli, originals = saved
+        for module, original in zip(samplers, originals):
+            module.sample_index = original
 
 
 def random_batch(spec, steps: int, batch: int, seed: int = 1):
@@ -244,15 +248,15 @@ def compare_update(checkout: Path, algorithm: str, task: str, steps: int, batch:
             off.train_model(theirs)
         for _ in range(epochs):
             off.train_agent(theirs)
-        ours._learner_call()
+        ours.learner_call()
     out = {}
     for name in names:
         out[f"update: {name} parameters (worst tensor)"] = max(
             float((mine_p - theirs_p).detach().abs().max() / (theirs_p - start).detach().abs().max().clamp(min=1e-12))
             for (theirs_p, mine_p), start in zip(pairs[name], before[name]))
-    out["update: annealed entropy weight"] = abs(float(ours.entropy_weight) - off.entropy) / off.entropy
+    out["update: annealed entropy weight"] = abs(float(ours.behaviour.entropy_weight) - off.entropy) / off.entropy
     if not smac:
-        target = dict(ours.target_critic.named_parameters())  # the official one is a fresh deepcopy by now
+        target = dict(ours.behaviour.target_critic.named_parameters())  # the official one is a fresh deepcopy by now
         out["update: target critic = critic"] = max(relative(target[our_name(name)], theirs_p) for name, theirs_p in
                                                     off.old_critic.named_parameters() if not name.startswith(NEVER_USED))
     return out
@@ -403,7 +407,7 @@ def paired_learners(checkout: Path, algorithm: str, task: str, dtype: torch.dtyp
     ours = make_algorithm(algorithm, spec, make_config(algorithm, spec, "paper", overrides))
     pairs = {name: copy_official_weights(getattr(off, name), getattr(ours, name)) for name in ("model", "actor", "critic")}
     if spec.family != "smac":  # Flatland bootstraps imagination with a target critic (the official ``old_critic``)
-        copy_official_weights(off.old_critic, ours.target_critic)
+        copy_official_weights(off.old_critic, ours.behaviour.target_critic)
     return spec, off, ours, pairs
 
 
@@ -434,7 +438,7 @@ def compare(checkout: Path, algorithm: str, task: str, steps: int, batch: int) -
         rollout = official_loss.actor_rollout(theirs["observation"], *state_args, theirs["action"], theirs["last"],
                                               off.model, off.actor, off.critic if smac else off.old_critic, off.config)
         actions, av_actions, old_policy, *features, returns = rollout
-        flat, adv_mine, _ = ours._imagine_batch(mine)
+        flat, adv_mine, _ = ours.behaviour.imagine_batch(mine)
         values = off.critic(*features, actions) if mabl else off.critic(*features)
         adv_theirs = advantage(returns - values.detach())
         out["imagined actions (mismatches)"] = float((flat["action"][..., 0] != actions.argmax(-1)).sum())

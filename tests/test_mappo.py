@@ -6,7 +6,7 @@ import torch
 
 from algorithms import make_algorithm, make_config
 from algorithms.base import Algorithm
-from algorithms.mappo.loss import huber, policy_loss
+from algorithms.mappo.losses import huber, policy_loss
 from envs.smac.simulator import SmacSimulator
 
 

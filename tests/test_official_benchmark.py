@@ -163,7 +163,7 @@ def test_a_learner_call_runs_in_float64_as_the_parity_check_needs():
         _, batch = random_batch(spec, steps=6, batch=2)
         algo.replay.sample = lambda size: batch
         before = [p.detach().clone() for p in algo.actor.parameters()]
-        algo._learner_call()
+        algo.learner_call()
         assert all(p.dtype == torch.float64 for p in algo.model.parameters())
         assert any(not torch.equal(a, b) for a, b in zip(before, algo.actor.parameters()))
     finally:

@@ -60,7 +60,7 @@ def test_component_shapes(name, spec):
     expected |= {"avail_loss"} if spec.family == "smac" else set()
     expected |= {"kl_global"} if name == "mabl" else set()
     assert set(parts) == expected and loss.dim() == 0 and torch.isfinite(loss)
-    assert algo.critic(algo.critic_input(post)).shape == (6, 3, n, 1)
+    assert algo.critic(algo.behaviour.critic_input(post)).shape == (6, 3, n, 1)
     actions, memory, _ = algo.act(batch["obs"][0], batch["avail"][0], algo.initial_memory(3), torch.ones(3, dtype=torch.bool))
     assert actions.shape == (3, n) and memory.shape == algo.initial_memory(3).shape
 
@@ -90,7 +90,8 @@ def test_paper_presets_have_the_official_sizes():
     assert mabl.model.pcont[0].in_features == 2560 and mabl.critic.embed.in_features == 2560
     assert (mabl.config.model_lr, mabl.config.actor_lr, mabl.config.value_lr) == (3e-4, 1e-4, 1e-3)
     flat = _algo("mamba", FLATLAND_5, "paper", **small_replay)
-    assert flat.model.agent.cell.hidden_size == 600 and flat.config.seq_length == 50 and flat.target_critic is not None
+    assert flat.model.agent.cell.hidden_size == 600 and flat.config.seq_length == 50
+    assert flat.behaviour.target_critic is not None
     mabl_flat = _algo("mabl", FLATLAND_5, "paper", **small_replay)
     assert mabl_flat.critic.embed.in_features == 1624 and mabl_flat.model.pcont[0].in_features == 1624
 
@@ -151,7 +152,7 @@ def test_the_reward_experiment_gives_the_reward_head_the_global_features_in_trai
     torch.manual_seed(1)  # the same latent samples inside the loss
     model_loss(model, batch)
     torch.testing.assert_close(seen[-1], next_features(post, use_global=True))  # h^g_{t+1} saw the joint action
-    out = algo.imagine(post.map(lambda x: x[:-1].reshape(-1, 8, x.shape[-1])))
+    out = algo.behaviour.imagine(post.map(lambda x: x[:-1].reshape(-1, 8, x.shape[-1])))
     assert seen[-1].shape[-1] == 2 * algo.config.feat and torch.isfinite(out["returns"]).all()
 
 
@@ -381,9 +382,9 @@ def _fit_world_model(algo, updates):
     algo.model.train()
     for _ in range(updates):
         loss, _ = model_loss(algo.model, algo.replay.sample(16))
-        algo.model_opt.zero_grad()
+        algo.world_model.optimiser.zero_grad()
         loss.backward()
-        algo.model_opt.step()
+        algo.world_model.optimiser.step()
     algo.model.eval()
 
 
@@ -415,7 +416,7 @@ def test_imagination_gives_finite_returns_of_the_right_shapes(name):
     batch = _random_batch(SMAC_3S5Z, t=5, b=2)
     _, post = algo.model.observe_sequence(batch["obs"], batch["state"], batch["action"], batch["last"])
     start = post.map(lambda x: x[:-1].reshape(-1, 8, x.shape[-1]))
-    out = algo.imagine(start)
+    out = algo.behaviour.imagine(start)
     h, s = algo.config.horizon, 4 * 2
     assert out["returns"].shape == (h - 1, s, 8, 1) and torch.isfinite(out["returns"]).all()
     assert out["reward"].shape == (h - 1, s, 1, 1)  # team reward: the mean over agents
@@ -455,8 +456,8 @@ def test_one_environment_reproduces_the_official_schedule():
     assert expected_calls > 0 and algo.learner_calls == expected_calls
     samples = (algo.config.horizon - 1) * (algo.config.seq_length - 2) * algo.config.batch_size
     per_call = 2 * 2 * -(-samples // 50)
-    assert algo.model_opt.state_dict()["state"][0]["step"].item() == 3 * expected_calls
-    assert algo.actor_opt.state_dict()["state"][0]["step"].item() == per_call * expected_calls
+    assert algo.world_model.optimiser.state_dict()["state"][0]["step"].item() == 3 * expected_calls
+    assert algo.behaviour.actor_opt.state_dict()["state"][0]["step"].item() == per_call * expected_calls
 
 
 def _after_a_few_learner_calls(name):
@@ -474,9 +475,9 @@ def test_checkpoint_round_trip_continues_identically():
     clone = _algo("mabl", algo.spec)
     clone.load_state_dict(copy.deepcopy(algo.state_dict()))
     torch.manual_seed(7)
-    a = algo.update() or algo._learner_call() or algo._collect_metrics()
+    a = algo.update() or algo.learner_call() or algo.collect_metrics()
     torch.manual_seed(7)
-    b = clone.update() or clone._learner_call() or clone._collect_metrics()
+    b = clone.update() or clone.learner_call() or clone.collect_metrics()
     assert a == b
     for p, q in zip(algo.actor.parameters(), clone.actor.parameters()):
         assert torch.equal(p, q)
@@ -489,7 +490,7 @@ def _assert_divergence_stops_before_the_parameters(algo):
         algo.model.reward_model[0].weight.fill_(float("nan"))
     before = [p.clone() for m in (algo.model, algo.actor, algo.critic) for p in m.parameters()]
     with pytest.raises(Divergence, match="train/reward_loss"):
-        algo._learner_call()
+        algo.learner_call()
     after = [p for m in (algo.model, algo.actor, algo.critic) for p in m.parameters()]
     assert all(torch.equal(a.nan_to_num(), b.nan_to_num()) for a, b in zip(before, after))
 
@@ -527,10 +528,10 @@ def test_cuda_graphs_learn_like_eager_steps():
             actions = torch.randint(0, 3, (4, 2), generator=g)
             obs = torch.cat([F.one_hot(torch.full((4, 2), t % 4), 4).float(), torch.zeros(4, 2, 2)], -1)
             _add_toy_step(algo, obs.cuda(), actions.cuda(), (actions == 0).float().mean(-1).cuda())
-        first = algo._learner_call() or algo._collect_metrics()
+        first = algo.learner_call() or algo.collect_metrics()
         for _ in range(5):
-            algo._learner_call()
-        last = algo._collect_metrics()
+            algo.learner_call()
+        last = algo.collect_metrics()
         assert (algo._model_graph.graph is not None) == graphs
         losses[graphs] = (first["train/model_loss"], last["train/model_loss"], last["train/reward_loss"])
     for graphs in (False, True):
@@ -560,5 +561,5 @@ def test_policy_learns_the_rewarded_action_in_imagination():
 
     assert chance_of_action_0() < 0.5
     for _ in range(10):
-        algo._policy_round(algo.replay.sample(16))
+        algo.behaviour.round(algo.replay.sample(16))
     assert chance_of_action_0() > 0.9

@@ -2,20 +2,9 @@
 
 For each agent a global latent (upper level, driven by the joint action; its posterior sees the encoded
 global state and the agent's posterior sample) conditions the prior of the agent latent (lower level).
-Agents act on their own agent latent only: no global state, no joint action, no communication.
+Agents act on their own agent latent only: no global state, no joint action, no communication. The agent
+is ``algorithms.world_model.WorldModelAgent``; what makes it MABL, or the ablation, is its config.
 """
 from algorithms.mabl.config import MABLConfig, MABLSingleLevelConfig
-from algorithms.world_model import WorldModelAgent
 
-
-class MABL(WorldModelAgent):
-    name = "mabl"
-
-
-class MABLSingleLevel(WorldModelAgent):
-    """MABL without its global level (definition in ``algorithms/mabl/config.py`` and the README)."""
-
-    name = "mabl_single_level"
-
-
-__all__ = ["MABL", "MABLConfig", "MABLSingleLevel", "MABLSingleLevelConfig"]
+__all__ = ["MABLConfig", "MABLSingleLevelConfig"]

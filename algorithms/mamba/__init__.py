@@ -4,13 +4,8 @@ A DreamerV2-style discrete-latent world model per agent (weights shared), whose 
 agents' (previous action, latent) embeddings with a 3-layer transformer before each GRU step. The same
 transformer runs when acting, so MAMBA's agents exchange messages at execution: ``act`` reads every
 agent's recurrent memory. Policies are trained with PPO in imagination against an attention critic.
+The agent is ``algorithms.world_model.WorldModelAgent``; what makes it MAMBA is its config.
 """
 from algorithms.mamba.config import MAMBAConfig
-from algorithms.world_model import WorldModelAgent
 
-
-class MAMBA(WorldModelAgent):
-    name = "mamba"
-
-
-__all__ = ["MAMBA", "MAMBAConfig"]
+__all__ = ["MAMBAConfig"]

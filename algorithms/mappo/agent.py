@@ -1,115 +1,181 @@
-"""MAPPO networks, layer for layer as marlbenchmark/on-policy:
-``onpolicy/algorithms/utils/mlp.py`` (MLPBase), ``rnn.py`` (RNNLayer), ``act.py``/``distributions.py``
-(Categorical head) and ``onpolicy/algorithms/r_mappo/algorithm/r_actor_critic.py`` (R_Actor, R_Critic).
+"""MAPPO / rMAPPO (Yu et al. 2022), following marlbenchmark/on-policy:
+``onpolicy/algorithms/r_mappo/r_mappo.py`` (training), ``onpolicy/utils/shared_buffer.py`` (GAE,
+recurrent chunk generator), ``onpolicy/runner/shared/smac_runner.py`` (collection, active masks).
+
+Shared actor over agents; centralised critic over the global state; both optionally recurrent.
+Values are computed in ``observe`` (the centralised side), so ``act`` never touches the global state.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from algorithms.base import Algorithm, Transition, check_finite
+from algorithms.mappo.config import MAPPOConfig
+from algorithms.mappo.losses import masked_mean, policy_loss, value_loss
+from algorithms.mappo.networks import Actor, Critic, ValueNorm
 
-def _orthogonal(layer: nn.Linear, gain: float) -> nn.Linear:
-    nn.init.orthogonal_(layer.weight, gain=gain)
-    nn.init.zeros_(layer.bias)
-    return layer
-
-
-class MLPBase(nn.Module):
-    """Input LayerNorm, then ``1 + layer_n`` blocks of Linear -> ReLU -> LayerNorm (mlp.py)."""
-
-    def __init__(self, in_dim: int, hidden: int, layer_n: int, feature_norm: bool):
-        super().__init__()
-        relu_gain = nn.init.calculate_gain("relu")
-        self.feature_norm = nn.LayerNorm(in_dim) if feature_norm else nn.Identity()
-        blocks = [nn.Sequential(_orthogonal(nn.Linear(in_dim, hidden), relu_gain), nn.ReLU(), nn.LayerNorm(hidden))]
-        blocks += [nn.Sequential(_orthogonal(nn.Linear(hidden, hidden), relu_gain), nn.ReLU(), nn.LayerNorm(hidden))
-                   for _ in range(layer_n)]
-        self.mlp = nn.Sequential(*blocks)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.mlp(self.feature_norm(x))
+_STORED = ("obs", "cin", "avail", "active", "actor_h", "critic_h", "first", "actions", "log_prob", "value",
+           "reward", "done")
 
 
-class RecurrentLayer(nn.Module):
-    """A one-layer GRU with orthogonal weights, zero biases and an output LayerNorm (rnn.py).
+class MAPPO(Algorithm):
+    def __init__(self, spec, config: MAPPOConfig, device="cpu"):
+        super().__init__(spec, config, device)
+        n, cfg = spec.n_agents, config
+        if cfg.recurrent and cfg.episode_length % cfg.data_chunk_length:
+            raise ValueError("episode_length must be a multiple of data_chunk_length for rMAPPO")
+        self.ids = torch.eye(n, device=self.device) if cfg.agent_id else torch.zeros(n, 0, device=self.device)
+        self.actor = Actor(spec.obs_dim + self.ids.shape[1], spec.n_actions, cfg).to(self.device)
+        self.critic = Critic(spec.state_dim + self.ids.shape[1], cfg).to(self.device)
+        self.value_norm = ValueNorm().to(self.device)
+        adam = dict(eps=cfg.opti_eps, weight_decay=cfg.weight_decay)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=cfg.lr, **adam)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, **adam)
+        self.rollout: list[dict[str, torch.Tensor]] = []
+        self.critic_h: torch.Tensor | None = None
+        self.bootstrap: torch.Tensor | None = None
 
-    GRUCell has nn.GRU's parameters and maths; stepping it lets ``masks`` reset the hidden state
-    wherever an episode starts inside a training chunk."""
+    # ------------------------------------------------------------------ acting (decentralised)
+    def _with_ids(self, x: torch.Tensor) -> torch.Tensor:
+        b, n = x.shape[:2]
+        return torch.cat([x, self.ids.expand(b, n, -1)], -1)
 
-    def __init__(self, hidden: int):
-        super().__init__()
-        self.cell = nn.GRUCell(hidden, hidden)
-        for name, p in self.cell.named_parameters():
-            (nn.init.orthogonal_ if "weight" in name else nn.init.zeros_)(p)
-        self.norm = nn.LayerNorm(hidden)
-
-    def forward(self, x: torch.Tensor, h: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x`` [T,M,H], ``h`` [M,H], ``masks`` [T,M] (0 where the hidden state resets)."""
-        outs = []
-        for t in range(x.shape[0]):
-            h = self.cell(x[t], h * masks[t].unsqueeze(-1))
-            outs.append(h)
-        return self.norm(torch.stack(outs)), h
-
-
-class Actor(nn.Module):
-    def __init__(self, in_dim: int, n_actions: int, cfg):
-        super().__init__()
-        self.base = MLPBase(in_dim, cfg.hidden_size, cfg.layer_n, cfg.feature_norm)
-        self.rnn = RecurrentLayer(cfg.hidden_size) if cfg.recurrent else None
-        self.head = _orthogonal(nn.Linear(cfg.hidden_size, n_actions), cfg.gain)
-
-    def forward(self, x, h, masks, avail) -> tuple[torch.distributions.Categorical, torch.Tensor]:
-        """``x`` [T,M,in]; returns the masked action distribution [T,M] and the last hidden state."""
-        z = self.base(x)
-        if self.rnn is not None:
-            z, h = self.rnn(z, h, masks)
-        logits = self.head(z).masked_fill(~avail, -1e10)  # act.py: unavailable actions get -1e10
-        return torch.distributions.Categorical(logits=logits), h
-
-
-class Critic(nn.Module):
-    def __init__(self, in_dim: int, cfg):
-        super().__init__()
-        self.base = MLPBase(in_dim, cfg.hidden_size, cfg.layer_n, cfg.feature_norm)
-        self.rnn = RecurrentLayer(cfg.hidden_size) if cfg.recurrent else None
-        self.v_out = _orthogonal(nn.Linear(cfg.hidden_size, 1), 1.0)
-
-    def forward(self, x, h, masks) -> tuple[torch.Tensor, torch.Tensor]:
-        z = self.base(x)
-        if self.rnn is not None:
-            z, h = self.rnn(z, h, masks)
-        return self.v_out(z).squeeze(-1), h
-
-
-class ValueNorm(nn.Module):
-    """Running mean/variance of value targets with debiasing (onpolicy/utils/valuenorm.py, beta 0.99999)."""
-
-    def __init__(self, beta: float = 0.99999, epsilon: float = 1e-5):
-        super().__init__()
-        self.beta, self.epsilon = beta, epsilon
-        self.register_buffer("running_mean", torch.zeros(1, dtype=torch.float64))
-        self.register_buffer("running_mean_sq", torch.zeros(1, dtype=torch.float64))
-        self.register_buffer("debiasing_term", torch.zeros(1, dtype=torch.float64))
-
-    def _stats(self):
-        debias = self.debiasing_term.clamp(min=self.epsilon)
-        mean = self.running_mean / debias
-        var = (self.running_mean_sq / debias - mean**2).clamp(min=1e-2)
-        return mean, var
+    def initial_memory(self, num_envs: int) -> torch.Tensor:
+        return torch.zeros(num_envs, self.spec.n_agents, self.config.hidden_size, device=self.device)
 
     @torch.no_grad()
-    def update(self, x: torch.Tensor) -> None:
-        x = x.double()
-        w = self.beta
-        self.running_mean.mul_(w).add_(x.mean() * (1 - w))
-        self.running_mean_sq.mul_(w).add_((x**2).mean() * (1 - w))
-        self.debiasing_term.mul_(w).add_(1 - w)
+    def act(self, obs, avail_actions, memory, first, explore=True, neighbours=None):
+        b, n = obs.shape[:2]
+        h = memory * (~first).float().view(b, 1, 1)
+        x = self._with_ids(obs).reshape(1, b * n, -1)
+        ones = torch.ones(1, b * n, device=self.device)
+        dist, h_next = self.actor(x, h.reshape(b * n, -1), ones, avail_actions.reshape(1, b * n, -1))
+        actions = dist.sample() if explore else dist.probs.argmax(-1)  # greedy = dist.mode() in on-policy
+        extras = {"log_prob": dist.log_prob(actions).view(b, n), "actor_h": h}
+        return actions.view(b, n), h_next.view(b, n, -1), extras
 
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        mean, var = self._stats()
-        return ((x.double() - mean) / var.sqrt()).float()
+    # ------------------------------------------------------------------ collection (centralised)
+    @torch.no_grad()
+    def _value(self, state, first) -> tuple[torch.Tensor, torch.Tensor]:
+        b, n = state.shape[0], self.spec.n_agents
+        cin = self._with_ids(state.unsqueeze(1).expand(b, n, -1))
+        if self.critic_h is None:
+            self.critic_h = torch.zeros(b * n, self.config.hidden_size, device=self.device)
+        h = self.critic_h * (~first).float().repeat_interleave(n).unsqueeze(-1)
+        v, h_next = self.critic(cin.reshape(1, b * n, -1), h, torch.ones(1, b * n, device=self.device))
+        return cin, v.view(b, n), h.view(b, n, -1), h_next
 
-    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
-        mean, var = self._stats()
-        return (x.double() * var.sqrt() + mean).float()
+    def observe(self, tr: Transition) -> None:
+        cin, value, h, self.critic_h = self._value(tr.state, tr.first)
+        self.rollout.append(dict(
+            obs=tr.obs, cin=cin, avail=tr.avail_actions, active=tr.alive.float(), actor_h=tr.extras["actor_h"],
+            critic_h=h, first=tr.first, actions=tr.actions, log_prob=tr.extras["log_prob"], value=value,
+            reward=tr.reward, done=tr.done,
+        ))
+        if len(self.rollout) == self.config.episode_length:
+            _, self.bootstrap, _, _ = self._value(tr.next_state, tr.done)
+
+    # ------------------------------------------------------------------ training
+    def _returns(self, data) -> tuple[torch.Tensor, torch.Tensor]:
+        """GAE(lambda) on denormalised values; episode ends (time limit included) are terminal."""
+        cfg = self.config
+        denorm = self.value_norm.denormalize if cfg.use_valuenorm else (lambda v: v)
+        values = denorm(torch.cat([data["value"], self.bootstrap.unsqueeze(0)]))
+        reward = data["reward"].unsqueeze(-1)
+        nonterminal = (~data["done"]).float().unsqueeze(-1)
+        returns = torch.zeros_like(data["value"])
+        gae = torch.zeros_like(values[0])
+        for t in reversed(range(cfg.episode_length)):
+            delta = reward[t] + cfg.gamma * values[t + 1] * nonterminal[t] - values[t]
+            gae = delta + cfg.gamma * cfg.gae_lambda * nonterminal[t] * gae
+            returns[t] = gae + values[t]
+        return returns, returns - values[:-1]
+
+    def update(self) -> dict[str, float]:
+        cfg = self.config
+        if len(self.rollout) < cfg.episode_length:
+            return {}
+        data = {k: torch.stack([step[k] for step in self.rollout]) for k in _STORED}
+        self.rollout.clear()
+        returns, adv = self._returns(data)
+        active = data["active"]
+        mean = masked_mean(adv, active)
+        std = masked_mean((adv - mean) ** 2, active).sqrt()
+        adv = (adv - mean) / (std + 1e-5)
+
+        # [T,B,N,...] -> chunks [L, C, ...]; feed-forward MAPPO uses chunks of length 1
+        T, b, n = data["value"].shape
+        L = cfg.data_chunk_length if cfg.recurrent else 1
+        chunks = T // L * b * n
+
+        def chunked(x):
+            x = x.reshape(T // L, L, b * n, *x.shape[3:]).transpose(0, 1)
+            return x.reshape(L, chunks, *x.shape[3:])
+
+        first = data["first"].unsqueeze(-1).expand(T, b, n)
+        series = {k: chunked(v) for k, v in dict(
+            obs=self._with_ids(data["obs"].flatten(0, 1)).view(T, b, n, -1), cin=data["cin"], avail=data["avail"],
+            active=active, actions=data["actions"], log_prob=data["log_prob"], value=data["value"], returns=returns,
+            adv=adv, masks=(~first).float()).items()}
+        series["masks"][0] = 1.0  # stored chunk-start hidden states are already reset
+        h0 = {k: chunked(data[k])[0] for k in ("actor_h", "critic_h")}
+
+        totals: dict[str, torch.Tensor] = {}
+        for _ in range(cfg.ppo_epoch):
+            for idx in torch.randperm(chunks, device=self.device).chunk(cfg.num_mini_batch):
+                for k, v in self._ppo_step({k: v[:, idx] for k, v in series.items()},
+                                           {k: v[idx] for k, v in h0.items()}).items():
+                    totals[k] = totals.get(k, 0.0) + v
+        steps = cfg.ppo_epoch * cfg.num_mini_batch
+        return {k: float(v) / steps for k, v in totals.items()}
+
+    def _ppo_step(self, mb: dict[str, torch.Tensor], h0: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        dist, _ = self.actor(mb["obs"], h0["actor_h"], mb["masks"], mb["avail"])
+        log_prob = dist.log_prob(mb["actions"])
+        ones = torch.ones_like(mb["active"])
+        pol = policy_loss(log_prob, mb["log_prob"], mb["adv"], cfg.clip_param,
+                          mb["active"] if cfg.policy_active_masks else ones)
+        entropy = masked_mean(dist.entropy(), mb["active"])
+        values, _ = self.critic(mb["cin"], h0["critic_h"], mb["masks"])
+        target = mb["returns"]
+        if cfg.use_valuenorm:
+            self.value_norm.update(target)
+            target = self.value_norm.normalize(target)
+        val = value_loss(values, mb["value"], target, cfg.clip_param, cfg.huber_delta, cfg.use_clipped_value_loss,
+                         mb["active"] if cfg.value_active_masks else ones)
+
+        actor_loss = pol - cfg.entropy_coef * entropy
+        self.actor_opt.zero_grad()
+        actor_loss.backward()
+        self.critic_opt.zero_grad()
+        (val * cfg.value_loss_coef).backward()
+        losses = {"train/policy_loss": pol.detach(), "train/value_loss": val.detach(), "train/entropy": entropy.detach(),
+                  "train/actor_loss": actor_loss.detach()}
+        grad_actor = nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.max_grad_norm)
+        grad_critic = nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm)
+        check_finite(losses, {"actor": grad_actor, "critic": grad_critic})
+        self.actor_opt.step()
+        self.critic_opt.step()
+        ratio = torch.exp(log_prob.detach() - mb["log_prob"])
+        return {**losses, "train/actor_grad_norm": grad_actor, "train/critic_grad_norm": grad_critic,
+                "train/ratio": masked_mean(ratio, mb["active"])}
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self):
+        return {
+            "actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
+            "value_norm": self.value_norm.state_dict(), "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(), "rollout": list(self.rollout),
+            "critic_h": self.critic_h, "bootstrap": self.bootstrap,
+        }
+
+    def load_state_dict(self, state):
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.value_norm.load_state_dict(state["value_norm"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        self.rollout = list(state["rollout"])
+        self.critic_h, self.bootstrap = state["critic_h"], state["bootstrap"]

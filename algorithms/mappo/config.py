@@ -7,10 +7,10 @@ is ``config.py``'s defaults. ``tiny`` is CI-sized.
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
-from envs.errors import UsageError
+from algorithms.base import AlgorithmConfig
 from envs.spec import EnvSpec
 
 # train_smac_<map>.sh: (recurrent, num_mini_batch, gain); all use 8 threads x 400 steps, 5 epochs.
@@ -24,7 +24,8 @@ SUPER_HARD_SCRIPTS = {
 
 
 @dataclass(frozen=True)
-class MAPPOConfig:
+class MAPPOConfig(AlgorithmConfig):
+    ALGORITHM: ClassVar[str] = "mappo"
     num_envs: int = 32  # n_rollout_threads (config.py default)
     episode_length: int = 200  # rollout length per update (config.py default)
     ppo_epoch: int = 15
@@ -64,7 +65,8 @@ class MAPPOConfig:
         if name == "tiny":
             return cls(num_envs=8, episode_length=32, ppo_epoch=2, num_mini_batch=2, hidden_size=32,
                        data_chunk_length=8)
-        raise UsageError(f"unknown mappo preset {name!r}; valid presets: paper, tiny")
+        raise cls.unknown_preset(name)
 
-    def asdict(self) -> dict:
-        return dataclasses.asdict(self)
+    @classmethod
+    def preset_names(cls) -> list[str]:
+        return ["paper", "tiny"]

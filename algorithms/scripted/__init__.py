@@ -6,14 +6,13 @@ map's difficulty floor. They exist for SMAC only: other families are refused wit
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
 import envs
-from algorithms.base import Algorithm, Transition
+from algorithms.base import Algorithm, AlgorithmConfig, Transition
 from algorithms.scripted.policies import POLICIES
 from envs.errors import UsageError
 from envs.smac.tactical_view import ObservationDecoder
@@ -23,10 +22,9 @@ FAMILIES = ("smac",)  # the policies read SMAC's observation layout (envs/smac/t
 
 
 @dataclass(frozen=True)
-class ScriptedConfig:
+class ScriptedConfig(AlgorithmConfig):
     """A script has no hyperparameters; every preset name is accepted so that any suite can include it."""
 
-    ALGORITHM: ClassVar[str] = ""
     num_envs: int = 8  # training environments the runner steps (a script gains nothing from more)
 
     @classmethod
@@ -37,8 +35,9 @@ class ScriptedConfig:
                              f"it supports: {', '.join(supported)}")
         return cls()
 
-    def asdict(self) -> dict:
-        return dataclasses.asdict(self)
+    @classmethod
+    def preset_names(cls) -> list[str]:
+        return ["any"]
 
 
 class AttackNearestConfig(ScriptedConfig):
@@ -54,7 +53,6 @@ class ScriptedPolicy(Algorithm):
 
     def __init__(self, spec: EnvSpec, config: ScriptedConfig, device: torch.device | str = "cpu"):
         super().__init__(spec, config, device)
-        self.name = config.ALGORITHM
         self.policy = POLICIES[config.ALGORITHM]
         self.decode = ObservationDecoder(spec.task.split("/", 1)[1], self.device)
 

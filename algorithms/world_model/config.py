@@ -12,10 +12,10 @@ bootstraps from a target critic copied after every update and treats finished tr
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
+from algorithms.base import AlgorithmConfig
 from envs.errors import UsageError
 from envs.spec import EnvSpec
 
@@ -28,7 +28,7 @@ ACTOR_INITS = ("orthogonal", "xavier")
 
 
 @dataclass(frozen=True)
-class WorldModelConfig:
+class WorldModelConfig(AlgorithmConfig):
     # collection and schedule
     num_envs: int = 1  # the official code trains from one episode stream (MABL: one worker)
     learner_calls_per_episode: float = 1.0  # N_SAMPLES=1: one learner call after every finished episode
@@ -88,7 +88,6 @@ class WorldModelConfig:
     per_agent_done: bool = False
 
     PRESETS: ClassVar[dict[str, dict]] = {}
-    ALGORITHM: ClassVar[str] = ""
 
     def __post_init__(self):
         for name in ("num_envs", "hidden", "model_hidden", "embed", "state_embed", "n_categoricals", "n_classes",
@@ -141,15 +140,12 @@ class WorldModelConfig:
                              f"supported: {', '.join(FAMILY_DEFAULTS)}")
         key = f"paper_{spec.family}" if name == "paper" else name
         if key not in cls.PRESETS:
-            raise UsageError(f"unknown {cls.ALGORITHM} preset {name!r}; valid presets: {', '.join(cls.preset_names())}")
+            raise cls.unknown_preset(name)
         family = key.removeprefix("paper_") if key.startswith("paper_") else None
         if family is not None and family != spec.family:
             raise UsageError(f"{cls.ALGORITHM} preset {name!r} is for {family} tasks, but {spec.task} is a "
                              f"{spec.family} task; use 'paper' (or 'paper_{spec.family}')")
         return cls(**{**FAMILY_DEFAULTS[spec.family], **cls.PRESETS[key]})
-
-    def asdict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 # CI-sized networks and schedule, shared by all three algorithms. Too few world-model steps per policy round to

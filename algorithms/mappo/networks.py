@@ -1,0 +1,115 @@
+"""MAPPO networks, layer for layer as marlbenchmark/on-policy:
+``onpolicy/algorithms/utils/mlp.py`` (MLPBase), ``rnn.py`` (RNNLayer), ``act.py``/``distributions.py``
+(Categorical head) and ``onpolicy/algorithms/r_mappo/algorithm/r_actor_critic.py`` (R_Actor, R_Critic).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _orthogonal(layer: nn.Linear, gain: float) -> nn.Linear:
+    nn.init.orthogonal_(layer.weight, gain=gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class MLPBase(nn.Module):
+    """Input LayerNorm, then ``1 + layer_n`` blocks of Linear -> ReLU -> LayerNorm (mlp.py)."""
+
+    def __init__(self, in_dim: int, hidden: int, layer_n: int, feature_norm: bool):
+        super().__init__()
+        relu_gain = nn.init.calculate_gain("relu")
+        self.feature_norm = nn.LayerNorm(in_dim) if feature_norm else nn.Identity()
+        blocks = [nn.Sequential(_orthogonal(nn.Linear(in_dim, hidden), relu_gain), nn.ReLU(), nn.LayerNorm(hidden))]
+        blocks += [nn.Sequential(_orthogonal(nn.Linear(hidden, hidden), relu_gain), nn.ReLU(), nn.LayerNorm(hidden))
+                   for _ in range(layer_n)]
+        self.mlp = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mlp(self.feature_norm(x))
+
+
+class RecurrentLayer(nn.Module):
+    """A one-layer GRU with orthogonal weights, zero biases and an output LayerNorm (rnn.py).
+
+    GRUCell has nn.GRU's parameters and maths; stepping it lets ``masks`` reset the hidden state
+    wherever an episode starts inside a training chunk."""
+
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.cell = nn.GRUCell(hidden, hidden)
+        for name, p in self.cell.named_parameters():
+            (nn.init.orthogonal_ if "weight" in name else nn.init.zeros_)(p)
+        self.norm = nn.LayerNorm(hidden)
+
+    def forward(self, x: torch.Tensor, h: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x`` [T,M,H], ``h`` [M,H], ``masks`` [T,M] (0 where the hidden state resets)."""
+        outs = []
+        for t in range(x.shape[0]):
+            h = self.cell(x[t], h * masks[t].unsqueeze(-1))
+            outs.append(h)
+        return self.norm(torch.stack(outs)), h
+
+
+class Actor(nn.Module):
+    def __init__(self, in_dim: int, n_actions: int, cfg):
+        super().__init__()
+        self.base = MLPBase(in_dim, cfg.hidden_size, cfg.layer_n, cfg.feature_norm)
+        self.rnn = RecurrentLayer(cfg.hidden_size) if cfg.recurrent else None
+        self.head = _orthogonal(nn.Linear(cfg.hidden_size, n_actions), cfg.gain)
+
+    def forward(self, x, h, masks, avail) -> tuple[torch.distributions.Categorical, torch.Tensor]:
+        """``x`` [T,M,in]; returns the masked action distribution [T,M] and the last hidden state."""
+        z = self.base(x)
+        if self.rnn is not None:
+            z, h = self.rnn(z, h, masks)
+        logits = self.head(z).masked_fill(~avail, -1e10)  # act.py: unavailable actions get -1e10
+        return torch.distributions.Categorical(logits=logits), h
+
+
+class Critic(nn.Module):
+    def __init__(self, in_dim: int, cfg):
+        super().__init__()
+        self.base = MLPBase(in_dim, cfg.hidden_size, cfg.layer_n, cfg.feature_norm)
+        self.rnn = RecurrentLayer(cfg.hidden_size) if cfg.recurrent else None
+        self.v_out = _orthogonal(nn.Linear(cfg.hidden_size, 1), 1.0)
+
+    def forward(self, x, h, masks) -> tuple[torch.Tensor, torch.Tensor]:
+        z = self.base(x)
+        if self.rnn is not None:
+            z, h = self.rnn(z, h, masks)
+        return self.v_out(z).squeeze(-1), h
+
+
+class ValueNorm(nn.Module):
+    """Running mean/variance of value targets with debiasing (onpolicy/utils/valuenorm.py, beta 0.99999)."""
+
+    def __init__(self, beta: float = 0.99999, epsilon: float = 1e-5):
+        super().__init__()
+        self.beta, self.epsilon = beta, epsilon
+        self.register_buffer("running_mean", torch.zeros(1, dtype=torch.float64))
+        self.register_buffer("running_mean_sq", torch.zeros(1, dtype=torch.float64))
+        self.register_buffer("debiasing_term", torch.zeros(1, dtype=torch.float64))
+
+    def _stats(self):
+        debias = self.debiasing_term.clamp(min=self.epsilon)
+        mean = self.running_mean / debias
+        var = (self.running_mean_sq / debias - mean**2).clamp(min=1e-2)
+        return mean, var
+
+    @torch.no_grad()
+    def update(self, x: torch.Tensor) -> None:
+        x = x.double()
+        w = self.beta
+        self.running_mean.mul_(w).add_(x.mean() * (1 - w))
+        self.running_mean_sq.mul_(w).add_((x**2).mean() * (1 - w))
+        self.debiasing_term.mul_(w).add_(1 - w)
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        mean, var = self._stats()
+        return ((x.double() - mean) / var.sqrt()).float()
+
+    def denormalize(self, x: torch.Tensor) -> torch.Tensor:
+        mean, var = self._stats()
+        return (x.double() * var.sqrt() + mean).float()

@@ -1,0 +1,68 @@
+"""Acting and collection: the decentralised policy each agent runs, and how a transition enters the replay.
+
+After jbr-ai-labs/mamba@2c97258 ``agent/controllers/DreamerController.py`` and
+``agent/workers/DreamerWorker.py`` (acting, absorbing states), and aravindvenu7/MABL@9327343 ``mabl/``."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from algorithms.base import Transition
+from algorithms.world_model.config import WorldModelConfig
+from algorithms.world_model.losses import masked_logits
+from algorithms.world_model.networks import Actor, sample_index
+from algorithms.world_model.replay import SequenceReplay
+from algorithms.world_model.rssm import WorldModel
+from envs.spec import EnvSpec
+
+
+class DecentralisedPolicy:
+    """Each agent's memory is [h (its GRU state); z (its posterior sample); its previous action, one-hot]."""
+
+    def __init__(self, model: WorldModel, actor: Actor, spec: EnvSpec, config: WorldModelConfig):
+        self.model, self.actor, self.spec, self.config = model, actor, spec, config
+
+    def initial_memory(self, num_envs: int, device: torch.device) -> torch.Tensor:
+        cfg = self.config
+        return torch.zeros(num_envs, self.spec.n_agents, cfg.deterministic + cfg.stochastic + self.spec.n_actions,
+                           device=device)
+
+    @torch.no_grad()
+    def act(self, obs, avail_actions, memory, first, explore, neighbours):
+        """Agent GRU on the agent's own previous action and latent, posterior on its own observation, actor on
+        [z; h]. MAMBA's transformer mixes all agents' (previous action, latent) before the GRU: its agents
+        exchange messages at execution, on Flatland only with the trains each one observes (``neighbours``,
+        as the official ``DreamerWorker`` masks them). MABL and the ablation read nothing but the agent's own
+        inputs.
+
+        Unavailable actions are masked only where the model has an available-action head (tasks with action
+        masks: SMAC), as the official worker does (``_select_actions`` passes no mask on Flatland): there the
+        policy chooses freely, the environment replaces a forced move by 0, and the replay keeps the chosen
+        action, so the world model learns that such choices change nothing — which imagination, with no head
+        to mask by, relies on."""
+        cfg, model = self.config, self.model
+        memory = memory * (~first).float().view(-1, 1, 1)
+        deter, stoch, prev_action = memory.split([cfg.deterministic, cfg.stochastic, self.spec.n_actions], -1)
+        mask = None
+        if neighbours is not None and model.communication is not None:
+            mask = ~(neighbours | torch.eye(self.spec.n_agents, dtype=torch.bool, device=neighbours.device))
+        deter = model.agent_deter(prev_action, stoch, deter, mask)
+        post = model.agent_posterior_latent(deter, model.observation_encoder(obs))
+        logits = masked_logits(self.actor(post.features()), avail_actions if self.spec.action_masks else None)
+        actions = sample_index(logits.softmax(-1)) if explore else logits.argmax(-1)
+        next_memory = torch.cat([deter, post.stoch, F.one_hot(actions, self.spec.n_actions).float()], -1)
+        return actions, next_memory
+
+
+def store(replay: SequenceReplay, tr: Transition, per_agent_done: bool) -> None:
+    """One batched transition into the replay. Flatland (``per_agent_done``): finished trains are absorbing
+    ("fake") agents; SMAC: the team's done for every agent, fake only in absorbing entries."""
+    n = tr.alive.shape[1]
+    if per_agent_done:
+        fake = ~tr.alive
+        done = tr.done.unsqueeze(1) | ~tr.final_alive
+    else:
+        fake = torch.zeros_like(tr.alive)
+        done = tr.done.unsqueeze(1).expand(-1, n)
+    obs = tr.obs * (~fake).unsqueeze(-1).float()
+    replay.add(obs, tr.state, tr.avail_actions, fake, tr.actions, tr.agent_reward, done, tr.done, tr.terminated)
