@@ -1,9 +1,9 @@
 """Suites are data: tasks x algorithms x preset, with named budgets. Add one by adding a ``Suite`` below.
 
 A budget is (environment steps per run, evaluation interval in environment steps); ``--steps N``
-overrides the steps of any budget. The ``paper`` budgets are OUR choice, not the papers': the digest of
-the official MABL/MAMBA code (shared/reference/mabl-mamba-official-code.md) marks the papers' budgets
-and map lists UNVERIFIED, and the code itself stops only at 50,000 episodes or 10^10 steps. We give every
+overrides the steps of any budget. The ``paper`` budgets are OUR choice, not the papers': neither paper's budget nor
+map list could be confirmed from the official MABL/MAMBA code (docs/algorithms.md), which stops only at
+50,000 episodes or 10^10 steps. We give every
 algorithm the same sample budget (2M steps on SMAC, 1M on Flatland, 50 evaluation points each) so the
 comparison is at equal samples; MAPPO's own reference trained 10M steps on the Super Hard maps.
 """

@@ -6,7 +6,7 @@ CAPACITY 250000, MIN_BUFFER_SIZE 500, MODEL_EPOCHS 60, EPOCHS 4, PPO_EPOCHS 5, b
 HORIZON 15); Xavier initialisation everywhere, actor included (the 3.8/3.10 builds). The pcont and
 available-action heads read [agent; global] features, the critic all features (``GLOBAL=True``).
 ``paper_flatland``: the repository's compiled Flatland build (cpython-37 ``DreamerAgentConfig`` and
-``DreamerLearnerConfig``, read from the .pyc; shared/reference/mabl-mamba-official-code.md §1.7): sizes
+``DreamerLearnerConfig``, read from the .pyc files the repository ships): sizes
 400, DETERMINISTIC 600, STATE_EMBED 400, LRs 2e-4/5e-4/5e-4, CAPACITY 500000, MIN_BUFFER_SIZE 2500,
 MODEL_EPOCHS 40, BATCH_SIZE 32, SEQ_LENGTH 50; heads on agent features, critic on global features, the
 global state being all agents' observations concatenated (the Flatland env's ``state``).

@@ -1,9 +1,8 @@
 """MAPPO configuration and presets.
 
 ``paper`` reproduces marlbenchmark/on-policy: defaults from ``onpolicy/config.py`` and, for the Super
-Hard maps, the per-map script settings of ``onpolicy/scripts/train_smac_scripts/train_smac_<map>.sh``
-(see shared/reference/benchmark-ecosystem.md §7). on-policy has no Flatland scripts, so Flatland's ``paper``
-is ``config.py``'s defaults. ``tiny`` is CI-sized.
+Hard maps, the per-map script settings of ``onpolicy/scripts/train_smac_scripts/train_smac_<map>.sh``.
+on-policy has no Flatland scripts, so Flatland's ``paper`` is ``config.py``'s defaults. ``tiny`` is CI-sized.
 """
 from __future__ import annotations
 

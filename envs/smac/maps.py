@@ -1,8 +1,8 @@
 """SMAC v1 scenario data: compositions, limits, spawn points, terrain.
 
 Registry values follow ``map_param_registry`` (oxwhirl/smac smac/env/starcraft2/maps/smac_maps.py);
-compositions, spawn points, enemy orders and pathable cells follow the ``.SC2Map`` files as read in
-``shared/reference/smac-spec.md`` §1. Both backends (simulator and StarCraft II) read this table.
+compositions, spawn points, enemy orders and pathable cells follow the SMAC ``.SC2Map`` files (their
+``MapScript.galaxy`` triggers and pathing layers). Both backends (simulator and StarCraft II) read this table.
 """
 from __future__ import annotations
 

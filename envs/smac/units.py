@@ -1,7 +1,7 @@
 """StarCraft II unit data used by the SMAC simulator.
 
-Numbers come from ``shared/reference/smac-spec.md`` §6 (SC2 API unit data, BurnySc2/sc2-techtree
-data/data.json, and the ``*_RL`` definitions inside the SMAC map files). Time is in game loops at
+Numbers come from the SC2 API's unit data (as BurnySc2/sc2-techtree ``data/data.json`` lists it) and the
+``*_RL`` unit definitions inside the SMAC map files. Time is in game loops at
 *Normal* speed (16 loops = 1 game second, 8 loops = 1 SMAC step); speeds are distance per game second.
 SMAC's normalisation tables (``unit_max_cooldown``, ``unit_max_shield``, smac/env/starcraft2/
 starcraft2.py:848-881) are kept beside the real values because observations and state use them.
