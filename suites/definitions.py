@@ -83,7 +83,7 @@ SUITES: dict[str, Suite] = {
         Suite(
             name="cpu_learning",
             # The world models' `small` preset keeps the official 15 world-model steps per policy round with tiny
-            # networks (README: "Why the proportion matters"); MAPPO's `tiny` is its CPU size (8 environments x
+            # networks (docs/reports/cpu_learning.md); MAPPO's `tiny` is its CPU size (8 environments x
             # 32-step rollouts, 2 epochs). Five seeds, because three left the intervals too wide to order MABL and
             # its ablation; about two hours on two cores with --jobs 2. The scripted baselines mark the floor.
             description="Learning on a CPU: the four algorithms at CPU size on smac/3m, 5 seeds x 16k steps (2 h), "

@@ -55,8 +55,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", help="auto, or a family's backend (SMAC: sim or sc2); a backend of another "
                                                      "family leaves a task on its own family's choice")
     p.add_argument("--compile-env", action="store_true",
-                   help="torch.compile the SMAC simulator's step: 2.5-8x faster stepping after 20-30 s of compiling "
-                        "per run; worth it from about 100k steps")
+                   help="torch.compile the SMAC simulator's step: several times faster stepping after tens of "
+                        "seconds of compiling per run; worth it from about 100k steps (docs/performance.md)")
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory")
     p.add_argument("--jobs", type=_positive("--jobs"), default=1,
                    help="local launcher: runs in parallel, each in its own process (default 1: in this process)")

@@ -85,8 +85,8 @@ def train(spec: RunSpec, config, record_dir: Path, log: MetricLog, progress=None
     report.start(steps)
     started, started_steps = time.perf_counter(), steps
     # Everything alive now (modules, models, optimisers, replay, environments) lives for the whole loop: the
-    # cyclic GC need not re-scan it. With torch loaded, a full collection took about 75 ms every 50 or so
-    # batched Flatland steps in the process that steps a shard (8% of its time; the workers freeze likewise).
+    # cyclic GC need not re-scan it (with torch loaded, full collections cost the process that steps a
+    # Flatland shard several percent of its time; the workers freeze likewise).
     gc.freeze()
     try:
         while True:

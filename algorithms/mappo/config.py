@@ -50,7 +50,7 @@ class MAPPOConfig(AlgorithmConfig):
     use_clipped_value_loss: bool = True
     value_active_masks: bool = True  # --use_value_active_masks in every SMAC script
     policy_active_masks: bool = True
-    agent_id: bool = True  # one-hot agent id appended to actor and critic inputs (README: deviations)
+    agent_id: bool = True  # one-hot agent id appended to actor and critic inputs (docs/algorithms.md: deviations)
 
     @classmethod
     def preset(cls, name: str, spec: EnvSpec) -> MAPPOConfig:

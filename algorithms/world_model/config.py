@@ -74,7 +74,7 @@ class WorldModelConfig(AlgorithmConfig):
     critic_features: str = "agent"  # agent | all (agent+global) | global
     heads_use_global: bool = False  # pcont and available-action heads read the global features too
     # An experiment, in no official build and no preset: the reward head reads [agent; global] features, so
-    # that MABL's reward model sees the joint action through h^g (README: "Learning on a CPU").
+    # that MABL's reward model sees the joint action through h^g (docs/reports/cpu_learning.md).
     reward_uses_global: bool = False
     actor_init: str = "orthogonal"
     # speed only: replay the learner's steps as CUDA graphs on a GPU (same computation as eager)
@@ -149,11 +149,12 @@ class WorldModelConfig(AlgorithmConfig):
 
 
 # CI-sized networks and schedule, shared by all three algorithms. Too few world-model steps per policy round to
-# learn SMAC: the policy stops attacking before the model has learned that attacks earn reward (README).
+# learn SMAC: the policy stops attacking before the model has learned that attacks earn reward (docs/reports/cpu_learning.md).
 TINY = dict(num_envs=4, hidden=32, model_hidden=32, embed=32, state_embed=32, n_categoricals=8, n_classes=8,
             deterministic=32, head_hidden=32, capacity=20_000, min_buffer_size=200, model_epochs=2, epochs=1,
             ppo_epochs=2, model_batch_size=8, batch_size=8, seq_length=10, horizon=5, ppo_minibatch=256,
             model_lr=1e-3, actor_lr=5e-4, value_lr=1e-3)
 # Learning on a CPU: tiny's networks with the official proportion of 15 world-model steps (60 / 4) per policy
-# round, on 16 sequences of the official 20 steps; MAMBA learns to attack on smac/3m within 5k steps (README).
+# round, on 16 sequences of the official 20 steps; MAMBA learns to attack on smac/3m within 5k steps
+# (docs/reports/cpu_learning.md).
 SMALL = dict(TINY, model_epochs=15, model_batch_size=16, seq_length=20)

@@ -95,8 +95,8 @@ class AgentAttention(nn.Module):
     The layers are ``nn.TransformerEncoderLayer`` modules (the official code's: same parameters, names and
     initialisation); their forward is written out below with the same arithmetic (scaled dot-product
     attention with dropout on the weights, residual + LayerNorm, ReLU feed-forward), because the library
-    path's argument checks and layout copies cost more than the arithmetic over a few dozen agents (19% fewer
-    operators per forward and backward; MAMBA's learner call at ``small`` 16% faster on a CPU). The official
+    path's argument checks and layout copies cost more than the arithmetic over a few dozen agents
+    (docs/performance.md has the measurements). The official
     table has 30 positions; it is grown to the number of agents when a task has more."""
 
     def __init__(self, n_layers: int, d_model: int, feedforward: int, heads: int, dropout: float, n_agents: int):
@@ -144,7 +144,7 @@ class Actor(nn.Module):
 class AttentionCritic(nn.Module):
     """``AugmentedCritic``: per-agent embedding, one transformer layer across agents, MLP to a value per agent.
 
-    The official class also defines a ``prior`` MLP that ``forward`` never calls; it is left out (README)."""
+    The official class also defines a ``prior`` MLP that ``forward`` never calls; it is left out (docs/algorithms.md)."""
 
     def __init__(self, feat_dim: int, hidden: int, n_agents: int, heads: int = 8):
         super().__init__()

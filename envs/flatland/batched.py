@@ -1,13 +1,13 @@
 """B Flatland environments behind the batched interface, stepped in parallel worker processes.
 
-A Flatland step costs 3-5 ms at 5-10 trains on one core here (depth-3 tree), nearly all Python, so the
-batch is split into ``workers`` contiguous shards stepped in parallel: this process steps the first
-while worker processes step the others (so W workers keep W cores busy, none idles waiting), each
-resetting its own finished episodes; the shards are stacked into torch tensors on the requested device.
+A Flatland step is nearly all Python (docs/performance.md has its cost), so the batch is split into
+``workers`` contiguous shards stepped in parallel: this process steps the first while worker processes
+step the others (so W workers keep W cores busy, none idles waiting), each resetting its own finished
+episodes; the shards are stacked into torch tensors on the requested device.
 ``workers=1`` steps everything in this process (no IPC).
 
-Episodes are built ahead (``build_ahead``, on by default): a new episode costs 50-300 ms of rail, line
-and distance-map generation, and in a synchronous batch one shard's reset stalls all the others. So
+Episodes are built ahead (``build_ahead``, on by default): a new episode's rail, line and distance-map
+generation is slow, and in a synchronous batch one shard's reset stalls all the others. So
 each shard has a helper process at idle CPU priority (``SCHED_IDLE``: it only runs on a core nothing
 else wants, e.g. while the other shards catch up or while the learner works on a GPU) that builds the
 next episode of each of the shard's environments and leaves it, pickled, in a temporary directory. A

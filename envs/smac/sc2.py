@@ -19,7 +19,7 @@ from envs.smac.maps import get_map
 
 INSTALL_HINT = ("StarCraft II backend unavailable: install smacv2 with "
                 "`pip install -e '.[sc2]'` and StarCraft II 4.10 with the SMAC maps "
-                "(set SC2PATH; see the README's SMAC section), or use --backend sim.")
+                "(set SC2PATH; see docs/smac.md), or use --backend sim.")
 
 
 def sc2_available() -> bool:

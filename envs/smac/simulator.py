@@ -9,13 +9,13 @@ weapons, cooldowns with SC2's random -1..+2 loop deviation, edge-to-edge weapon 
 collisions (allies push allies, enemies block each other) with steering around units that do not make
 way, medivac healing with energy, terrain, armies spawned as mirror images. The opponent is SC2's
 automatic targeting during the map script's attack-move (``_enemy_targets``); the agents' own units
-never act unordered (``_apply_actions``). Deliberate deviations are listed in the README.
+never act unordered (``_apply_actions``). Deliberate deviations are listed in docs/smac.md.
 
 Every environment step simulates 8 game loops in ``substeps`` slices. No weapon fires faster than once
 per 8 loops (the shortest period, the zergling's, is 11.1 loops). Cooldowns carry over between slices
 exactly, so fire *rates* are exact at any slice length; the default 2 slices of 4 loops shift a shot's
-phase by at most 4 loops (SC2 itself jitters each cooldown by -1..+2 loops) and are 1.6x faster than
-4 slices. Movement, targeting and collisions are recomputed every slice.
+phase by at most 4 loops (SC2 itself jitters each cooldown by -1..+2 loops), at a fraction of 4
+slices' cost. Movement, targeting and collisions are recomputed every slice.
 """
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ SPAWN_JITTER = 0.2
 MOVE_DIRS = ((0.0, 1.0), (0.0, -1.0), (1.0, 0.0), (-1.0, 0.0))  # north, south, east, west
 
 
-# Inductor settings for the simulator on CPU, measured on 3s5z_vs_3s6z and 27m_vs_30m (README): scalar
+# Inductor settings for the simulator on CPU (docs/performance.md has the measurements): scalar
 # loops (the unit axes, 8-60 long, are too short for SIMD lanes) and intermediates stored rather than
 # recomputed when several consumers read them.
 _CPU_OPTIONS = {"cpp.simdlen": 1, "realize_opcount_threshold": 10, "realize_reads_threshold": 2}
@@ -155,9 +155,9 @@ class SmacSimulator(MultiAgentEnv):
     raises a ``ValueError`` naming the environment, agent and action; ``checked=False`` skips the check
     (and its host synchronisation) for training loops whose masks are trusted. ``compile=True`` runs the
     step through ``torch.compile``: the battle step as one fixed-shape graph, restarts as one graph over
-    any number of finished battles. Compiling takes 20-30 s per map and batch size on two CPU cores the
-    first time (2-8 s once inductor's on-disk cache holds it); then a step is 2.5-8x faster. Trajectories equal eager ones up to
-    float rounding (tested).
+    any number of finished battles. Compiling takes tens of seconds per map and batch size the first time
+    (less once inductor's on-disk cache holds it), after which a step is several times faster (figures in
+    docs/performance.md). Trajectories equal eager ones up to float rounding (tested).
     """
 
     def __init__(self, map_name: str, num_envs: int = 1, device: str | torch.device = "cpu", seed: int = 0,
