@@ -10,6 +10,7 @@ silently included.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from collections import Counter
@@ -38,11 +39,16 @@ class Benchmark:
 
     @classmethod
     def recorded(cls, env_spec: dict) -> Benchmark:
-        """From a record's ``env_spec``. Records written before specs carried their scores name the headline
-        metric only; it is then the one score, unscaled."""
-        scores = {s["metric"]: (s["scale"], s["label"]) for s in env_spec.get("scores", ())}
-        title = env_spec.get("benchmark") or f"{env_spec['family']} ({env_spec['backend']})"
-        return cls(title, env_spec["metric"], scores or {env_spec["metric"]: (1.0, env_spec["metric"].replace("_", " "))})
+        """From a record's ``env_spec``. Records written before specs carried their family's description
+        (scores, title) get it from the family registry, which loads without torch."""
+        if "scores" not in env_spec:
+            from envs import FAMILIES
+
+            family = FAMILIES[env_spec["family"]]
+            env_spec = {**env_spec, "benchmark": family.benchmark(env_spec["backend"]),
+                        "scores": [dataclasses.asdict(score) for score in family.scores]}
+        scores = {s["metric"]: (s["scale"], s["label"]) for s in env_spec["scores"]}
+        return cls(env_spec["benchmark"], env_spec["metric"], scores)
 
 
 @dataclass

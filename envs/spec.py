@@ -80,8 +80,11 @@ class Family(abc.ABC):
     def describe(self, name: str, backend: str, *, n_agents: int, obs_dim: int, state_dim: int, n_actions: int,
                  episode_limit: int) -> EnvSpec:
         """A task's spec from its layout, with the family's fields filled in."""
-        shown = self.backends[backend]
         return EnvSpec(task=f"{self.name}/{name}", family=self.name, backend=backend, n_agents=n_agents,
                        obs_dim=obs_dim, state_dim=state_dim, n_actions=n_actions, episode_limit=episode_limit,
                        metric=self.metric, scores=self.scores, outcomes=self.outcomes, action_masks=self.action_masks,
-                       benchmark=self.title if len(self.backends) == 1 else f"{self.title} ({shown})")
+                       benchmark=self.benchmark(backend))
+
+    def benchmark(self, backend: str) -> str:
+        """What results on ``backend`` are titled, e.g. "SMAC (simulator)"; a one-backend family's title alone."""
+        return self.title if len(self.backends) == 1 else f"{self.title} ({self.backends[backend]})"

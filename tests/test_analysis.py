@@ -254,3 +254,17 @@ def test_the_analysis_never_imports_torch_or_the_environments():
     code = "import sys, analysis.make_plots; print(' '.join(sorted(sys.modules)))"
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert not [m for m in loaded if m.split(".")[0] == "torch" or m in ("envs.base", "envs.smac.simulator")]
+
+
+def test_records_written_before_specs_described_their_family_are_scored_from_the_family_registry(tmp_path):
+    _suite(tmp_path, seeds=2, tasks=("smac/3m",), algos=("mabl", "mappo"))
+    for config in (tmp_path / "runs").glob("**/config.json"):
+        recorded = json.loads(config.read_text())
+        for key in ("scores", "outcomes", "action_masks", "benchmark"):
+            del recorded["env_spec"][key]
+        config.write_text(json.dumps(recorded))
+    frame, report = load_records(tmp_path)
+    assert report.loaded == 4
+    assert report.benchmarks["smac", "sim"].title == "SMAC (simulator)"
+    assert report.benchmarks["smac", "sim"].scores["return_mean"] == (20.0, "return / 20")
+    assert make_plots.main(["--results", str(tmp_path), "--reps", "20", "--metric", "return_mean"]) == 0
