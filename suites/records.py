@@ -3,8 +3,9 @@
 A named variant of an algorithm (``--variant NAME``: other ``--set`` values or another preset) lives
 under ``<algorithm>+<NAME>`` beside the algorithm's own runs, and is analysed as an algorithm of its own.
 
-StarCraft II runs of a SMAC task live under ``<task>_sc2`` beside the simulator's, so the two backends
-never share a record, a skip decision or a resume.
+Runs on a family's other backends live under ``<task>_<backend>`` (StarCraft II runs of a SMAC task under
+``<task>_sc2``) beside those on its first backend, so two backends never share a record, a skip decision
+or a resume.
 
 Each run directory is the base directory of its own Sacred FileStorageObserver, so parallel runs never
 share one. Sacred numbers its attempts ``1/``, ``2/``, ... (a resumed run is a new attempt); the
@@ -15,6 +16,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import envs
+
 DONE, PARTIAL, FAILED, PENDING = "done", "partial", "failed", "pending"
 
 
@@ -24,7 +27,8 @@ def algorithm_label(algorithm: str, variant: str = "") -> str:
 
 
 def run_id(suite: str, task: str, algorithm: str, seed: int, backend: str, variant: str = "") -> str:
-    task_dir = task.replace("/", "_") + ("_sc2" if backend == "sc2" else "")
+    default = next(iter(envs.family_of(task).backends))  # a family's first backend records under the task alone
+    task_dir = task.replace("/", "_") + ("" if backend == default else f"_{backend}")
     return f"{suite}/{task_dir}/{algorithm_label(algorithm, variant)}/seed_{seed}"
 
 
