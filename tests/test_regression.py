@@ -2,13 +2,14 @@
 (``tox -e regression`` runs only these; refresh with ``python -m suites.regression --refresh``)."""
 import pytest
 
+import envs
 from suites import regression
 from suites.definitions import SUITES
 from suites.records import run_id as record_id
 
 
 def run_id(task: str, algorithm: str) -> str:
-    return record_id("regression", task, algorithm, 0, backend="sim")
+    return record_id("regression", task, algorithm, 0, backend=envs.resolve_backend(task, "sim"))
 
 
 REFERENCE = dict(task="smac/3m", algorithm="mappo", steps=2048, metric="win_rate", absolute=0.5,
