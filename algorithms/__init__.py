@@ -11,7 +11,7 @@ from envs.spec import EnvSpec
 
 __all__ = [
     "REGISTRY", "Algorithm", "Divergence", "Transition",
-    "check_algorithm", "list_algorithms", "make_algorithm", "make_config", "parse_assignments",
+    "check_algorithm", "list_algorithms", "make_algorithm", "make_config", "parse_assignments", "parse_sweep",
 ]
 
 
@@ -97,6 +97,34 @@ def parse_assignments(assignments: list[str], algorithms: list[str]) -> dict[str
         for a in targets:
             out[a][field] = _convert(value.strip(), fields[a][field], f"--set {text}: {a}.{field}")
     return out
+
+
+def parse_sweep(assignments: list[str], algorithms: list[str]) -> dict[str, list[tuple[str, dict]]]:
+    """``--set`` texts whose values may be comma-separated lists (``lr=1e-4,5e-4``) -> for each algorithm
+    the points of its grid: (the point's name, its typed overrides). Only the swept fields that reach an
+    algorithm span its grid; the name joins their ``FIELD-VALUE`` ("" where no swept field reaches it, so
+    single values behave as ``parse_assignments``). Every value is checked before any point is built."""
+    import itertools
+
+    fixed, swept = [], []  # swept: (key as typed, [(value text, {algorithm: overrides})])
+    for text in assignments:
+        key, sep, value = text.partition("=")
+        values = list(dict.fromkeys(v.strip() for v in value.split(",")))
+        if not sep or len(values) == 1:
+            fixed.append(text)
+            continue
+        if "" in values:
+            raise UsageError(f"--set {text}: a list of values has an empty entry")
+        swept.append((key.strip(), [(v, parse_assignments([f"{key}={v}"], algorithms)) for v in values]))
+    base = parse_assignments(fixed, algorithms)
+    grids: dict[str, list[tuple[str, dict]]] = {}
+    for algorithm in algorithms:
+        axes = [(key, [(v, parsed[algorithm]) for v, parsed in values]) for key, values in swept
+                if values[0][1][algorithm]]
+        grids[algorithm] = [("_".join(f"{key.rpartition('.')[2]}-{v}" for (key, _), (v, _) in zip(axes, point)),
+                             {**base[algorithm], **{k: x for _, over in point for k, x in over.items()}})
+                            for point in itertools.product(*(values for _, values in axes))]
+    return grids
 
 
 def _convert(value: str, default, what: str):

@@ -34,7 +34,7 @@ from analysis import figures, stats  # noqa: E402
 from analysis.export import write_marl_eval, write_table  # noqa: E402
 from analysis.records import SkippedRecord, load_records  # noqa: E402
 
-DEFAULT_RESULTS = Path(__file__).resolve().parent.parent / "results"
+DEFAULT_RESULTS = Path("results")  # in the working directory
 
 
 def ablation_table(per_task: pd.DataFrame, improvement: pd.DataFrame, seeds: int) -> pd.DataFrame:

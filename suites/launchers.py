@@ -8,7 +8,10 @@ process dies, is reported FAILED and the others go on.
   suite (runs done, each run in flight with its share and rate, an ETA), from the runs' progress files.
 - ``ray`` submits each run as a Ray task (``num_gpus`` may be a fraction) to a local instance or to the
   cluster at ``address``; every node needs this package installed and the results directory shared (the
-  driver's 30-second summary lines read the runs' progress files there).
+  driver's 30-second summary lines read the runs' progress files there). A local instance listens on the
+  loopback interface only.
+- ``submitit`` submits each run as one job of a job array to SLURM (``cluster="slurm"``), or runs the same
+  jobs as local processes (``cluster="local"``); the results directory must be shared with the nodes.
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +31,10 @@ from suites.records import attempts
 from suites.spec import RunSpec
 
 COMPLETED, FAILED = "COMPLETED", "FAILED"
-LAUNCHERS = ("local", "ray")
+LAUNCHERS = ("local", "ray", "submitit")
+CLUSTERS = ("slurm", "local")  # submitit's executors
 RAY_HINT = "Ray is not installed: pip install -e '.[ray]' (every node of a cluster needs it and this package)."
+SUBMITIT_HINT = "submitit is not installed: pip install -e '.[submitit]' (the nodes need this package too)."
 
 
 @dataclass(frozen=True)
@@ -179,6 +185,33 @@ def stop_all(processes) -> None:
         proc.wait()
 
 
+SINGLE_MACHINE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+@contextmanager
+def local_ray(ray, **options):
+    """A Ray instance on this machine that listens on the loopback interface only, shut down on exit.
+
+    Ray binds its ports to the node's address, on Linux the machine's network interface, and resolves a
+    given "127.0.0.1" back to it; exposed Ray ports are a known way in ("ShadowRay"). Its single-machine
+    mode (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, read by Ray's processes from the environment and by this
+    one from ``ray_constants``) keeps the node on the loopback address instead."""
+    from ray._private import ray_constants
+
+    environment, cluster_mode = os.environ.get(SINGLE_MACHINE), ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[SINGLE_MACHINE], ray_constants.ENABLE_RAY_CLUSTER = "0", False
+    try:
+        ray.init(_node_ip_address="127.0.0.1", **options)
+        yield
+    finally:
+        ray.shutdown()
+        ray_constants.ENABLE_RAY_CLUSTER = cluster_mode
+        if environment is None:
+            os.environ.pop(SINGLE_MACHINE, None)
+        else:
+            os.environ[SINGLE_MACHINE] = environment
+
+
 def run_ray(specs: list[RunSpec], results: Path, address: str | None, gpus_per_run: float,
             cpus_per_run: float = 1.0) -> list[Outcome]:
     """Each run is a Ray task; a task whose worker dies is reported FAILED like one that raises."""
@@ -186,10 +219,14 @@ def run_ray(specs: list[RunSpec], results: Path, address: str | None, gpus_per_r
         import ray
     except ImportError:
         raise UsageError(RAY_HINT) from None
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
+    options = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    with ExitStack() as stack:
+        if not ray.is_initialized():  # else the caller's instance
+            if address:
+                ray.init(address=address, **options)
+                stack.callback(ray.shutdown)
+            else:
+                stack.enter_context(local_ray(ray, **options))
         task = ray.remote(execute_safely).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0)
         futures = {task.remote(spec, results): spec for spec in specs}
         outcomes = {}
@@ -206,6 +243,39 @@ def run_ray(specs: list[RunSpec], results: Path, address: str | None, gpus_per_r
                 outcomes[spec.run_id] = failed(spec, err)
             print(f"{outcomes[spec.run_id].status.lower():10s}{spec.run_id}", flush=True)
         return [outcomes[s.run_id] for s in specs]
-    finally:
-        if started_here:
-            ray.shutdown()
+
+
+def run_submitit(specs: list[RunSpec], results: Path, cluster: str, parameters: dict,
+                 poll_interval: float = 1.0) -> list[Outcome]:
+    """Each run one job (a SLURM job array, or local processes); a job that dies, times out or is cancelled
+    is reported FAILED like a run that raises. Ctrl-C cancels the unfinished jobs (rerun to resume them).
+    ``parameters`` are submitit's (``timeout_min``, ``gpus_per_node``, ``cpus_per_task``, ``slurm_partition``,
+    ``slurm_array_parallelism``); job logs go to ``<results>/submitit/<job id>_*``."""
+    try:
+        import submitit
+    except ImportError:
+        raise UsageError(SUBMITIT_HINT) from None
+    results = results.resolve()  # jobs may start elsewhere
+    executor = submitit.AutoExecutor(folder=str(results / "submitit" / "%j"), cluster=cluster)
+    executor.update_parameters(name="marl-wm-bench", **parameters)
+    jobs = executor.map_array(execute_safely, specs, [results] * len(specs))
+    print(f"submitted {len(jobs)} job(s) to {cluster} (logs: {results / 'submitit'})", flush=True)
+    pending, outcomes, summarised = dict(zip(jobs, specs)), {}, time.monotonic()
+    try:
+        while pending:
+            for job in [j for j in pending if j.done()]:
+                spec = pending.pop(job)
+                try:
+                    outcomes[spec.run_id] = job.result()
+                except Exception as err:  # the job died, timed out or was cancelled
+                    outcomes[spec.run_id] = failed(spec, err)
+                print(f"{outcomes[spec.run_id].status.lower():10s}{spec.run_id}", flush=True)
+            if pending and time.monotonic() - summarised >= SUMMARY_EVERY:
+                print_summary(specs, outcomes, results)
+                summarised = time.monotonic()
+            time.sleep(poll_interval if pending else 0)
+    except KeyboardInterrupt:
+        for job in pending:
+            job.cancel(check=False)
+        raise
+    return [outcomes[s.run_id] for s in specs]

@@ -9,18 +9,19 @@ from pathlib import Path
 import torch
 
 import envs
-from algorithms import check_algorithm, parse_assignments
+from algorithms import check_algorithm, parse_sweep
 from envs.errors import UsageError
 from suites.definitions import get_suite
-from suites.launchers import LAUNCHERS, RAY_HINT
+from suites.launchers import CLUSTERS, LAUNCHERS, RAY_HINT, SUBMITIT_HINT
 from suites.metrics import WANDB_HINT
 from suites.records import recorded_settings
 from suites.spec import RunSpec
+from suites.suite_file import is_suite_file, load_suite
 
 
 def expand(args) -> list[RunSpec]:
     """The suite's runs after the command-line filters; raises UsageError on bad names or values."""
-    suite = get_suite(args.suite)
+    suite = load_suite(Path(args.suite)) if is_suite_file(args.suite) else get_suite(args.suite)
     tasks = args.tasks or list(suite.tasks)
     for t in tasks:
         envs.check_task(t)
@@ -33,24 +34,32 @@ def expand(args) -> list[RunSpec]:
                          f"valid budgets: {', '.join(suite.budgets)}")
     steps, interval = suite.budgets[budget]
     steps = args.steps or steps
-    overrides = parse_assignments(args.assignments, algos)
+    grids = parse_sweep(args.assignments, algos)
     check_variant(args.variant)
     check_device(args.device)
     check_launcher(args)
     check_wandb(args.wandb)
     env_specs = {t: envs.env_spec(t, args.backend) for t in tasks}  # each task's family and backend, resolved once
+    for points in grids.values():
+        for point, _ in points:
+            check_variant(variant_name(args.variant, point), f"the sweep point {point!r}" if point else "--variant")
     return [RunSpec(suite=suite.name, task=t, algorithm=a, preset=args.preset or suite.preset_for(a), seed=k, steps=steps,
                     eval_interval=min(interval, steps), eval_episodes=args.eval_episodes or suite.eval_episodes,
                     device=args.device, backend=env_specs[t].backend, env_spec=env_specs[t],
-                    compile_env=args.compile_env, overrides=tuple(sorted(overrides[a].items())), variant=args.variant,
-                    wandb=args.wandb)
-            for t in tasks for a in algos for k in range(args.seeds or suite.seeds)]
+                    compile_env=args.compile_env, overrides=tuple(sorted(overrides.items())),
+                    variant=variant_name(args.variant, point), wandb=args.wandb)
+            for t in tasks for a in algos for point, overrides in grids[a] for k in range(args.seeds or suite.seeds)]
 
 
-def check_variant(name: str) -> None:
-    if name and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}", name):
-        raise UsageError(f"invalid --variant {name!r}: it names run directories, so use up to 40 letters, digits, "
-                         "'_', '.' or '-', starting with a letter or digit")
+def variant_name(prefix: str, point: str) -> str:
+    """A sweep point's variant: ``--variant`` as a prefix to the point's ``FIELD-VALUE`` name."""
+    return "_".join(part for part in (prefix, point) if part)
+
+
+def check_variant(name: str, source: str = "--variant") -> None:
+    if name and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", name):
+        raise UsageError(f"invalid variant name {name!r} (from {source}): it names run directories, so use up to 100 "
+                         "letters, digits, '_', '.' or '-', starting with a letter or digit")
 
 
 def check_wandb(project: str) -> None:
@@ -71,12 +80,28 @@ def check_device(device: str) -> None:
 def check_launcher(args) -> None:
     if args.launcher not in LAUNCHERS:
         raise UsageError(f"unknown launcher {args.launcher!r}; valid launchers: {', '.join(LAUNCHERS)}")
-    if args.launcher != "ray" and (args.address or args.gpus_per_run is not None):
-        raise UsageError("--address and --gpus-per-run need --launcher ray")
-    if args.gpus_per_run is not None and not 0 <= args.gpus_per_run:
-        raise UsageError(f"--gpus-per-run must be >= 0, got {args.gpus_per_run}")
-    if args.launcher == "ray" and not args.dry_run and importlib.util.find_spec("ray") is None:
-        raise UsageError(RAY_HINT)
+    if args.launcher != "ray" and args.address:
+        raise UsageError("--address needs --launcher ray")
+    if args.launcher == "local" and (args.gpus_per_run is not None or args.cpus_per_run is not None):
+        raise UsageError("--gpus-per-run and --cpus-per-run need --launcher ray or submitit")
+    slurm = {"--partition": args.partition, "--time": args.time, "--array-parallelism": args.array_parallelism}
+    if args.launcher != "submitit" and (args.cluster or any(v is not None for v in slurm.values())):
+        raise UsageError("--cluster, --partition, --time and --array-parallelism need --launcher submitit")
+    if args.launcher == "submitit":
+        if args.cluster not in CLUSTERS:
+            raise UsageError(f"--launcher submitit needs --cluster, one of: {', '.join(CLUSTERS)}"
+                             + (f" (got {args.cluster!r})" if args.cluster else ""))
+        ignored = [flag for flag, value in slurm.items() if value is not None and flag != "--time"]
+        if args.cluster == "local" and ignored:
+            raise UsageError(f"{', '.join(ignored)} {'applies' if len(ignored) == 1 else 'apply'} only to --cluster slurm")
+    for flag, value in (("--gpus-per-run", args.gpus_per_run), ("--cpus-per-run", args.cpus_per_run)):
+        if value is not None and not 0 <= value:
+            raise UsageError(f"{flag} must be >= 0, got {value}")
+    if args.launcher == "submitit" and args.gpus_per_run is not None and args.gpus_per_run != int(args.gpus_per_run):
+        raise UsageError(f"--gpus-per-run with submitit is a whole number of GPUs, got {args.gpus_per_run}")
+    hints = {"ray": RAY_HINT, "submitit": SUBMITIT_HINT}
+    if args.launcher in hints and not args.dry_run and importlib.util.find_spec(args.launcher) is None:
+        raise UsageError(hints[args.launcher])
 
 
 def check_records_match(runs: list[RunSpec], results: Path) -> None:

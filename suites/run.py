@@ -17,8 +17,9 @@ from suites.definitions import SUITES
 from suites.plan import check_records_match, expand
 from suites.records import DONE, run_status
 from suites.spec import RunSpec
+from suites.suite_file import is_suite_file, option_arguments
 
-DEFAULT_RESULTS = Path(__file__).resolve().parent.parent / "results"
+DEFAULT_RESULTS = Path("results")  # in the working directory
 
 
 def _positive(name):
@@ -36,7 +37,8 @@ def _positive(name):
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m suites.run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("suite", help=f"one of: {', '.join(sorted(SUITES))}")
+    p.add_argument("suite", help=f"one of: {', '.join(sorted(SUITES))}; or a suite file, path/to/suite.toml "
+                                 "(suites/examples/ has one)")
     p.add_argument("--seeds", type=_positive("--seeds"), help="number of seeds 0..N-1 (default: the suite's)")
     p.add_argument("--algorithms", nargs="+", help="subset of the suite's algorithms")
     p.add_argument("--tasks", nargs="+", help="subset of the suite's tasks, e.g. smac/3m")
@@ -57,12 +59,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--compile-env", action="store_true",
                    help="torch.compile the SMAC simulator's step: several times faster stepping after tens of "
                         "seconds of compiling per run; worth it from about 100k steps (docs/performance.md)")
-    p.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory")
+    p.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory (default: ./results)")
     p.add_argument("--jobs", type=_positive("--jobs"), default=1,
                    help="local launcher: runs in parallel, each in its own process (default 1: in this process)")
-    p.add_argument("--launcher", default="local", help="local or ray")
-    p.add_argument("--address", help="ray: address of a running cluster (default: start a local instance)")
-    p.add_argument("--gpus-per-run", type=float, help="ray: GPU fraction per run (default 1 on cuda, else 0)")
+    p.add_argument("--launcher", default="local", help="local (default), ray or submitit")
+    p.add_argument("--address", help="ray: address of a running cluster (default: start a local instance on the "
+                                     "loopback interface)")
+    p.add_argument("--gpus-per-run", type=float, help="ray: GPU fraction per run; submitit: GPUs per job (default 1 on "
+                                                      "cuda, else 0)")
+    p.add_argument("--cpus-per-run", type=float, help="ray and submitit: CPUs per run (default 1)")
+    p.add_argument("--cluster", help="submitit: slurm, or local (the same jobs as processes on this machine)")
+    p.add_argument("--partition", help="submitit on slurm: the partition to submit to")
+    p.add_argument("--time", type=_positive("--time"), help="submitit: time limit per run in minutes (default 1440)")
+    p.add_argument("--array-parallelism", type=_positive("--array-parallelism"),
+                   help="submitit on slurm: at most this many runs at once (default: SLURM's)")
     p.add_argument("--wandb", nargs="?", const="marl-wm-bench", default="", metavar="PROJECT",
                    help="also log every run to Weights & Biases (project default marl-wm-bench); offline into each "
                         "run's directory when there are no credentials. Needs pip install -e '.[wandb]'")
@@ -72,9 +82,15 @@ def parser() -> argparse.ArgumentParser:
 
 def launch(runs: list[RunSpec], args) -> list:
     """Run ``runs`` with the chosen launcher; outcomes in the same order."""
+    gpus = args.gpus_per_run if args.gpus_per_run is not None else float(args.device.startswith("cuda"))
+    cpus = args.cpus_per_run if args.cpus_per_run is not None else 1.0
     if args.launcher == "ray":
-        gpus = args.gpus_per_run if args.gpus_per_run is not None else float(args.device.startswith("cuda"))
-        return launchers.run_ray(runs, args.results, args.address, gpus)
+        return launchers.run_ray(runs, args.results, args.address, gpus, cpus)
+    if args.launcher == "submitit":
+        parameters = {"timeout_min": args.time or 1440, "gpus_per_node": int(gpus), "cpus_per_task": max(1, int(cpus)),
+                      "slurm_partition": args.partition, "slurm_array_parallelism": args.array_parallelism}
+        return launchers.run_submitit(runs, args.results, args.cluster,
+                                      {k: v for k, v in parameters.items() if v is not None})
     if args.jobs == 1:
         return launchers.run_sequential(runs, args.results)
     return launchers.run_parallel(runs, args.results, args.jobs, torch.cuda.device_count())
@@ -84,8 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     from algorithms.cuda_graphs import prefer_expandable_segments
 
     prefer_expandable_segments()  # before any CUDA allocation; launched workers inherit it
+    argv = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(argv)
     try:
+        if is_suite_file(args.suite):  # the file's options first, so that the command line overrides them
+            args = parser().parse_args(option_arguments(Path(args.suite), argv) + argv)
         runs = expand(args)
         results = args.results
         check_records_match(runs, results)

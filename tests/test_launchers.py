@@ -157,6 +157,61 @@ def test_ray_launcher_runs_a_suite_on_a_local_instance(tmp_path, capsys):
     assert "win_rate=" in out.out
 
 
+def _listening() -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket listening on this machine, from /proc/net/tcp and tcp6."""
+    import socket
+
+    found = set()
+    for path, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
+        for line in open(path).read().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A":  # LISTEN
+                continue
+            address, port = fields[1].split(":")
+            raw = bytes.fromhex(address)
+            raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))  # each 32-bit word is little-endian
+            found.add((socket.inet_ntop(family, raw), int(port, 16)))
+    return found
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray not installed (pip install -e '.[ray]')")
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads listening sockets from Linux's /proc/net")
+def test_a_local_ray_instance_listens_on_the_loopback_interface_only():
+    import ray
+
+    from suites.launchers import local_ray
+
+    before = _listening()
+    with local_ray(ray, include_dashboard=False, log_to_driver=False, configure_logging=False, num_cpus=1):
+        assert ray.get(ray.remote(lambda: 1 + 1).remote()) == 2  # the instance works
+        opened = _listening() - before
+    assert opened, "Ray opened no listening socket"
+    assert {address for address, _ in opened} <= {"127.0.0.1", "::1", "::ffff:127.0.0.1"}, opened
+
+
+@pytest.mark.skipif(importlib.util.find_spec("submitit") is None, reason="submitit not installed (pip install -e '.[submitit]')")
+def test_submitit_local_executor_runs_a_suite_with_failures_isolated_and_resumable(tmp_path):
+    """As a user runs it, in a process of its own (submitit's job watching disturbs pytest's capture of the
+    test process's output)."""
+    import subprocess
+    import sys
+
+    _break_checkpoint(tmp_path, 1)
+    argv = [sys.executable, "-m", "suites.run", "smoke", "--seeds", "2", "--launcher", "submitit", "--cluster", "local",
+            "--results", str(tmp_path), *FAST]
+    first = subprocess.run(argv, capture_output=True, text=True)
+    assert first.returncode == 1, first.stderr
+    assert "1 run(s) failed: smoke/smac_3m/mappo/seed_1" in first.stderr and "checkpoint" in first.stdout
+    assert run_status(tmp_path / "runs" / "smoke/smac_3m/mappo/seed_0") == DONE
+    assert run_status(tmp_path / "runs" / "smoke/smac_3m/mappo/seed_1") == FAILED
+    (tmp_path / "runs" / "smoke/smac_3m/mappo/seed_1" / "checkpoint.pt").unlink()  # what the message says to do
+    second = subprocess.run(argv, capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr
+    assert "smoke/smac_3m/mappo/seed_0 done (skipped)" in second.stdout
+    assert run_status(tmp_path / "runs" / "smoke/smac_3m/mappo/seed_1") == DONE
+    assert any((tmp_path / "submitit").iterdir())  # the jobs' logs
+
+
 def test_ray_missing_says_how_to_install(tmp_path, capsys, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
@@ -165,9 +220,16 @@ def test_ray_missing_says_how_to_install(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--launcher", "slurm"], "unknown launcher 'slurm'; valid launchers: local, ray"),
-    (["--address", "auto"], "--address and --gpus-per-run need --launcher ray"),
+    (["--launcher", "slurm"], "unknown launcher 'slurm'; valid launchers: local, ray, submitit"),
+    (["--address", "auto"], "--address needs --launcher ray"),
+    (["--gpus-per-run", "1"], "--gpus-per-run and --cpus-per-run need --launcher ray or submitit"),
     (["--launcher", "ray", "--gpus-per-run", "-1"], "--gpus-per-run must be >= 0"),
+    (["--launcher", "submitit"], "--launcher submitit needs --cluster, one of: slurm, local"),
+    (["--launcher", "submitit", "--cluster", "pbs"], "--launcher submitit needs --cluster, one of: slurm, local (got 'pbs')"),
+    (["--partition", "gpu"], "--cluster, --partition, --time and --array-parallelism need --launcher submitit"),
+    (["--launcher", "submitit", "--cluster", "local", "--partition", "gpu"], "--partition applies only to --cluster slurm"),
+    (["--launcher", "submitit", "--cluster", "slurm", "--gpus-per-run", "0.5"],
+     "--gpus-per-run with submitit is a whole number of GPUs, got 0.5"),
 ])
 def test_bad_launcher_options_exit_2(argv, message, tmp_path, capsys):
     assert cli.main(["smoke", "--results", str(tmp_path), *argv]) == 2
@@ -195,3 +257,16 @@ def test_a_worker_that_dies_without_a_record_is_reported_failed(tmp_path):
     outcome = _outcome_from_record(spec, tmp_path, -9, tmp_path / "launcher.log")
     assert outcome.status == FAILED_STATUS and "worker exited with code -9" in outcome.detail
     assert run_status(tmp_path / "runs" / spec.run_id) == PARTIAL  # and a rerun resumes it
+
+
+def test_a_list_of_values_sweeps_the_grid_of_the_fields_that_reach_each_algorithm():
+    runs = expand("smoke", "--tasks", "smac/3m", "--algorithms", "mappo", "mabl", "--seeds", "1", "--variant", "sw",
+                  "--set", "mappo.lr=1e-4,5e-4", "--set", "ppo_epoch=3,4", "--set", "model_lr=3e-4")
+    mappo = {r.variant: dict(r.overrides) for r in runs if r.algorithm == "mappo"}
+    assert mappo == {f"sw_lr-{lr}_ppo_epoch-{epochs}": {"lr": float(lr), "ppo_epoch": epochs}
+                     for lr in ("1e-4", "5e-4") for epochs in (3, 4)}
+    (mabl,) = [r for r in runs if r.algorithm == "mabl"]  # no swept field reaches it: one run, as without a sweep
+    assert (mabl.variant, dict(mabl.overrides)) == ("sw", {"model_lr": 3e-4})
+    assert {r.run_id for r in runs} >= {"smoke/smac_3m/mappo+sw_lr-1e-4_ppo_epoch-3/seed_0", "smoke/smac_3m/mabl+sw/seed_0"}
+    single = expand("smoke", "--tasks", "smac/3m", "--algorithms", "mappo", "--seeds", "1", "--set", "lr=1e-4")
+    assert [(r.variant, r.overrides) for r in single] == [("", (("lr", 1e-4),))]  # a single value: no variant

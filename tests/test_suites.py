@@ -318,8 +318,11 @@ def test_suite_continues_after_a_failure_and_exits_1(tmp_path, monkeypatch, caps
     (["smoke", "--algorithms", "mappo", "--set", "mabl.hidden=8"], "mabl is not among the selected algorithms (mappo)"),
     (["smoke", "--set", "qmix.hidden=8"], "unknown algorithm 'qmix'"),
     (["smoke", "--set", "hidden=0"], "hidden must be at least 1, got 0"),
-    (["smoke", "--variant", "lr 1e-3"], "invalid --variant 'lr 1e-3': it names run directories"),
-    (["smoke", "--variant", "../x"], "invalid --variant '../x'"),
+    (["smoke", "--variant", "lr 1e-3"], "invalid variant name 'lr 1e-3' (from --variant): it names run directories"),
+    (["smoke", "--variant", "../x"], "invalid variant name '../x'"),
+    (["smoke", "--set", "mappo.lr=1e-4,fast"], "mappo.lr must be a number, got 'fast'"),
+    (["smoke", "--set", "mappo.lr=1e-4,"], "a list of values has an empty entry"),
+    (["smoke", "--set", "mappo.critic_features=a+b,c"], "mappo has no config field 'critic_features'"),
 ])
 def test_bad_names_exit_2_with_the_valid_ones(argv, message, capsys, tmp_path):
     import torch
@@ -395,3 +398,19 @@ def test_analysis_turns_records_into_figures_and_tables(tmp_path, capsys):
     table = (tmp_path / "tables" / "test_smac_sim_absolute_win_rate.md").read_text()
     assert "| smac/3m " in table and "| all tasks: IQM " in table and "| MAPPO " in table
     assert make_plots.main(["--results", str(tmp_path / "empty")]) == 1
+
+
+def test_each_sweep_point_is_recorded_as_its_own_variant_and_analysed_as_an_algorithm(tmp_path, capsys):
+    from analysis.records import load_records
+
+    argv = ["smoke", "--tasks", "smac/3m", "--algorithms", "mappo", "--steps", "256", "--eval-episodes", "2", "--seeds", "1",
+            "--backend", "sim", "--results", str(tmp_path), "--set", "lr=1e-3,2e-3"]
+    assert cli.main(argv + ["--dry-run"]) == 0
+    listed = capsys.readouterr().out
+    assert "pending  smoke/smac_3m/mappo+lr-1e-3/seed_0" in listed and "pending  smoke/smac_3m/mappo+lr-2e-3/seed_0" in listed
+    assert cli.main(argv) == 0
+    for value, lr in (("1e-3", 1e-3), ("2e-3", 2e-3)):
+        config = json.loads((tmp_path / f"runs/smoke/smac_3m/mappo+lr-{value}/seed_0/1/config.json").read_text())
+        assert (config["variant"], config["overrides"], config["algorithm_config"]["lr"]) == (f"lr-{value}", {"lr": lr}, lr)
+    frame, _ = load_records(tmp_path)
+    assert set(frame.algorithm) == {"mappo+lr-1e-3", "mappo+lr-2e-3"}
