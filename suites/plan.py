@@ -35,12 +35,11 @@ def expand(args) -> list[RunSpec]:
     steps, interval = suite.budgets[budget]
     steps = args.steps or steps
     grids = parse_sweep(args.assignments, algos)
-    check_variant(args.variant)
     check_device(args.device)
     check_launcher(args)
     check_wandb(args.wandb)
     env_specs = {t: envs.env_spec(t, args.backend) for t in tasks}  # each task's family and backend, resolved once
-    for points in grids.values():
+    for points in grids.values():  # each point's variant names run directories
         for point, _ in points:
             check_variant(variant_name(args.variant, point), f"the sweep point {point!r}" if point else "--variant")
     return [RunSpec(suite=suite.name, task=t, algorithm=a, preset=args.preset or suite.preset_for(a), seed=k, steps=steps,
