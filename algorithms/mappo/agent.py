@@ -19,6 +19,14 @@ _STORED = ("obs", "cin", "avail", "active", "actor_h", "critic_h", "first", "act
            "reward", "done")
 
 
+def time_chunks(x: torch.Tensor, length: int) -> torch.Tensor:
+    """``[T, B, N, ...]`` -> ``[length, C, ...]``: C = T / length * B * N chunks of consecutive steps, ordered by
+    time chunk, then environment, then agent (on-policy's generator orders them by environment, agent, time)."""
+    steps, b, n = x.shape[:3]
+    x = x.reshape(steps // length, length, b * n, *x.shape[3:]).transpose(0, 1)
+    return x.reshape(length, steps // length * b * n, *x.shape[3:])
+
+
 class MAPPO(Algorithm):
     def __init__(self, spec, config: MAPPOConfig, device="cpu"):
         super().__init__(spec, config, device)
@@ -83,7 +91,7 @@ class MAPPO(Algorithm):
         denorm = self.value_norm.denormalize if cfg.use_valuenorm else (lambda v: v)
         values = denorm(torch.cat([data["value"], self.bootstrap.unsqueeze(0)]))
         reward = data["reward"].unsqueeze(-1)
-        nonterminal = (~data["done"]).float().unsqueeze(-1)
+        nonterminal = (~data["done"]).to(values.dtype).unsqueeze(-1)
         returns = torch.zeros_like(data["value"])
         gae = torch.zeros_like(values[0])
         for t in reversed(range(cfg.episode_length)):
@@ -108,10 +116,7 @@ class MAPPO(Algorithm):
         T, b, n = data["value"].shape
         L = cfg.data_chunk_length if cfg.recurrent else 1
         chunks = T // L * b * n
-
-        def chunked(x):
-            x = x.reshape(T // L, L, b * n, *x.shape[3:]).transpose(0, 1)
-            return x.reshape(L, chunks, *x.shape[3:])
+        chunked = lambda x: time_chunks(x, L)  # noqa: E731
 
         first = data["first"].unsqueeze(-1).expand(T, b, n)
         series = {k: chunked(v) for k, v in dict(

@@ -108,8 +108,8 @@ class ValueNorm(nn.Module):
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         mean, var = self._stats()
-        return ((x.double() - mean) / var.sqrt()).float()
+        return ((x.double() - mean) / var.sqrt()).to(x.dtype)
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
         mean, var = self._stats()
-        return (x.double() * var.sqrt() + mean).float()
+        return (x.double() * var.sqrt() + mean).to(x.dtype)
