@@ -5,8 +5,8 @@
 
 Builds the official ``R_MAPPOPolicy`` (R_Actor, R_Critic) and ``R_MAPPO`` trainer with the ``paper`` settings
 of the task (``train_smac_<map>.sh``), copies every official parameter into ours by name, and collects one
-rollout with the official policy in the official ``SharedReplayBuffer`` (random observations, global states,
-available actions, rewards, episode ends and deaths). Both sides then see the same data, in float64:
+rollout with the official policy on our SMAC simulator into the official ``SharedReplayBuffer``, as
+on-policy's SMAC runner stores it. Both sides then see the same data, in float64:
 
 - action log-probabilities, entropies and values on the rollout;
 - returns (GAE on denormalised values) and normalised advantages;
@@ -41,6 +41,7 @@ NAMES = (("base.mlp.fc1.", "base.mlp.0."), ("rnn.rnn.weight_ih_l0", "rnn.cell.we
          ("rnn.rnn.weight_hh_l0", "rnn.cell.weight_hh"), ("rnn.rnn.bias_ih_l0", "rnn.cell.bias_ih"),
          ("rnn.rnn.bias_hh_l0", "rnn.cell.bias_hh"), ("act.action_out.linear.", "head."))
 TOLERANCE = 1e-9
+ROLLOUT = 60  # steps per environment: long enough for battles to end inside the rollout (and inside chunks)
 
 
 def import_official(checkout: Path):
@@ -115,37 +116,43 @@ def float64(*objects) -> None:
                 setattr(obj, name, getattr(obj, name).double())
 
 
-def collect(policy, buffer, spec, threads: int, rng: np.random.Generator) -> None:
-    """One rollout by the official policy on random inputs, stored as the official SMAC runner stores it:
-    hidden states and masks reset where an episode ended, active masks off for dead agents."""
+def collect(policy, buffer, spec, threads: int, seed: int) -> int:
+    """One rollout by the official policy on our simulator, stored as on-policy's SMAC runner stores it: the
+    team reward and the episode's end copied to every agent, hidden states and masks reset where a battle
+    ended, active masks off for dead agents (on where the battle ended). Returns the battles that ended."""
     n, steps = spec.n_agents, buffer.episode_length
     for name in ("share_obs", "obs", "rnn_states", "rnn_states_critic", "value_preds", "returns", "actions",
                  "action_log_probs", "rewards", "masks", "bad_masks", "active_masks", "available_actions"):
         setattr(buffer, name, getattr(buffer, name).astype(np.float64))
-    buffer.obs[0] = rng.normal(size=buffer.obs[0].shape)
-    buffer.share_obs[0] = np.repeat(rng.normal(size=(threads, 1, spec.state_dim)), n, axis=1)
-    for t in range(steps):
-        avail = rng.random((threads, n, spec.n_actions)) < 0.7
-        avail[..., 0] = True
-        buffer.available_actions[t] = avail
+    with default_dtype(torch.float32):  # the simulator runs in float32, as in training
+        env = envs.make(spec.task, num_envs=threads, seed=seed, backend="sim")
+        step, ended_battles = env.reset(), 0
+    as_numpy = lambda x: x.to(torch.float64).numpy()  # noqa: E731
+    for t in range(steps + 1):
+        buffer.obs[t], buffer.available_actions[t] = as_numpy(step.obs), as_numpy(step.avail_actions)
+        buffer.share_obs[t] = as_numpy(step.state)[:, None].repeat(n, axis=1)
+        if t == steps:
+            break
         values, actions, log_probs, h, hc = policy.get_actions(
             buffer.share_obs[t].reshape(threads * n, -1), buffer.obs[t].reshape(threads * n, -1),
             buffer.rnn_states[t].reshape(threads * n, 1, -1), buffer.rnn_states_critic[t].reshape(threads * n, 1, -1),
             buffer.masks[t].reshape(threads * n, 1), buffer.available_actions[t].reshape(threads * n, -1))
-        ended = rng.random(threads) < 0.08
-        alive = rng.random((threads, n)) < 0.9
+        with default_dtype(torch.float32):
+            step = env.step(actions.reshape(threads, n))
+        ended = step.done.numpy()
+        ended_battles += int(ended.sum())
         h, hc = (x.detach().numpy().reshape(threads, n, 1, -1) for x in (h, hc))
         h[ended], hc[ended] = 0.0, 0.0
         buffer.rnn_states[t + 1], buffer.rnn_states_critic[t + 1] = h, hc
         buffer.actions[t] = actions.numpy().reshape(threads, n, 1)
         buffer.action_log_probs[t] = log_probs.detach().numpy().reshape(threads, n, 1)
         buffer.value_preds[t] = values.detach().numpy().reshape(threads, n, 1)
-        buffer.rewards[t] = np.repeat(rng.normal(size=(threads, 1, 1)), n, axis=1)  # the team reward, per agent
+        buffer.rewards[t] = as_numpy(step.reward)[:, None, None].repeat(n, axis=1)
         buffer.masks[t + 1] = np.where(ended, 0.0, 1.0)[:, None, None]
-        buffer.active_masks[t + 1] = np.where(ended[:, None], 1.0, alive)[..., None]
-        buffer.obs[t + 1] = rng.normal(size=buffer.obs[t + 1].shape)
-        buffer.share_obs[t + 1] = np.repeat(rng.normal(size=(threads, 1, spec.state_dim)), n, axis=1)
-    buffer.available_actions[steps] = True
+        dead = ~step.final_alive.numpy()
+        buffer.active_masks[t + 1] = np.where(ended[:, None] | ~dead, 1.0, 0.0)[..., None]
+    env.close()
+    return ended_battles
 
 
 def our_rollout(buffer) -> list[dict[str, torch.Tensor]]:
@@ -162,6 +169,16 @@ def our_rollout(buffer) -> list[dict[str, torch.Tensor]]:
             value=t64(buffer.value_preds[t, ..., 0]), reward=t64(buffer.rewards[t, :, 0, 0]),
             done=t64(buffer.masks[t + 1, :, 0, 0]) == 0))
     return steps
+
+
+@contextmanager
+def default_dtype(dtype: torch.dtype):
+    saved = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(saved)
 
 
 @contextmanager
@@ -186,22 +203,20 @@ def ours_of_official_chunks(threads: int, agents: int, steps: int, length: int) 
     return torch.as_tensor(time_chunk * threads * agents + agent)
 
 
-def compare(task: str, checkout: Path, seed: int = 0, sabotage: dict | None = None) -> dict[str, float]:
-    """Largest relative difference of each compared quantity. ``sabotage`` changes fields of our config only,
-    to show that the comparison notices (it must then fail)."""
-    saved = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        return _compare(task, checkout, seed, sabotage)
-    finally:
-        torch.set_default_dtype(saved)
+def compare(task: str, checkout: Path, seed: int = 0, sabotage: dict | None = None,
+            settings: dict | None = None) -> dict[str, float]:
+    """Largest relative difference of each compared quantity. ``settings`` change config fields on both sides
+    (e.g. a Huber delta small enough that value errors reach its linear part); ``sabotage`` changes fields of
+    ours only, to show that the comparison notices (it must then fail)."""
+    with default_dtype(torch.float64):
+        return _compare(task, checkout, seed, sabotage, settings or {})
 
 
-def _compare(task: str, checkout: Path, seed: int, sabotage: dict | None) -> dict[str, float]:
+def _compare(task: str, checkout: Path, seed: int, sabotage: dict | None, settings: dict) -> dict[str, float]:
     get_config, R_MAPPOPolicy, R_MAPPO, SharedReplayBuffer = import_official(checkout)
     torch.manual_seed(seed)
     spec = envs.env_spec(task, "sim")
-    config = make_config("mappo", spec, "paper", {"agent_id": False, "episode_length": 20})
+    config = make_config("mappo", spec, "paper", {"agent_id": False, "episode_length": ROLLOUT, **settings})
     threads = config.num_envs
     args = official_args(get_config, config, config.recurrent, threads)
     obs_space, state_space, act_space = Box(spec.obs_dim), Box(spec.state_dim), Discrete(spec.n_actions)
@@ -213,8 +228,7 @@ def _compare(task: str, checkout: Path, seed: int, sabotage: dict | None) -> dic
     copy_weights(policy.critic, ours.critic)
 
     buffer = SharedReplayBuffer(args, spec.n_agents, obs_space, state_space, act_space)
-    collect(policy, buffer, spec, threads, np.random.default_rng(seed))
-    out = {}
+    out = {"battles ended in the rollout": collect(policy, buffer, spec, threads, seed)}
     with torch.no_grad():  # the rollout's log-probabilities, entropies and values, step by step
         worst = {"log-probabilities": 0.0, "values": 0.0}
         for t in range(buffer.episode_length):
@@ -273,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--official", type=Path, required=True, help="checkout of marlbenchmark/on-policy")
     p.add_argument("--task", default="smac/3s5z_vs_3s6z")
+    p.add_argument("--huber-delta", type=float,
+                   help="on both sides (default: the preset's 10, which normalised value errors rarely reach; 0.125 "
+                        "exercises the linear part and is exact in float32, as on-policy's float32 mask needs)")
     args = p.parse_args(argv)
     if not (args.official / "onpolicy" / "algorithms" / "r_mappo").is_dir():
         p.error(f"{args.official} is not a checkout of marlbenchmark/on-policy (no onpolicy/algorithms/r_mappo)")
@@ -281,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         commit = subprocess.run(["git", "-C", str(args.official), "rev-parse", "HEAD"], capture_output=True,
                                 text=True).stdout.strip() or commit
     print(f"official: marlbenchmark/on-policy at {commit}; task {args.task}, float64, MAPPO paper preset")
-    results = compare(args.task, args.official)
+    results = compare(args.task, args.official, settings={"huber_delta": args.huber_delta} if args.huber_delta else None)
+    print(f"  ({results.pop('battles ended in the rollout')} battles ended in the rollout of 8 x {ROLLOUT} steps)")
     width = max(map(len, results))
     for name, value in results.items():
         print(f"  {name.ljust(width)}  {value:.1e}")

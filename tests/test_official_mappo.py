@@ -68,15 +68,26 @@ def test_the_official_buffer_layout_converts_to_ours():
 @pytest.mark.parametrize("task", ["smac/3s5z_vs_3s6z", "smac/6h_vs_8z", "smac/MMM2", "smac/27m_vs_30m", "smac/corridor"])
 def test_mappo_computes_what_on_policy_computes(task):
     """Recurrent rMAPPO (3s5z_vs_3s6z, 27m_vs_30m), feed-forward MAPPO (6h_vs_8z, corridor), MMM2's two
-    minibatches and gain 1: the rollout, returns and a whole train() agree to rounding."""
+    minibatches and gain 1: on a rollout the official policy plays on our simulator, the log-probabilities,
+    values, returns and a whole train() agree to rounding."""
     results = compare(task, CHECKOUT)
+    assert results.pop("battles ended in the rollout") > 0  # so episode ends fall inside the rollout and its chunks
+    assert all(v <= TOLERANCE for v in results.values()), results
+
+
+@needs_checkout
+def test_the_huber_loss_linear_part_agrees_too():
+    """Normalised value errors seldom reach the preset's delta of 10; with 0.125 on both sides they do (a delta
+    that float32 holds exactly: on-policy multiplies it by a float32 mask, which rounds 0.1 in a float64 run)."""
+    results = compare("smac/3s5z_vs_3s6z", CHECKOUT, settings={"huber_delta": 0.125})
+    results.pop("battles ended in the rollout")
     assert all(v <= TOLERANCE for v in results.values()), results
 
 
 @needs_checkout
 @pytest.mark.parametrize("sabotage, caught", [
     ({"use_clipped_value_loss": False}, "train(): mean value_loss"),
-    ({"huber_delta": 5.0}, "train(): mean value_loss"),
+    ({"huber_delta": 0.125}, "train(): mean value_loss"),
     ({"gae_lambda": 0.9}, "returns (GAE, denormalised values)"),
 ])
 def test_a_deliberate_change_of_ours_fails_the_comparison(sabotage, caught):
