@@ -35,6 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import envs  # noqa: E402
 from algorithms import make_algorithm, make_config  # noqa: E402
+from algorithms.mappo.losses import masked_mean  # noqa: E402
 
 # official parameter name prefix -> ours
 NAMES = (("base.mlp.fc1.", "base.mlp.0."), ("rnn.rnn.weight_ih_l0", "rnn.cell.weight_ih"),
@@ -230,7 +231,7 @@ def _compare(task: str, checkout: Path, seed: int, sabotage: dict | None, settin
     buffer = SharedReplayBuffer(args, spec.n_agents, obs_space, state_space, act_space)
     out = {"battles ended in the rollout": collect(policy, buffer, spec, threads, seed)}
     with torch.no_grad():  # the rollout's log-probabilities, entropies and values, step by step
-        worst = {"log-probabilities": 0.0, "values": 0.0}
+        worst = {"log-probabilities": 0.0, "entropies (active agents' mean)": 0.0, "values": 0.0}
         for t in range(buffer.episode_length):
             b, n = threads, spec.n_agents
             memory = torch.as_tensor(buffer.rnn_states[t, :, :, 0])
@@ -239,6 +240,13 @@ def _compare(task: str, checkout: Path, seed: int, sabotage: dict | None, settin
                               torch.ones(1, b * n), torch.as_tensor(buffer.available_actions[t]).reshape(1, b * n, -1) > 0)[0]
             log_prob = mine.log_prob(torch.as_tensor(buffer.actions[t, ..., 0]).reshape(1, -1)).reshape(b, n)
             worst["log-probabilities"] = max(worst["log-probabilities"], relative(log_prob, buffer.action_log_probs[t, ..., 0]))
+            active = torch.as_tensor(buffer.active_masks[t, ..., 0])
+            _, entropy = policy.actor.evaluate_actions(
+                buffer.obs[t].reshape(b * n, -1), buffer.rnn_states[t].reshape(b * n, 1, -1),
+                buffer.actions[t].reshape(b * n, 1), buffer.masks[t].reshape(b * n, 1),
+                buffer.available_actions[t].reshape(b * n, -1), buffer.active_masks[t].reshape(b * n, 1))
+            key = "entropies (active agents' mean)"
+            worst[key] = max(worst[key], relative(masked_mean(mine.entropy().reshape(b, n), active), entropy))
             _, value, _, ours.critic_h = ours._value(torch.as_tensor(buffer.share_obs[t, :, 0]), first)
             worst["values"] = max(worst["values"], relative(value, buffer.value_preds[t, ..., 0]))
         out.update({f"rollout: {k}": v for k, v in worst.items()})
