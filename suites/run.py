@@ -104,7 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         if is_suite_file(args.suite):  # the file's options first, so that the command line overrides them
-            args = parser().parse_args(option_arguments(Path(args.suite), argv) + argv)
+            # after the positional, so that an option with an optional value (--wandb) never takes the file's path
+            rest = list(argv)
+            rest.remove(args.suite)
+            args = parser().parse_args([args.suite, *option_arguments(Path(args.suite), argv), *rest])
         runs = expand(args)
         results = args.results
         check_records_match(runs, results)

@@ -2,6 +2,7 @@
 package admits, and the message when another package shadows ours."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -54,6 +55,14 @@ backend = "sim"
     assert (config["suite"], config["budget_steps"], config["eval_interval"], config["eval_episodes"]) == (
         "from_file", 256, 128, 2)
     assert config["overrides"] == {"lr": 2e-3, "ppo_epoch": 3}  # the command line's lr replaced the file's
+
+
+@pytest.mark.skipif(importlib.util.find_spec("wandb") is None, reason="needs Weights & Biases (pip install -e '.[wandb]')")
+def test_a_flag_with_an_optional_value_in_a_suite_file_does_not_swallow_the_file(tmp_path, capsys):
+    suite = _write(tmp_path / "w.toml", 'name = "w"\ntasks = ["smac/3m"]\nalgorithms = ["mappo"]\nsteps = 100\n'
+                                        'seeds = 1\nwandb = true\n')
+    assert cli.main([str(suite), "--dry-run", "--results", str(tmp_path)]) == 0
+    assert "pending  w/smac_3m/mappo/seed_0" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("text, message", [
