@@ -2,7 +2,7 @@
 
 Task ids are ``<family>/<name>``, e.g. ``smac/3s5z_vs_3s6z`` or ``flatland/10_agents``. Each family
 (``envs/<family>/family.py``) says what the rest of the suite needs to know about it: its backends, tasks,
-scores and outcomes (see :class:`envs.base.Family`). SMAC runs on our torch simulator (``backend="sim"``)
+scores and outcomes (see :class:`envs.spec.Family`). SMAC runs on our torch simulator (``backend="sim"``)
 or on StarCraft II through smacv2 (``backend="sc2"``); ``backend="auto"`` picks StarCraft II when it is
 installed and the simulator otherwise, with a one-line notice.
 """

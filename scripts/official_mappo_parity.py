@@ -36,6 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import envs  # noqa: E402
 from algorithms import make_algorithm, make_config  # noqa: E402
 from algorithms.mappo.losses import masked_mean  # noqa: E402
+from scripts.official_parity import copy_official_weights, gradient_difference  # noqa: E402
+from scripts.official_parity import relative as relative_tensors  # noqa: E402
 
 # official parameter name prefix -> ours
 NAMES = (("base.mlp.fc1.", "base.mlp.0."), ("rnn.rnn.weight_ih_l0", "rnn.cell.weight_ih"),
@@ -76,19 +78,6 @@ def our_name(official: str) -> str:
         index, rest = official[len("base.mlp.fc2."):].split(".", 1)
         return f"base.mlp.{int(index) + 1}.{rest}"
     return official
-
-
-def copy_weights(official: torch.nn.Module, ours: torch.nn.Module) -> None:
-    mine = dict(ours.named_parameters())
-    filled = set()
-    for name, value in official.named_parameters():
-        target = mine[our_name(name)]
-        assert target.shape == value.shape, (name, target.shape, value.shape)
-        with torch.no_grad():
-            target.copy_(value)
-        filled.add(our_name(name))
-    missing = set(mine) - filled
-    assert not missing, f"parameters of ours the official model does not fill: {missing}"
 
 
 def official_args(get_config, config, recurrent: bool, threads: int):
@@ -225,8 +214,8 @@ def _compare(task: str, checkout: Path, seed: int, sabotage: dict | None, settin
     trainer = R_MAPPO(args, policy)
     float64(policy.actor, policy.critic, trainer, trainer.value_normalizer)
     ours = make_algorithm("mappo", spec, dataclasses.replace(config, **(sabotage or {})))
-    copy_weights(policy.actor, ours.actor)
-    copy_weights(policy.critic, ours.critic)
+    pairs = [pair for theirs, mine in ((policy.actor, ours.actor), (policy.critic, ours.critic))
+             for pair in copy_official_weights(theirs, mine, rename=our_name, skip=())]
 
     buffer = SharedReplayBuffer(args, spec.n_agents, obs_space, state_space, act_space)
     out = {"battles ended in the rollout": collect(policy, buffer, spec, threads, seed)}
@@ -274,11 +263,8 @@ def _compare(task: str, checkout: Path, seed: int, sabotage: dict | None, settin
                          ("dist_entropy", "train/entropy"), ("actor_grad_norm", "train/actor_grad_norm"),
                          ("critic_grad_norm", "train/critic_grad_norm")):
         out[f"train(): mean {theirs}"] = relative(torch.tensor(metrics[mine]), np.asarray(float(info[theirs])))
-    for module, mine in ((policy.actor, ours.actor), (policy.critic, ours.critic)):
-        theirs = dict(module.named_parameters())
-        mine_params = dict(mine.named_parameters())
-        key = f"train(): {'actor' if module is policy.actor else 'critic'} parameters"
-        out[key] = max(relative(mine_params[our_name(name)], value.detach().numpy()) for name, value in theirs.items())
+    out["train(): every parameter afterwards"] = max(relative_tensors(mine, theirs) for theirs, mine in pairs)
+    out["train(): every gradient of the last minibatch"] = gradient_difference(pairs)
     out["train(): value normaliser"] = max(
         relative(getattr(ours.value_norm, name), getattr(trainer.value_normalizer, name).detach().numpy())
         for name in ("running_mean", "running_mean_sq", "debiasing_term"))
@@ -286,9 +272,9 @@ def _compare(task: str, checkout: Path, seed: int, sabotage: dict | None, settin
 
 
 def relative(mine: torch.Tensor, theirs) -> float:
+    """``relative_tensors`` with the official side as a numpy array (or tensor) of any shape holding as many values."""
     theirs = torch.as_tensor(np.asarray(theirs), dtype=torch.float64)
-    mine = mine.detach().to(torch.float64).reshape(theirs.shape)
-    return float((mine - theirs).abs().max() / theirs.abs().max().clamp(min=1e-12))
+    return relative_tensors(mine.detach().to(torch.float64).reshape(theirs.shape), theirs)
 
 
 def main(argv: list[str] | None = None) -> int:

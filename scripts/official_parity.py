@@ -81,14 +81,17 @@ def our_name(official: str) -> str:
     return re.sub(r"^(reward_model|pcont|av_action|q_features)\.model\.", r"\1.", official)  # DenseModel's .model
 
 
-def copy_official_weights(official: torch.nn.Module, ours: torch.nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Copy every used official parameter into ours; every one of ours must be filled exactly once.
+def copy_official_weights(official: torch.nn.Module, ours: torch.nn.Module, rename=None, skip: tuple[str, ...] = NEVER_USED
+                          ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Copy every used official parameter (all but the names starting with ``skip``) into ours, named by
+    ``rename`` (default: the world models' ``our_name``); every one of ours must be filled exactly once.
     Returns the (official, ours) parameter pairs."""
+    rename = rename or our_name
     mine, pairs = dict(ours.named_parameters()), []
     for name, param in official.named_parameters():
-        if name.startswith(NEVER_USED):
+        if name.startswith(skip):
             continue
-        target = mine.pop(our_name(name), None)
+        target = mine.pop(rename(name), None)
         if target is None or target.shape != param.shape:
             raise SystemExit(f"official parameter {name} {tuple(param.shape)} has no counterpart of that shape here")
         with torch.no_grad():
