@@ -69,3 +69,4 @@ def make(task: str, num_envs: int = 1, device: str = "cpu", seed: int = 0,
         raise UsageError(f"num_envs must be >= 1, got {num_envs}")
     return family.make(task.split("/", 1)[1], resolve_backend(task, backend), num_envs, device, seed, compile=compile,
                        one_episode_each=one_episode_each, **options)
+

@@ -9,6 +9,7 @@ the step that ended the episode, while ``obs``/``state``/... already describe th
 from __future__ import annotations
 
 import abc
+import dataclasses
 from dataclasses import dataclass, field
 
 import torch
@@ -36,6 +37,20 @@ class Step:
     def terminated(self) -> torch.Tensor:
         """Episodes that ended for a reason inside the task (not the time limit): no bootstrapping."""
         return self.done & ~self.info["episode_limit"]
+
+    def rows(self, start: int, stop: int) -> Step:
+        """Environments ``start..stop-1`` of the batch (views, no copy): one seed member's share of a batch."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "info"}
+        return Step(**{k: None if v is None else v[start:stop] for k, v in fields.items()},
+                    info={k: v[start:stop] for k, v in self.info.items()})
+
+    @classmethod
+    def cat(cls, steps: list[Step]) -> Step:
+        """The batches of ``steps`` side by side, in order (the inverse of :meth:`rows`)."""
+        first = steps[0]
+        fields = {f.name: torch.cat([getattr(s, f.name) for s in steps])
+                  for f in dataclasses.fields(cls) if f.name != "info" and getattr(first, f.name) is not None}
+        return cls(**fields, info={k: torch.cat([s.info[k] for s in steps]) for k in first.info})
 
 
 def first_unavailable(avail: torch.Tensor, actions: torch.Tensor) -> tuple[int, int, int] | None:
@@ -71,6 +86,20 @@ class MultiAgentEnv(abc.ABC):
 
     def set_state(self, state: dict) -> None:
         raise NotImplementedError(f"{type(self).__name__} cannot restore a snapshot")
+
+    members: int = 1  # seed members side by side in the batch, each num_envs // members environments
+
+    def member_state(self, member: int) -> dict | None:
+        """One member's snapshot, in the format of a one-member environment's :meth:`get_state` (so a member's
+        checkpoint resumes alone or in any group); ``None`` where a backend cannot snapshot."""
+        if self.members != 1:
+            raise NotImplementedError(f"{type(self).__name__} has no per-member snapshots")
+        return self.get_state()
+
+    def load_member_state(self, member: int, state: dict) -> None:
+        if self.members != 1:
+            raise NotImplementedError(f"{type(self).__name__} has no per-member snapshots")
+        self.set_state(state)
 
     def close(self) -> None:
         """Release processes or game instances; a no-op for pure-torch environments."""

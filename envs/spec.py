@@ -73,6 +73,11 @@ class Family(abc.ABC):
              compile: bool = False, one_episode_each: bool = False, **options) -> MultiAgentEnv:
         """``num_envs`` batched environments; ``one_episode_each``: each will play one episode only."""
 
+    def member_axis(self, backend: str) -> bool:
+        """Whether ``make`` on ``backend`` takes a tuple of seeds, one per seed member, for a batch of
+        ``num_envs`` = members x environments each (see ``envs/members.py``); otherwise members are stacked."""
+        return False
+
     def choose_backend(self, requested: str, quiet: bool) -> str:
         """``requested`` ("auto" or one of ``backends``) made concrete; may print a one-line notice."""
         return next(iter(self.backends)) if requested == "auto" else requested

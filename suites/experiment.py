@@ -1,24 +1,32 @@
-"""One run = one Sacred experiment, recorded by a FileStorageObserver in the run's own directory."""
+"""One run = one Sacred record, written by a FileStorageObserver in the run's own directory.
+
+A group of seed members trains in one process (``suites/training.py``), yet each member is a run of its own:
+its own Sacred run, started, beating, logging and ending (COMPLETED, FAILED the moment it fails, or
+INTERRUPTED) on its own, with its own captured output, TensorBoard file and W&B run. A solo run is a group
+of one and is recorded the same way.
+"""
 from __future__ import annotations
 
 import dataclasses
+import sys
 from pathlib import Path
 
 from suites.metrics import MetricLog, tensorboard_writer, wandb_run
 from suites.provenance import git, versions
 from suites.records import algorithm_label, mark_interrupted
 from suites.spec import RunSpec
-from suites.training import train
+from suites.training import MemberIO, train_members
 
 
-def run_config(spec: RunSpec) -> tuple[dict, object]:
-    """Everything that lands in the record's config.json, and the algorithm config it describes."""
+def run_config(spec: RunSpec, group: tuple[int, ...] = ()) -> tuple[dict, object]:
+    """Everything that lands in the record's config.json, and the algorithm config it describes.
+    ``group``: the seeds trained together in this attempt's process (this one's included), or () alone."""
     algo_config, env_spec = spec.algorithm_config(), spec.env_spec
     return {
         "suite": spec.suite, "task": spec.task, "family": env_spec.family, "algorithm": spec.algorithm,
         "variant": spec.variant, "preset": spec.preset, "overrides": dict(spec.overrides),
         "algorithm_config": dataclasses.asdict(algo_config),
-        "backend": spec.backend, "seed": spec.seed,
+        "backend": spec.backend, "seed": spec.seed, "seed_group": list(group or (spec.seed,)),
         "budget_steps": spec.steps, "eval_interval": spec.eval_interval, "eval_episodes": spec.eval_episodes,
         "eval_greedy": spec.eval_greedy, "device": spec.device, "compile_env": spec.compile_env,
         "env_spec": dataclasses.asdict(env_spec),
@@ -26,40 +34,114 @@ def run_config(spec: RunSpec) -> tuple[dict, object]:
     }, algo_config
 
 
+class _Captured:
+    """The run's captured output as Sacred's heartbeat reads it (``get`` returns what is new): the lines this
+    run says, so members of one process never mix their output."""
+
+    closed = False
+
+    def __init__(self):
+        self.pending: list[str] = []
+
+    def write(self, line: str) -> None:
+        self.pending.append(line + "\n")
+
+    def get(self) -> str:
+        text, self.pending = "".join(self.pending), []
+        return text
+
+
+class RunRecord:
+    """A run's Sacred record, opened (status RUNNING, config.json written) when made. It emits the events
+    Sacred's ``Run.__call__`` emits, from its parts (sacred 0.8.x, pinned), because several members of one
+    process train in one loop rather than inside one ``main`` each."""
+
+    def __init__(self, spec: RunSpec, results_dir: Path, group: tuple[int, ...] = ()):
+        import warnings
+
+        warnings.filterwarnings("ignore", message="pkg_resources is deprecated")  # sacred/dependencies.py:11
+        from sacred import Experiment
+        from sacred.observers import FileStorageObserver
+
+        self.spec, self.record_dir = spec, results_dir / "runs" / spec.run_id
+        mark_interrupted(self.record_dir)
+        config, self.algo_config = run_config(spec, group)
+        ex = Experiment(f"{algorithm_label(spec.algorithm, spec.variant)}:{spec.task}", interactive=True,
+                        save_git_info=False)
+        ex.observers.append(FileStorageObserver(str(self.record_dir), copy_sources=False))
+        ex.add_config(config)
+        ex.main(lambda: None)
+        self.run = ex._create_run(options={"--loglevel": "ERROR"})
+        self.run._output_file = self.output = _Captured()
+        self.run._emit_started()
+        self.run._start_heartbeat()
+        self.writer, self.mirror = tensorboard_writer(self.record_dir), wandb_run(spec, self.record_dir, config)
+        self.log = MetricLog(self.scalar)
+
+    def scalar(self, name: str, value: float, step: int) -> None:
+        """Every metric to Sacred, TensorBoard and W&B alike."""
+        self.run.log_scalar(name, value, step)
+        self.writer.add_scalar(name, value, step)
+        if self.mirror is not None:
+            self.mirror.log({name: value}, step=step)
+
+    def say(self, line: str) -> None:
+        self.output.write(line)
+
+    def completed(self, summary: dict) -> None:
+        self.run.info["absolute"] = summary["absolute"]
+        self.run.result = summary
+        self._end(lambda: self.run._emit_completed(summary))
+
+    def failed(self, err: BaseException) -> None:
+        self._end(lambda: self.run._emit_failed(type(err), err, err.__traceback__))
+
+    def interrupted(self) -> None:
+        self._end(lambda: self.run._emit_interrupted("INTERRUPTED"))
+
+    def _end(self, emit) -> None:
+        if self.run.status != "RUNNING":
+            return
+        self.run._stop_time()
+        self.run._get_captured_output()
+        self.run._stop_heartbeat()
+        emit()
+        self.run._wait_for_observers()
+        self.writer.close()
+        if self.mirror is not None:
+            self.mirror.finish()
+
+
+def execute_group(specs: list[RunSpec], results_dir: Path, progress=None) -> list[dict | BaseException]:
+    """Train ``specs`` (seed members of one task, algorithm and config) in this process, each resuming from its
+    checkpoint; per member its summary or the error that stopped it. Ctrl-C marks every unfinished member
+    INTERRUPTED and propagates; an error of the whole group marks them FAILED and propagates."""
+    group = tuple(s.seed for s in specs) if len(specs) > 1 else ()
+    records = [RunRecord(spec, results_dir, group) for spec in specs]
+    ios = [MemberIO(spec, r.record_dir, r.log, progress, on_failure=r.failed, say=r.say)
+           for spec, r in zip(specs, records)]
+    try:
+        results = train_members(ios, records[0].algo_config)
+    except KeyboardInterrupt:
+        for r in records:
+            r.interrupted()
+        raise
+    except BaseException:
+        err = sys.exc_info()[1]
+        for r in records:
+            r.failed(err)
+        raise
+    for r, result in zip(records, results):
+        if isinstance(result, BaseException):
+            r.failed(result)  # already recorded when it happened, unless it failed while finishing
+        else:
+            r.completed(result)
+    return results
+
+
 def execute(spec: RunSpec, results_dir: Path, progress=None) -> dict:
-    """Run (or resume) one experiment; exceptions propagate after Sacred has recorded them."""
-    import warnings
-
-    warnings.filterwarnings("ignore", message="pkg_resources is deprecated")  # sacred/dependencies.py:11
-    from sacred import SETTINGS, Experiment
-    from sacred.observers import FileStorageObserver
-
-    SETTINGS.CAPTURE_MODE = "sys"  # fd capture deadlocks with subprocesses (sacred #705)
-    record_dir = results_dir / "runs" / spec.run_id
-    mark_interrupted(record_dir)
-    config, algo_config = run_config(spec)
-    ex = Experiment(f"{algorithm_label(spec.algorithm, spec.variant)}:{spec.task}", interactive=True,
-                    save_git_info=False)
-    ex.observers.append(FileStorageObserver(str(record_dir), copy_sources=False))
-    ex.add_config(config)
-
-    @ex.main
-    def main(_run):
-        writer, mirror = tensorboard_writer(record_dir), wandb_run(spec, record_dir, config)
-
-        def record(name: str, value: float, step: int) -> None:  # every metric to Sacred, TensorBoard and W&B alike
-            _run.log_scalar(name, value, step)
-            writer.add_scalar(name, value, step)
-            if mirror is not None:
-                mirror.log({name: value}, step=step)
-
-        try:
-            summary = train(spec, algo_config, record_dir, MetricLog(record), progress)
-        finally:
-            writer.close()
-            if mirror is not None:
-                mirror.finish()
-        _run.info["absolute"] = summary["absolute"]
-        return summary
-
-    return ex.run(options={"--loglevel": "ERROR"}).result
+    """Run (or resume) one run alone; its error propagates after the record says FAILED."""
+    (result,) = execute_group([spec], results_dir, progress)
+    if isinstance(result, BaseException):
+        raise result
+    return result

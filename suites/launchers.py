@@ -1,16 +1,17 @@
-"""Launchers: where a suite's runs execute. Every launcher isolates failures: a run that raises, or whose
-process dies, is reported FAILED and the others go on.
+"""Launchers: where a suite's runs execute. Their unit is a *group*: up to ``--seed-batch`` seed members of
+one task, algorithm and config trained in one process (a solo run is a group of one). Every launcher
+isolates failures: a run that raises, or whose process dies, is reported FAILED and the others go on.
 
 - ``local`` with ``jobs=1`` runs in this process under a suite bar (runs done, ETA) and a bar per run.
-- ``local`` with ``jobs>1`` starts one ``python -m suites.worker`` process per run, at most ``jobs`` at a
-  time, each with ``cpus // jobs`` torch threads; runs on ``--device cuda`` are spread round-robin over
-  the visible GPUs. Each run's output goes to ``<run dir>/launcher.log``; every 30 s one line sums up the
+- ``local`` with ``jobs>1`` starts one ``python -m suites.worker`` process per group, at most ``jobs`` at a
+  time, each with ``cpus // jobs`` torch threads; groups on ``--device cuda`` are spread round-robin over
+  the visible GPUs. Each group's output goes to its first run's ``launcher.log``; every 30 s one line sums up the
   suite (runs done, each run in flight with its share and rate, an ETA), from the runs' progress files.
-- ``ray`` submits each run as a Ray task (``num_gpus`` may be a fraction) to a local instance or to the
+- ``ray`` submits each group as a Ray task (``num_gpus`` may be a fraction) to a local instance or to the
   cluster at ``address``; every node needs this package installed and the results directory shared (the
   driver's 30-second summary lines read the runs' progress files there). A local instance listens on the
   loopback interface only.
-- ``submitit`` submits each run as one job of a job array to SLURM (``cluster="slurm"``), or runs the same
+- ``submitit`` submits each group as one job of a job array to SLURM (``cluster="slurm"``), or runs the same
   jobs as local processes (``cluster="local"``); the results directory must be shared with the nodes.
 """
 from __future__ import annotations
@@ -37,6 +38,20 @@ RAY_HINT = "Ray is not installed: pip install -e '.[ray]' (every node of a clust
 SUBMITIT_HINT = "submitit is not installed: pip install -e '.[submitit]' (the nodes need this package too)."
 
 
+Group = tuple[RunSpec, ...]  # seed members trained in one process
+
+
+def group_label(group: Group) -> str:
+    """How progress lines name a group: its run, or its runs' common part and their seeds."""
+    if len(group) == 1:
+        return group[0].run_id
+    return f"{group[0].run_id.rsplit('/', 1)[0]}/seed_{','.join(str(s.seed) for s in group)}"
+
+
+def runs_of(groups: list[Group]) -> list[RunSpec]:
+    return [spec for group in groups for spec in group]
+
+
 @dataclass(frozen=True)
 class Outcome:
     run_id: str
@@ -52,16 +67,19 @@ def failed(spec: RunSpec, err: BaseException) -> Outcome:
     return Outcome(spec.run_id, FAILED, f"{type(err).__name__}: {err}")
 
 
-def execute_safely(spec: RunSpec, results: Path, progress=None) -> Outcome:
-    """One run in this process; any exception becomes a FAILED outcome (Sacred has recorded it)."""
+def execute_safely(group: Group, results: Path, progress=None) -> list[Outcome]:
+    """One group in this process; any exception becomes a FAILED outcome (Sacred has recorded it), of its
+    member alone where it was the member's own."""
     from suites import experiment
 
     try:
-        return completed(spec, experiment.execute(spec, results, progress=progress)["absolute"])
+        summaries = experiment.execute_group(list(group), results, progress=progress)
     except KeyboardInterrupt:
         raise
-    except Exception as err:  # one failing run never stops the others
-        return failed(spec, err)
+    except Exception as err:  # one failing group never stops the others
+        return [failed(spec, err) for spec in group]
+    return [failed(spec, summary) if isinstance(summary, BaseException) else completed(spec, summary["absolute"])
+            for spec, summary in zip(group, summaries)]
 
 
 class _SuiteAndRun:
@@ -82,37 +100,40 @@ class _SuiteAndRun:
         self.run.set_postfix_str(text)
 
 
-def run_sequential(specs: list[RunSpec], results: Path) -> list[Outcome]:
-    """In this process, one run after another: a suite bar (runs done of all, the ETA of the whole suite
-    from its measured steps per second) above the running run's own bar."""
+def run_sequential(groups: list[Group], results: Path) -> list[Outcome]:
+    """In this process, one group after another: a suite bar (runs done of all, the ETA of the whole suite
+    from its measured steps per second) above the running group's own bar."""
     from tqdm import tqdm
 
-    outcomes = []
-    suite = tqdm(total=sum(s.steps for s in specs), unit="step", dynamic_ncols=True, position=0,
+    outcomes: list[Outcome] = []
+    total = len(runs_of(groups))
+    suite = tqdm(total=sum(s.steps for s in runs_of(groups)), unit="step", dynamic_ncols=True, position=0,
                  bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps [{elapsed}<{remaining}]")
     try:
-        for done, spec in enumerate(specs):
+        for group in groups:
             failures = sum(o.status == FAILED for o in outcomes)
-            suite.set_description_str(f"suite: {done}/{len(specs)} runs done" + (f", {failures} failed" if failures else ""))
-            bar = tqdm(total=spec.steps, desc=spec.run_id, unit="step", dynamic_ncols=True, position=1, leave=False)
+            suite.set_description_str(f"suite: {len(outcomes)}/{total} runs done" + (f", {failures} failed" if failures else ""))
+            steps = sum(s.steps for s in group)
+            bar = tqdm(total=steps, desc=group_label(group), unit="step", dynamic_ncols=True, position=1, leave=False)
             try:
-                outcomes.append(execute_safely(spec, results, progress=_SuiteAndRun(suite, bar)))
+                outcomes += execute_safely(group, results, progress=_SuiteAndRun(suite, bar))
             finally:
                 bar.close()
-            suite.update(spec.steps - bar.n)  # a run that failed early leaves the rest of its budget to the bar
-            tqdm.write(f"{outcomes[-1].status.lower():10s}{spec.run_id}  {outcomes[-1].detail}")
-        suite.set_description_str(f"suite: {len(specs)}/{len(specs)} runs done")
+            suite.update(steps - bar.n)  # a run that failed early leaves the rest of its budget to the bar
+            for outcome in outcomes[-len(group):]:
+                tqdm.write(f"{outcome.status.lower():10s}{outcome.run_id}  {outcome.detail}")
+        suite.set_description_str(f"suite: {total}/{total} runs done")
     finally:
         suite.close()
     return outcomes
 
 
-def spread_devices(specs: list[RunSpec], gpu_count: int) -> list[RunSpec]:
-    """Runs on a bare ``cuda`` device go round-robin to ``cuda:0 .. cuda:<gpu_count-1>``."""
+def spread_devices(groups: list[Group], gpu_count: int) -> list[Group]:
+    """Groups on a bare ``cuda`` device go round-robin to ``cuda:0 .. cuda:<gpu_count-1>``."""
     if gpu_count < 2:
-        return specs
-    return [dataclasses.replace(s, device=f"cuda:{i % gpu_count}") if s.device == "cuda" else s
-            for i, s in enumerate(specs)]
+        return groups
+    return [tuple(dataclasses.replace(s, device=f"cuda:{i % gpu_count}") if s.device == "cuda" else s for s in group)
+            for i, group in enumerate(groups)]
 
 
 def _outcome_from_record(spec: RunSpec, results: Path, returncode: int, log: Path) -> Outcome:
@@ -140,19 +161,19 @@ def print_summary(specs: list[RunSpec], outcomes: dict, results: Path) -> None:
                            len(specs), sum(s.steps for s in unfinished)), flush=True)
 
 
-def run_parallel(specs: list[RunSpec], results: Path, jobs: int, gpu_count: int = 0,
+def run_parallel(groups: list[Group], results: Path, jobs: int, gpu_count: int = 0,
                  poll_interval: float = 0.2) -> list[Outcome]:
-    """At most ``jobs`` worker processes at once; outcomes in the order of ``specs``."""
-    specs = spread_devices(specs, gpu_count)
+    """At most ``jobs`` worker processes (one per group) at once; outcomes in the order of the runs."""
+    groups = spread_devices(groups, gpu_count)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    pending, running, outcomes = list(specs), {}, {}
+    pending, running, outcomes = list(groups), {}, {}
     try:
-        _schedule(pending, running, outcomes, results, jobs, env, poll_interval, specs)
+        _schedule(pending, running, outcomes, results, jobs, env, poll_interval, runs_of(groups))
     except KeyboardInterrupt:  # the workers keep their checkpoints; a rerun resumes them
         stop_all(running)
         raise
-    return [outcomes[s.run_id] for s in specs]
+    return [outcomes[s.run_id] for s in runs_of(groups)]
 
 
 def _schedule(pending, running, outcomes, results, jobs, env, poll_interval, specs) -> None:
@@ -162,20 +183,22 @@ def _schedule(pending, running, outcomes, results, jobs, env, poll_interval, spe
             print_summary(specs, outcomes, results)
             summarised = time.monotonic()
         while pending and len(running) < jobs:
-            spec = pending.pop(0)
-            log = results / "runs" / spec.run_id / "launcher.log"
+            group = pending.pop(0)
+            log = results / "runs" / group[0].run_id / "launcher.log"
             log.parent.mkdir(parents=True, exist_ok=True)
             with open(log, "a") as handle:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "suites.worker", str(results), json.dumps(dataclasses.asdict(spec))],
+                    [sys.executable, "-m", "suites.worker", str(results),
+                     json.dumps([dataclasses.asdict(spec) for spec in group])],
                     stdout=handle, stderr=subprocess.STDOUT, env=env)
-            running[proc] = (spec, log)
-            print(f"started  {spec.run_id} on {spec.device} (log: {log})", flush=True)
+            running[proc] = (group, log)
+            print(f"started  {group_label(group)} on {group[0].device} (log: {log})", flush=True)
         time.sleep(poll_interval)
         for proc in [p for p in running if p.poll() is not None]:
-            spec, log = running.pop(proc)
-            outcomes[spec.run_id] = _outcome_from_record(spec, results, proc.returncode, log)
-            print(f"{outcomes[spec.run_id].status.lower():10s}{spec.run_id}", flush=True)
+            group, log = running.pop(proc)
+            for spec in group:
+                outcomes[spec.run_id] = _outcome_from_record(spec, results, proc.returncode, log)
+                print(f"{outcomes[spec.run_id].status.lower():10s}{spec.run_id}", flush=True)
 
 
 def stop_all(processes) -> None:
@@ -212,9 +235,9 @@ def local_ray(ray, **options):
             os.environ[SINGLE_MACHINE] = environment
 
 
-def run_ray(specs: list[RunSpec], results: Path, address: str | None, gpus_per_run: float,
+def run_ray(groups: list[Group], results: Path, address: str | None, gpus_per_run: float,
             cpus_per_run: float = 1.0) -> list[Outcome]:
-    """Each run is a Ray task; a task whose worker dies is reported FAILED like one that raises."""
+    """Each group is a Ray task; a task whose worker dies is reported FAILED like one that raises."""
     try:
         import ray
     except ImportError:
@@ -228,26 +251,32 @@ def run_ray(specs: list[RunSpec], results: Path, address: str | None, gpus_per_r
             else:
                 stack.enter_context(local_ray(ray, **options))
         task = ray.remote(execute_safely).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0)
-        futures = {task.remote(spec, results): spec for spec in specs}
+        futures = {task.remote(group, results): group for group in groups}
         outcomes = {}
         waiting = list(futures)
         while waiting:
             ready, waiting = ray.wait(waiting, num_returns=1, timeout=SUMMARY_EVERY)
             if not ready:  # workers' output stays on their nodes; their progress files reach us
-                print_summary(specs, outcomes, results)
+                print_summary(runs_of(groups), outcomes, results)
                 continue
-            spec = futures[ready[0]]
+            group = futures[ready[0]]
             try:
-                outcomes[spec.run_id] = ray.get(ready[0])
+                finished = ray.get(ready[0])
             except Exception as err:  # the worker process died (or Ray could not run the task)
-                outcomes[spec.run_id] = failed(spec, err)
-            print(f"{outcomes[spec.run_id].status.lower():10s}{spec.run_id}", flush=True)
-        return [outcomes[s.run_id] for s in specs]
+                finished = [failed(spec, err) for spec in group]
+            _report(finished, outcomes)
+        return [outcomes[s.run_id] for s in runs_of(groups)]
 
 
-def run_submitit(specs: list[RunSpec], results: Path, cluster: str, parameters: dict,
+def _report(finished: list[Outcome], outcomes: dict) -> None:
+    for outcome in finished:
+        outcomes[outcome.run_id] = outcome
+        print(f"{outcome.status.lower():10s}{outcome.run_id}", flush=True)
+
+
+def run_submitit(groups: list[Group], results: Path, cluster: str, parameters: dict,
                  poll_interval: float = 1.0) -> list[Outcome]:
-    """Each run one job (a SLURM job array, or local processes); a job that dies, times out or is cancelled
+    """Each group one job (a SLURM job array, or local processes); a job that dies, times out or is cancelled
     is reported FAILED like a run that raises. Ctrl-C cancels the unfinished jobs (rerun to resume them).
     ``parameters`` are submitit's (``timeout_min``, ``gpus_per_node``, ``cpus_per_task``, ``slurm_partition``,
     ``slurm_array_parallelism``); job logs go to ``<results>/submitit/<job id>_*``."""
@@ -258,24 +287,24 @@ def run_submitit(specs: list[RunSpec], results: Path, cluster: str, parameters: 
     results = results.resolve()  # jobs may start elsewhere
     executor = submitit.AutoExecutor(folder=str(results / "submitit" / "%j"), cluster=cluster)
     executor.update_parameters(name="marl-wm-bench", **parameters)
-    jobs = executor.map_array(execute_safely, specs, [results] * len(specs))
+    jobs = executor.map_array(execute_safely, groups, [results] * len(groups))
     print(f"submitted {len(jobs)} job(s) to {cluster} (logs: {results / 'submitit'})", flush=True)
-    pending, outcomes, summarised = dict(zip(jobs, specs)), {}, time.monotonic()
+    pending, outcomes, summarised = dict(zip(jobs, groups)), {}, time.monotonic()
     try:
         while pending:
             for job in [j for j in pending if j.done()]:
-                spec = pending.pop(job)
+                group = pending.pop(job)
                 try:
-                    outcomes[spec.run_id] = job.result()
+                    finished = job.result()
                 except Exception as err:  # the job died, timed out or was cancelled
-                    outcomes[spec.run_id] = failed(spec, err)
-                print(f"{outcomes[spec.run_id].status.lower():10s}{spec.run_id}", flush=True)
+                    finished = [failed(spec, err) for spec in group]
+                _report(finished, outcomes)
             if pending and time.monotonic() - summarised >= SUMMARY_EVERY:
-                print_summary(specs, outcomes, results)
+                print_summary(runs_of(groups), outcomes, results)
                 summarised = time.monotonic()
             time.sleep(poll_interval if pending else 0)
     except KeyboardInterrupt:
         for job in pending:
             job.cancel(check=False)
         raise
-    return [outcomes[s.run_id] for s in specs]
+    return [outcomes[s.run_id] for s in runs_of(groups)]

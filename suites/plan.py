@@ -1,6 +1,7 @@
 """A suite command's plan: the runs it expands to, every name and value checked before anything runs."""
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import re
@@ -123,3 +124,14 @@ def check_records_match(runs: list[RunSpec], results: Path) -> None:
             raise UsageError(f"{run_dir} was recorded with other settings ({'; '.join(changed[:4])}{more}); name "
                              "these settings with --variant NAME (recorded beside it), use another --results "
                              "directory, or delete that record to start it again")
+
+
+def seed_groups(runs: list[RunSpec], seed_batch: int) -> list[tuple[RunSpec, ...]]:
+    """``runs`` in groups of at most ``seed_batch`` seed members: runs that differ only in their seed, in seed
+    order (a group is one process and one launcher job; ``suites/training.py``)."""
+    by_settings: dict[RunSpec, list[RunSpec]] = {}
+    for spec in runs:
+        by_settings.setdefault(dataclasses.replace(spec, seed=0), []).append(spec)
+    return [tuple(members[i:i + seed_batch])
+            for members in (sorted(m, key=lambda s: s.seed) for m in by_settings.values())
+            for i in range(0, len(members), seed_batch)]

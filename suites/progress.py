@@ -19,16 +19,16 @@ FILE = "progress.json"
 class RunProgress:
     """What the runner reports to: an optional tqdm bar plus the run's progress file."""
 
-    def __init__(self, record_dir: Path, total: int, bar=None):
-        self.path, self.total, self.bar = record_dir / FILE, total, bar
+    def __init__(self, record_dir: Path, total: int, bar=None, record=None):
+        self.path, self.total, self.bar, self.record = record_dir / FILE, total, bar, record
         self.steps = self.first_steps = 0
         self.started = self.written = time.monotonic()
 
     def start(self, steps: int) -> None:
-        """The run begins (or resumes) at ``steps``."""
+        """The run begins (or resumes) at ``steps`` (a bar shared by seed members counts them all)."""
         self.steps = self.first_steps = steps
         if self.bar is not None:
-            self.bar.update(steps - self.bar.n)
+            self.bar.update(steps)
         self.write()
 
     def advance(self, steps: int) -> None:
@@ -43,11 +43,13 @@ class RunProgress:
             self.bar.set_postfix_str(text)
 
     def say(self, line: str) -> None:
-        """A line on stdout (in Sacred's cout.txt) that does not tear a progress bar on the terminal."""
+        """A line on stdout that does not tear a progress bar on the terminal, and in the run's record."""
         from tqdm import tqdm
 
         with tqdm.external_write_mode():
             print(line, flush=True)
+        if self.record is not None:
+            self.record(line)
 
     def write(self) -> None:
         elapsed = time.monotonic() - self.started

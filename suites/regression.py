@@ -77,7 +77,7 @@ def run_suite(results: Path) -> dict[str, dict]:
     from suites.launchers import run_sequential
 
     specs = cli.expand(cli.parser().parse_args(["regression", "--backend", "sim"]))
-    failed = [o for o in run_sequential(specs, results) if o.status != "COMPLETED"]
+    failed = [o for o in run_sequential([(spec,) for spec in specs], results) if o.status != "COMPLETED"]
     if failed:
         raise RuntimeError("regression runs failed: " + "; ".join(f"{o.run_id}: {o.detail}" for o in failed))
     return {s.run_id: summarise(results / "runs" / s.run_id) for s in specs}

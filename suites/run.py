@@ -14,12 +14,13 @@ import envs
 from envs.errors import UsageError
 from suites import launchers
 from suites.definitions import SUITES
-from suites.plan import check_records_match, expand
+from suites.plan import check_records_match, expand, seed_groups
 from suites.records import DONE, run_status
 from suites.spec import RunSpec
 from suites.suite_file import is_suite_file, option_arguments
 
 DEFAULT_RESULTS = Path("results")  # in the working directory
+DEFAULT_SEED_BATCH = 1  # seeds per process unless --seed-batch says otherwise (docs/performance.md)
 
 
 def _positive(name):
@@ -60,6 +61,10 @@ def parser() -> argparse.ArgumentParser:
                    help="torch.compile the SMAC simulator's step: several times faster stepping after tens of "
                         "seconds of compiling per run; worth it from about 100k steps (docs/performance.md)")
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="results directory (default: ./results)")
+    p.add_argument("--seed-batch", type=_positive("--seed-batch"), metavar="K",
+                   help="train up to K seeds of the same task, algorithm and settings in one process as one batch "
+                        "of environments, each seed still a run of its own (record, checkpoint, evaluation); "
+                        f"default {DEFAULT_SEED_BATCH} (docs/running-suites.md)")
     p.add_argument("--jobs", type=_positive("--jobs"), default=1,
                    help="local launcher: runs in parallel, each in its own process (default 1: in this process)")
     p.add_argument("--launcher", default="local", help="local (default), ray or submitit")
@@ -81,19 +86,20 @@ def parser() -> argparse.ArgumentParser:
 
 
 def launch(runs: list[RunSpec], args) -> list:
-    """Run ``runs`` with the chosen launcher; outcomes in the same order."""
+    """Run ``runs`` in groups of ``--seed-batch`` seeds with the chosen launcher; outcomes in group order."""
+    groups = seed_groups(runs, args.seed_batch or DEFAULT_SEED_BATCH)
     gpus = args.gpus_per_run if args.gpus_per_run is not None else float(args.device.startswith("cuda"))
     cpus = args.cpus_per_run if args.cpus_per_run is not None else 1.0
     if args.launcher == "ray":
-        return launchers.run_ray(runs, args.results, args.address, gpus, cpus)
+        return launchers.run_ray(groups, args.results, args.address, gpus, cpus)
     if args.launcher == "submitit":
         parameters = {"timeout_min": args.time or 1440, "gpus_per_node": int(gpus), "cpus_per_task": max(1, int(cpus)),
                       "slurm_partition": args.partition, "slurm_array_parallelism": args.array_parallelism}
-        return launchers.run_submitit(runs, args.results, args.cluster,
+        return launchers.run_submitit(groups, args.results, args.cluster,
                                       {k: v for k, v in parameters.items() if v is not None})
     if args.jobs == 1:
-        return launchers.run_sequential(runs, args.results)
-    return launchers.run_parallel(runs, args.results, args.jobs, torch.cuda.device_count())
+        return launchers.run_sequential(groups, args.results)
+    return launchers.run_parallel(groups, args.results, args.jobs, torch.cuda.device_count())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,8 +122,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     statuses = {s.run_id: run_status(results / "runs" / s.run_id) for s in runs}
     if args.dry_run:
-        for s in runs:
-            print(f"{statuses[s.run_id]:8s} {s.run_id}  ({s.steps} steps, preset {s.preset})")
+        for group in seed_groups(runs, args.seed_batch or DEFAULT_SEED_BATCH):
+            if len(group) > 1:
+                print(f"group of {len(group)} seeds in one process: {launchers.group_label(group)}")
+            for s in group:
+                print(f"{'  ' if len(group) > 1 else ''}{statuses[s.run_id]:8s} {s.run_id}  ({s.steps} steps, "
+                      f"preset {s.preset})")
         return 0
     for task in {envs.family_of(s.task).name: s.task for s in runs}.values():
         envs.resolve_backend(task, args.backend)  # a family's notice about its backend choice, once

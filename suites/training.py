@@ -1,16 +1,26 @@
-"""One run's training loop, identical for every algorithm: act, step, observe, learn; evaluate on schedule
+"""The training loop, identical for every algorithm: act, step, observe, learn; evaluate on schedule
 (``suites/evaluation.py``) and checkpoint after every evaluation, so a resumed run replays exactly what an
-uninterrupted one does."""
+uninterrupted one does.
+
+The loop trains a *group* of seed members: runs that differ only in their seed, stepping one batch of
+environments (``envs.members.make_members``) in one process. A solo run is a group of one. Each member keeps its
+own algorithm, generators (swapped in whenever it draws: :class:`MemberGenerators`), counters, evaluations,
+checkpoint and record, so its series is the one it would have alone, bit for bit on the CPU; a member that
+fails stops alone and its environments idle while the others go on.
+"""
 from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-import envs
 from algorithms import Divergence, Transition, make_algorithm
+from envs.members import make_members
 from suites.checkpoint import atomic_save, rng_state, seed_everything, set_rng_state
 from suites.errors import DiskFull
 from suites.evaluation import ABSOLUTE_FACTOR, EpisodeStats, evaluate, evaluation_rank
@@ -18,111 +28,251 @@ from suites.metrics import MetricLog
 from suites.progress import RunProgress
 from suites.spec import RunSpec
 
+CHECKPOINT_FORMAT = 2  # written into every checkpoint; another number is refused with a clear message
 
-def train(spec: RunSpec, config, record_dir: Path, log: MetricLog, progress=None) -> dict:
-    """Train one run to ``spec.steps`` environment steps, resuming from ``record_dir/checkpoint.pt``.
 
-    ``progress`` is an optional tqdm bar; the run's ``progress.json`` is kept up to date either way, and
-    each evaluation prints one line (Sacred keeps it in the record's cout.txt)."""
-    record_dir.mkdir(parents=True, exist_ok=True)
-    report = RunProgress(record_dir, spec.steps, progress)
-    ckpt_path, best_path = record_dir / "checkpoint.pt", record_dir / "best_policy.pt"
-    seed_everything(spec.seed)
-    env = envs.make(spec.task, num_envs=config.num_envs, device=spec.device, seed=spec.seed,
-                    backend=spec.backend, checked=False, compile=spec.compile_env)
-    algo = make_algorithm(spec.algorithm, spec.env_spec, config, spec.device)
-    metric = spec.env_spec.metric
+class MemberGenerators:
+    """A member's Python, NumPy and torch generator states. The algorithms draw from the process-wide
+    generators (sampling, replay, initialisation), so each member's states are swapped in around whatever
+    it does and saved back after: its draws are those of a process that runs it alone."""
 
-    steps, evals, best = 0, 0, (-float("inf"), -float("inf"))
-    evaluated_at = saved_at = 0  # steps at the latest evaluation and the latest checkpoint (written together)
-    step = env.reset()
-    memory = algo.initial_memory(env.num_envs)
-    first = torch.ones(env.num_envs, dtype=torch.bool, device=env.device)
-    collected = EpisodeStats(env.num_envs, env.device, spec.env_spec.outcomes)
-    if ckpt_path.exists():
+    def __init__(self, seed: int):
+        saved = rng_state()
+        seed_everything(seed)
+        self.state = rng_state()
+        set_rng_state(saved)
+
+    @contextmanager
+    def active(self):
+        saved = rng_state()
+        set_rng_state(self.state)
         try:
-            ck = torch.load(ckpt_path, weights_only=False, map_location=spec.device)
+            yield
+        finally:
+            self.state = rng_state()
+            set_rng_state(saved)
+
+
+@dataclass
+class MemberIO:
+    """Where one member reports: its record directory, its metric log, an optional tqdm bar (shared by the
+    group), what to do the moment it fails (mark its record FAILED) while the group goes on, and where its
+    lines go besides the terminal (its record's captured output)."""
+
+    spec: RunSpec
+    record_dir: Path
+    log: MetricLog
+    progress: object = None
+    on_failure: Callable[[BaseException], None] | None = None
+    say: Callable[[str], None] | None = None
+
+
+class Member:
+    """One seed member's run inside the group's loop; environments ``rows`` of the batch are its own."""
+
+    def __init__(self, io: MemberIO, config, rows: slice):
+        self.io, self.spec, self.config, self.log, self.rows = io, io.spec, config, io.log, rows
+        io.record_dir.mkdir(parents=True, exist_ok=True)
+        self.report = RunProgress(io.record_dir, io.spec.steps, io.progress, io.say)
+        self.ckpt_path, self.best_path = io.record_dir / "checkpoint.pt", io.record_dir / "best_policy.pt"
+        self.generators = MemberGenerators(io.spec.seed)
+        with self.generators.active():
+            self.algo = make_algorithm(io.spec.algorithm, io.spec.env_spec, config, io.spec.device)
+        self.steps, self.evals, self.best = 0, 0, (-float("inf"), -float("inf"))
+        self.evaluated_at = self.saved_at = self.started_steps = 0  # steps at the latest evaluation and checkpoint
+        self.error: BaseException | None = None
+        self.elapsed = 0.0
+        # wall seconds of this attempt: acting, its share of the batched environment step, observing and learning
+        self.seconds = {"act": 0.0, "env": 0.0, "learn": 0.0}
+
+    @property
+    def active(self) -> bool:
+        return self.error is None and (self.steps < self.spec.steps or self.evaluated_at < self.steps)
+
+    def start(self, env, member: int, step) -> None:
+        """Fresh episodes from ``step`` (this member's rows of the reset), or continue from the checkpoint."""
+        num_envs = self.rows.stop - self.rows.start
+        self.step, self.first = step, torch.ones(num_envs, dtype=torch.bool, device=env.device)
+        self.memory = self.algo.initial_memory(num_envs)
+        self.collected = EpisodeStats(num_envs, env.device, self.spec.env_spec.outcomes)
+        if self.ckpt_path.exists():
+            self._resume(env, member)
+        self.started_steps = self.steps
+        self.report.start(self.steps)
+
+    def _resume(self, env, member: int) -> None:
+        try:
+            ck = torch.load(self.ckpt_path, weights_only=False, map_location=self.spec.device)
         except Exception as err:
-            raise RuntimeError(f"checkpoint {ckpt_path} is unreadable ({type(err).__name__}: {err}); "
+            raise RuntimeError(f"checkpoint {self.ckpt_path} is unreadable ({type(err).__name__}: {err}); "
                                "delete it to restart this run from scratch") from err
-        algo.load_state_dict(ck["algorithm"])
+        if ck.get("format") != CHECKPOINT_FORMAT:
+            raise RuntimeError(f"checkpoint {self.ckpt_path} has format {ck.get('format')!r}, this version reads "
+                               f"format {CHECKPOINT_FORMAT}; delete it to restart this run from scratch")
+        self.algo.load_state_dict(ck["algorithm"])
         if ck["env"] is not None:
-            env.set_state(ck["env"])
-            step, memory, first = ck["step"], ck["memory"], ck["first"]
-        steps, evals, best = ck["steps"], ck["evals"], ck["best"]
-        evaluated_at = saved_at = steps
-        if not isinstance(best, tuple):  # checkpoints written before ties were broken by return hold the metric alone
-            best = (best, -float("inf"))
-        if "collect" in ck:  # checkpoints written before training episodes were logged lack it
-            collected.load_state_dict(ck["collect"])
-        set_rng_state(ck["rng"])
-        log.replay(ck["log"])
+            env.load_member_state(member, ck["env"])
+            self.step, self.memory, self.first = ck["step"], ck["memory"], ck["first"]
+        self.steps, self.evals, self.best = ck["steps"], ck["evals"], ck["best"]
+        self.evaluated_at = self.saved_at = self.steps
+        self.collected.load_state_dict(ck["collect"])
+        self.generators.state = ck["rng"]
+        self.log.replay(ck["log"])
 
-    def checkpoint() -> None:
-        nonlocal saved_at
-        atomic_save({"algorithm": algo.state_dict(), "env": env.get_state(), "step": step, "memory": memory,
-                     "first": first, "steps": steps, "evals": evals, "best": best, "rng": rng_state(),
-                     "collect": collected.state_dict(), "log": list(log.history)}, ckpt_path)
-        saved_at = steps
+    def checkpoint(self, env, member: int) -> None:
+        atomic_save({"format": CHECKPOINT_FORMAT, "algorithm": self.algo.state_dict(), "env": env.member_state(member),
+                     "step": self.step, "memory": self.memory, "first": self.first, "steps": self.steps,
+                     "evals": self.evals, "best": self.best, "rng": self.generators.state,
+                     "collect": self.collected.state_dict(), "log": list(self.log.history)}, self.ckpt_path)
+        self.saved_at = self.steps
 
-    def run_evaluation() -> None:
-        nonlocal evals, best, evaluated_at
-        evaluated_at = steps
-        for k, v in collected.report().items():
-            log.log(f"collect/{k}", v, steps)
-        result = evaluate(algo, spec, spec.eval_episodes, seed=spec.seed * 100_003 + evals)
+    def due(self) -> bool:
+        """On schedule, and always at the end, so the final policy is a candidate for the absolute metric."""
+        spec = self.spec
+        return self.steps >= self.evals * spec.eval_interval or (self.steps >= spec.steps and self.evaluated_at < self.steps)
+
+    def evaluate_and_checkpoint(self, env, member: int) -> None:
+        spec = self.spec
+        self.evaluated_at = self.steps
+        for k, v in self.collected.report().items():
+            self.log.log(f"collect/{k}", v, self.steps)
+        with self.generators.active():
+            result = evaluate(self.algo, spec, spec.eval_episodes, seed=spec.seed * 100_003 + self.evals)
         for k, v in result.items():
-            log.log(f"eval/{k}", v, steps)
-        report.say(f"{spec.run_id} step {steps}: " + ", ".join(f"eval/{k}={v:.3f}" for k, v in result.items()))
-        rank = evaluation_rank(result, metric)
-        if rank > best:
-            best = rank
-            atomic_save(algo.state_dict(), best_path)
-        evals += 1
-        report.note(f"eval {metric}={rank[0]:.2f}")
-        checkpoint()
+            self.log.log(f"eval/{k}", v, self.steps)
+        self.report.say(f"{spec.run_id} step {self.steps}: " + ", ".join(f"eval/{k}={v:.3f}" for k, v in result.items()))
+        rank = evaluation_rank(result, spec.env_spec.metric)
+        try:
+            if rank > self.best:
+                self.best = rank
+                atomic_save(self.algo.state_dict(), self.best_path)
+            self.evals += 1
+            self.report.note(f"eval {spec.env_spec.metric}={rank[0]:.2f}")
+            self.checkpoint(env, member)
+        except DiskFull as err:
+            raise DiskFull(f"{err}; free space and rerun to resume from step {self.saved_at}") from None
 
-    report.start(steps)
-    started, started_steps = time.perf_counter(), steps
+    def act(self):
+        started = time.perf_counter()
+        with self.generators.active():
+            out = self.algo.act(self.step.obs, self.step.avail_actions, self.memory, self.first, explore=True,
+                                neighbours=self.step.info.get("neighbours"))
+        self.seconds["act"] += time.perf_counter() - started
+        return out
+
+    def learn(self, actions, next_memory, extras, nxt) -> None:
+        """Observe this member's share of the step and learn on the algorithm's own schedule."""
+        started = time.perf_counter()
+        self.collected.add(nxt)
+        with self.generators.active():
+            self.algo.observe(Transition.between(self.step, self.first, actions, nxt, extras))
+            self.step, self.memory, self.first = nxt, next_memory, nxt.done
+            self.steps += nxt.done.shape[0]
+            try:
+                metrics = self.algo.update()
+            except Divergence as err:
+                raise Divergence(f"{err} at {self.steps} environment steps; last good checkpoint: "
+                                 f"{self.ckpt_path}") from err
+        for name, value in metrics.items():
+            self.log.log(name, value, self.steps)
+        self.seconds["learn"] += time.perf_counter() - started
+        self.report.advance(nxt.done.shape[0])
+
+    def fail(self, err: BaseException) -> None:
+        """Stop this member alone: its record says why; its environments idle from now on."""
+        self.error = err
+        self.report.write()
+        if self.io.on_failure is not None:
+            self.io.on_failure(err)
+
+    def finish(self, elapsed: float) -> dict:
+        """The absolute metric of the best evaluated policy, and the run's throughput and where its time went
+        (``time/act_seconds``, ``time/env_seconds``, ``time/learn_seconds``; host time, so on a GPU they
+        count launches more than kernels)."""
+        spec = self.spec
+        self.report.write()
+        if elapsed > 0 and self.steps > self.started_steps:
+            self.log.log("time/steps_per_second", (self.steps - self.started_steps) / elapsed, self.steps)
+            for phase, seconds in self.seconds.items():
+                self.log.log(f"time/{phase}_seconds", seconds, self.steps)
+        with self.generators.active():
+            best_algo = make_algorithm(spec.algorithm, spec.env_spec, self.config, spec.device)
+            best_algo.load_state_dict(torch.load(self.best_path, weights_only=False, map_location=spec.device))
+            absolute = evaluate(best_algo, spec, ABSOLUTE_FACTOR * spec.eval_episodes, seed=spec.seed * 100_003 - 1)
+        for k, v in absolute.items():
+            self.log.log(f"absolute/{k}", v, self.steps)
+        return {"steps": self.steps, "absolute": absolute}
+
+
+def idle_actions(step) -> torch.Tensor:
+    """Actions for the environments of a member that stopped: each agent's first available action."""
+    return step.avail_actions.int().argmax(-1)
+
+
+def train_members(ios: list[MemberIO], config) -> list[dict | BaseException]:
+    """Train a group of seed members (same task, algorithm, config and budget; one seed each) to their budgets,
+    each resuming from its own checkpoint. Returns, per member, its summary or the error that stopped it.
+    An error outside every member's own work (the environments, a full disk) stops the group and propagates."""
+    spec = ios[0].spec
+    num_envs = config.num_envs
+    env = make_members(spec.task, [io.spec.seed for io in ios], num_envs=num_envs, device=spec.device,
+                            backend=spec.backend, checked=False, compile=spec.compile_env)
+    members = [Member(io, config, slice(k * num_envs, (k + 1) * num_envs)) for k, io in enumerate(ios)]
+    reset = env.reset()
+    for k, m in enumerate(members):
+        m.start(env, k, reset.rows(m.rows.start, m.rows.stop))
+
+    started = time.perf_counter()
     # Everything alive now (modules, models, optimisers, replay, environments) lives for the whole loop: the
     # cyclic GC need not re-scan it (with torch loaded, full collections cost the process that steps a
     # Flatland shard several percent of its time; the workers freeze likewise).
     gc.freeze()
     try:
         while True:
-            # on schedule, and always at the end, so the final policy is a candidate for the absolute metric
-            if steps >= evals * spec.eval_interval or (steps >= spec.steps and evaluated_at < steps):
-                try:
-                    run_evaluation()
-                except DiskFull as err:
-                    raise DiskFull(f"{err}; free space and rerun to resume from step {saved_at}") from None
-            if steps >= spec.steps:
+            for k, m in enumerate(members):
+                if m.active and m.due():
+                    _guarded(m, started, m.evaluate_and_checkpoint, env, k)
+            running = [m for m in members if m.active and m.steps < m.spec.steps]
+            if not running:
                 break
-            actions, next_memory, extras = algo.act(step.obs, step.avail_actions, memory, first, explore=True,
-                                                    neighbours=step.info.get("neighbours"))
+            moves = {id(m): _guarded(m, started, m.act) for m in running}
+            actions = torch.cat([moves[id(m)][0] if moves.get(id(m)) else idle_actions(m.step) for m in members])
+            stepping = time.perf_counter()
             nxt = env.step(actions)
-            collected.add(nxt)
-            algo.observe(Transition.between(step, first, actions, nxt, extras))
-            step, memory, first = nxt, next_memory, nxt.done
-            steps += env.num_envs
-            try:
-                metrics = algo.update()
-            except Divergence as err:
-                raise Divergence(f"{err} at {steps} environment steps; last good checkpoint: {ckpt_path}") from err
-            for name, value in metrics.items():
-                log.log(name, value, steps)
-            report.advance(env.num_envs)
+            for m in running:
+                m.seconds["env"] += (time.perf_counter() - stepping) / len(running)
+            for m in running:
+                if moves[id(m)]:
+                    _guarded(m, started, m.learn, *moves[id(m)], nxt.rows(m.rows.start, m.rows.stop))
     finally:
         gc.unfreeze()  # what the run leaves behind is collectable again
-    elapsed = time.perf_counter() - started
-    report.write()
-    env.close()
-    if elapsed > 0 and steps > started_steps:
-        log.log("time/steps_per_second", (steps - started_steps) / elapsed, steps)
+        env.close()
+    results: list[dict | BaseException] = []
+    for m in members:
+        if m.error is None:
+            try:
+                results.append(m.finish(m.elapsed or time.perf_counter() - started))
+            except (DiskFull, KeyboardInterrupt):
+                raise
+            except Exception as err:
+                m.fail(err)
+                results.append(err)
+        else:
+            results.append(m.error)
+    return results
 
-    best_algo = make_algorithm(spec.algorithm, algo.spec, config, spec.device)
-    best_algo.load_state_dict(torch.load(best_path, weights_only=False, map_location=spec.device))
-    absolute = evaluate(best_algo, spec, ABSOLUTE_FACTOR * spec.eval_episodes, seed=spec.seed * 100_003 - 1)
-    for k, v in absolute.items():
-        log.log(f"absolute/{k}", v, steps)
-    return {"steps": steps, "absolute": absolute}
+
+def _guarded(member: Member, started: float, work, *args):
+    """``work(*args)`` for one member; a fault of its own stops that member alone (None returned). A full disk
+    and Ctrl-C concern the whole group and propagate."""
+    try:
+        out = work(*args)
+    except (DiskFull, KeyboardInterrupt):
+        raise
+    except Exception as err:
+        member.fail(err)
+        return None
+    if not member.active and not member.elapsed:
+        member.elapsed = time.perf_counter() - started
+    return out
+

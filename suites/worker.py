@@ -1,6 +1,7 @@
-"""``python -m suites.worker RESULTS SPEC_JSON``: one run in its own process (the local launcher's unit).
+"""``python -m suites.worker RESULTS GROUP_JSON``: one group of seed members (a list of run specs; one run
+alone is a group of one) in its own process, the local launcher's unit.
 
-Exit code 0 when the run completed, 1 when it failed (Sacred's record says why)."""
+Exit code 0 when every run of the group completed, 1 when one failed (its Sacred record says why)."""
 from __future__ import annotations
 
 import json
@@ -13,24 +14,30 @@ def main(argv: list[str]) -> int:
     import torch
     from tqdm import tqdm
 
-    from suites.experiment import execute
+    from suites.experiment import execute_group
+    from suites.launchers import group_label
     from suites.spec import RunSpec
 
-    results, fields = Path(argv[0]), json.loads(argv[1])
-    fields["overrides"] = tuple(tuple(pair) for pair in fields.get("overrides", ()))
+    results = Path(argv[0])
+    group = tuple(RunSpec(**{**fields, "overrides": tuple(tuple(pair) for pair in fields.get("overrides", ()))})
+                  for fields in json.loads(argv[1]))
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    spec = RunSpec(**fields)
-    # the log file gets a progress line every 30 s: `tail -f <run>/launcher.log` to follow a run
-    bar = tqdm(total=spec.steps, desc=spec.run_id, unit="step", mininterval=30, ascii=True, file=sys.stderr)
+    label = group_label(group)
+    # the log file gets a progress line every 30 s: `tail -f <run>/launcher.log` to follow a group
+    bar = tqdm(total=sum(s.steps for s in group), desc=label, unit="step", mininterval=30, ascii=True, file=sys.stderr)
     try:
-        result = execute(spec, results, progress=bar)
+        summaries = execute_group(list(group), results, progress=bar)
     except Exception as err:
-        print(f"run {spec.run_id} failed: {type(err).__name__}: {err}", file=sys.stderr)
+        print(f"{label} failed: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
     finally:
         bar.close()
-    print(f"run {spec.run_id} completed: {result['absolute']}")
-    return 0
+    for spec, summary in zip(group, summaries):
+        if isinstance(summary, BaseException):
+            print(f"run {spec.run_id} failed: {type(summary).__name__}: {summary}", file=sys.stderr)
+        else:
+            print(f"run {spec.run_id} completed: {summary['absolute']}")
+    return int(any(isinstance(summary, BaseException) for summary in summaries))
 
 
 if __name__ == "__main__":

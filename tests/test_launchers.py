@@ -236,16 +236,22 @@ def test_bad_launcher_options_exit_2(argv, message, tmp_path, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_cuda_runs_are_spread_round_robin_over_the_visible_gpus():
+def test_cuda_groups_are_spread_round_robin_over_the_visible_gpus():
     from suites.launchers import spread_devices
 
     runs = expand("smoke", "--seeds", "3", "--tasks", "smac/3m", "--algorithms", "mappo", "--backend", "sim")
-    cuda = [dataclasses.replace(r, device="cuda") for r in runs]
-    assert [r.device for r in spread_devices(cuda, gpu_count=2)] == ["cuda:0", "cuda:1", "cuda:0"]
-    assert [r.device for r in spread_devices(cuda, gpu_count=1)] == ["cuda"] * 3  # one GPU: nothing to spread
-    pinned = [dataclasses.replace(r, device="cuda:1") for r in runs]
-    assert [r.device for r in spread_devices(pinned, gpu_count=4)] == ["cuda:1"] * 3  # an explicit index is kept
-    assert [r.device for r in spread_devices(runs, gpu_count=2)] == ["cpu"] * 3
+
+    def devices(groups):
+        return [[r.device for r in group] for group in groups]
+
+    cuda = [(dataclasses.replace(r, device="cuda"),) for r in runs]
+    assert devices(spread_devices(cuda, gpu_count=2)) == [["cuda:0"], ["cuda:1"], ["cuda:0"]]
+    assert devices(spread_devices(cuda, gpu_count=1)) == [["cuda"]] * 3  # one GPU: nothing to spread
+    pinned = [(dataclasses.replace(r, device="cuda:1"),) for r in runs]
+    assert devices(spread_devices(pinned, gpu_count=4)) == [["cuda:1"]] * 3  # an explicit index is kept
+    assert devices(spread_devices([tuple(runs)], gpu_count=2)) == [["cpu"] * 3]
+    pair = [tuple(dataclasses.replace(r, device="cuda") for r in runs[:2]), (dataclasses.replace(runs[2], device="cuda"),)]
+    assert devices(spread_devices(pair, gpu_count=2)) == [["cuda:0", "cuda:0"], ["cuda:1"]]  # a group stays on one GPU
 
 
 def test_a_worker_that_dies_without_a_record_is_reported_failed(tmp_path):

@@ -279,14 +279,14 @@ def test_divergence_fails_the_run_and_keeps_its_checkpoint(tmp_path):
 def test_suite_continues_after_a_failure_and_exits_1(tmp_path, monkeypatch, capsys):
     import suites.experiment
 
-    real = suites.experiment.execute
+    real = suites.experiment.execute_group
 
-    def flaky(spec, results, progress=None):
-        if spec.seed == 0:
+    def flaky(specs, results, progress=None):
+        if specs[0].seed == 0:
             raise Divergence("loss 'train/value_loss' is not finite")
-        return real(spec, results, progress)
+        return real(specs, results, progress)
 
-    monkeypatch.setattr(suites.experiment, "execute", flaky)
+    monkeypatch.setattr(suites.experiment, "execute_group", flaky)
     code = cli.main(["smoke", "--seeds", "2", "--tasks", "smac/3m", "--algorithms", "mappo", "--steps", "512",
                      "--eval-episodes", "2",
                      "--results", str(tmp_path), "--backend", "sim"])

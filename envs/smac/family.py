@@ -37,6 +37,9 @@ class Smac(Family):
             print("note: StarCraft II not found; SMAC runs on the built-in simulator (--backend sim).", file=sys.stderr)
         return "sim"
 
+    def member_axis(self, backend: str) -> bool:
+        return backend == "sim"  # one generator per member; StarCraft II games are stacked
+
     def spec(self, name: str, backend: str) -> EnvSpec:
         """Both backends share SMAC's layout (tested against the game), so the simulator's static tables
         describe either without starting StarCraft II."""

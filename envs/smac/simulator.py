@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -160,17 +161,22 @@ class SmacSimulator(MultiAgentEnv):
     docs/performance.md). Trajectories equal eager ones up to float rounding (tested).
     """
 
-    def __init__(self, map_name: str, num_envs: int = 1, device: str | torch.device = "cpu", seed: int = 0,
-                 checked: bool = True, substeps: int = 2, compile: bool = False):
+    def __init__(self, map_name: str, num_envs: int = 1, device: str | torch.device = "cpu",
+                 seed: int | Sequence[int] = 0, checked: bool = True, substeps: int = 2, compile: bool = False):
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         if STEP_LOOPS % substeps:
             raise ValueError(f"substeps must divide {STEP_LOOPS}, got {substeps}")
+        seeds = [seed] if isinstance(seed, int) else list(seed)
+        if not seeds or num_envs % len(seeds):
+            raise ValueError(f"num_envs ({num_envs}) must be a multiple of the number of seeds ({len(seeds)})")
         self.map: SmacMap = get_map(map_name)
         self.num_envs, self.device, self.checked = num_envs, torch.device(device), checked
         self.substeps, self.dt = substeps, STEP_LOOPS / substeps
-        self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(seed)
+        # One generator per seed member (a block of num_envs // members environments): a member's battles
+        # draw from its own stream exactly as a simulator with that seed alone would.
+        self.members, self.member_envs = len(seeds), num_envs // len(seeds)
+        self.generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
         self._build_static()
         self.spec = SMAC.describe(map_name, "sim", n_agents=self.n_agents, obs_dim=self.obs_dim,
                                   state_dim=self.state_dim, n_actions=self.n_actions, episode_limit=self.map.limit)
@@ -266,14 +272,17 @@ class SmacSimulator(MultiAgentEnv):
         return True
 
     # ------------------------------------------------------------------ helpers
-    def _rand(self, *shape) -> torch.Tensor:
-        return torch.rand(*shape, generator=self.generator, device=self.device)
+    def _spawn_noise(self, counts: list[int]) -> torch.Tensor:
+        """Uniform spawn jitter ``[sum(counts), U, 2]`` for ``counts[k]`` new battles of member ``k``, each
+        member's from its own generator."""
+        return torch.cat([torch.rand(c, self.n_units, 2, generator=g, device=self.device)
+                          for g, c in zip(self.generators, counts)])
 
     def _cooldown_jitter(self) -> torch.Tensor:
         """SC2 adds a random -1..+2 game-loop deviation to each weapon cooldown (pysc2
         docs/environment.md): one draw per slice and unit, made before the (compilable) step."""
-        return torch.randint(-1, 3, (self.substeps, self.num_envs, self.n_units), generator=self.generator,
-                             device=self.device)
+        return torch.cat([torch.randint(-1, 3, (self.substeps, self.member_envs, self.n_units), generator=g,
+                                        device=self.device) for g in self.generators], dim=1)
 
     def _pathable(self, pos: torch.Tensor) -> torch.Tensor:
         x, y = pos[..., 0], pos[..., 1]
@@ -315,7 +324,7 @@ class SmacSimulator(MultiAgentEnv):
 
     # ------------------------------------------------------------------ interface
     def reset(self) -> Step:
-        self.s = self._new_state(self._rand(self.num_envs, self.n_units, 2))
+        self.s = self._new_state(self._spawn_noise([self.member_envs] * self.members))
         obs, state, avail, alive = self._observe(self.s)
         zeros = torch.zeros(self.num_envs, device=self.device)
         no = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
@@ -335,7 +344,9 @@ class SmacSimulator(MultiAgentEnv):
         obs, state, avail, alive = final
         if bool(done.any()):  # one host read per step; finished battles restart from a fresh spawn
             idx = done.nonzero().squeeze(1)
-            noise = self._rand(idx.numel(), self.n_units, 2)
+            counts = [idx.numel()] if self.members == 1 else \
+                torch.bincount(idx // self.member_envs, minlength=self.members).tolist()
+            noise = self._spawn_noise(counts)
             self.s, (obs, state, avail, alive) = self._restart_fn(self.s, final, idx, noise)
         self._avail = avail
         return Step(obs, state, avail, alive, reward, done, info, *final)
@@ -361,12 +372,31 @@ class SmacSimulator(MultiAgentEnv):
 
     def get_state(self) -> dict:
         """Everything needed to continue the same episodes bit for bit (used by checkpoints)."""
-        return {"battle": dataclasses.asdict(self.s), "generator": self.generator.get_state(), "avail": self._avail}
+        return {"battle": dataclasses.asdict(self.s), "generators": [g.get_state() for g in self.generators],
+                "avail": self._avail}
 
     def set_state(self, state: dict) -> None:
+        if len(state["generators"]) != self.members:
+            raise ValueError(f"snapshot of {len(state['generators'])} members for a simulator of {self.members}")
         self.s = _State(**state["battle"])
-        self.generator.set_state(state["generator"])
+        for g, saved in zip(self.generators, state["generators"]):
+            g.set_state(saved)
         self._avail = state["avail"]
+
+    def member_state(self, member: int) -> dict:
+        """Member ``member``'s battles and generator, as a one-member simulator's :meth:`get_state`."""
+        rows = slice(member * self.member_envs, (member + 1) * self.member_envs)
+        return {"battle": {k: v[rows].clone() for k, v in dataclasses.asdict(self.s).items()},
+                "generators": [self.generators[member].get_state()], "avail": self._avail[rows].clone()}
+
+    def load_member_state(self, member: int, state: dict) -> None:
+        """Continue member ``member`` from a one-member snapshot (after :meth:`reset`); the others keep theirs."""
+        rows = slice(member * self.member_envs, (member + 1) * self.member_envs)
+        for name, value in state["battle"].items():
+            getattr(self.s, name)[rows] = value
+        self.generators[member].set_state(state["generators"][0])
+        self._avail = self._avail.clone()  # the last Step handed out shares it
+        self._avail[rows] = state["avail"]
 
     def _check(self, actions: torch.Tensor) -> None:
         bad = first_unavailable(self._avail, actions)

@@ -1,0 +1,61 @@
+"""Seed members side by side: the environments of K runs that differ only in their seed, as one batch.
+
+A family whose environment has a member axis of its own (the SMAC simulator: one generator per member)
+builds one environment over all members; any other family gets :class:`StackedMembers`, K environments of
+its own stepped one after another behind the same interface. Either way member ``k`` owns environments
+``k*B .. (k+1)*B-1`` of the batch, and its stream equals that of an environment built with its seed alone.
+"""
+from __future__ import annotations
+
+import torch
+
+import envs
+from envs.base import MultiAgentEnv, Step
+
+
+class StackedMembers(MultiAgentEnv):
+    """K environments of one task (one per member), concatenated along the batch."""
+
+    def __init__(self, parts: list[MultiAgentEnv]):
+        self.parts = parts
+        self.spec, self.device = parts[0].spec, parts[0].device
+        self.members, self.member_envs = len(parts), parts[0].num_envs
+        self.num_envs = self.members * self.member_envs
+
+    def reset(self) -> Step:
+        return Step.cat([part.reset() for part in self.parts])
+
+    def step(self, actions: torch.Tensor) -> Step:
+        return Step.cat([part.step(a) for part, a in zip(self.parts, actions.split(self.member_envs))])
+
+    def get_state(self) -> dict | None:
+        states = [part.get_state() for part in self.parts]
+        return None if any(s is None for s in states) else {"members": states}
+
+    def set_state(self, state: dict) -> None:
+        for part, saved in zip(self.parts, state["members"]):
+            part.set_state(saved)
+
+    def member_state(self, member: int) -> dict | None:
+        return self.parts[member].get_state()
+
+    def load_member_state(self, member: int, state: dict) -> None:
+        self.parts[member].set_state(state)
+
+    def close(self) -> None:
+        for part in self.parts:
+            part.close()
+
+
+def make_members(task: str, seeds: list[int], num_envs: int = 1, device: str = "cpu", backend: str = "auto",
+                 compile: bool = False, **options):
+    """``num_envs`` environments for each seed in ``seeds``, as one batch of ``len(seeds) * num_envs``:
+    member ``k`` owns environments ``k*num_envs .. (k+1)*num_envs-1`` and behaves exactly as
+    ``make(task, num_envs, seed=seeds[k])`` would (``envs/members.py``)."""
+    if len(seeds) == 1:
+        return envs.make(task, num_envs, device, seeds[0], backend, compile, **options)
+    family, name = envs.family_of(task), task.split("/", 1)[1]
+    concrete = envs.resolve_backend(task, backend)
+    if family.member_axis(concrete):
+        return family.make(name, concrete, num_envs * len(seeds), device, tuple(seeds), compile=compile, **options)
+    return StackedMembers([envs.make(task, num_envs, device, s, backend, compile, **options) for s in seeds])

@@ -1,0 +1,75 @@
+"""K seed members in one process against the same K runs one after the other, on one device, same steps.
+
+    python scripts/seed_batch_benchmark.py --task smac/3s5z_vs_3s6z --algorithm mamba --preset small --members 1 2 5
+
+Prints a markdown table (docs/performance.md keeps the measured ones): wall time of the K solo runs and of
+the group, and their phases summed over the runs from the records' ``time/*_seconds`` (acting plus the
+environment step, and observing plus learning). Evaluation is kept to the first and last step with few
+episodes, so the figures are about training.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from suites.experiment import execute, execute_group
+from suites.spec import RunSpec
+
+
+def phases(results: Path, specs: list[RunSpec]) -> dict[str, float]:
+    """Seconds spent acting + stepping, and learning, summed over ``specs``' records."""
+    total = {"act+env": 0.0, "learn": 0.0}
+    for spec in specs:
+        run_dir = results / "runs" / spec.run_id
+        last = max(int(p.name) for p in run_dir.iterdir() if p.name.isdigit())
+        metrics = json.loads((run_dir / str(last) / "metrics.json").read_text())
+        total["act+env"] += metrics["time/act_seconds"]["values"][-1] + metrics["time/env_seconds"]["values"][-1]
+        total["learn"] += metrics["time/learn_seconds"]["values"][-1]
+    return total
+
+
+def timed(work, *args) -> float:
+    started = time.perf_counter()
+    work(*args)
+    return time.perf_counter() - started
+
+
+def solo_runs(specs: list[RunSpec], results: Path) -> None:
+    for spec in specs:
+        execute(spec, results)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", default="smac/3m")
+    p.add_argument("--algorithm", default="mappo")
+    p.add_argument("--preset", default="tiny")
+    p.add_argument("--steps", type=int, default=2048, help="environment steps per run")
+    p.add_argument("--members", type=int, nargs="+", default=[1, 2, 5], help="group sizes K to measure")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--compile-env", action="store_true")
+    args = p.parse_args()
+
+    print(f"{args.algorithm} `{args.preset}` on {args.task}, {args.steps} steps per run, device {args.device}, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    print("| K | K solo runs (s) | group (s) | speed-up | act+env solo / group (s) | learn solo / group (s) |")
+    print("|---|---|---|---|---|---|")
+    for k in args.members:
+        specs = [RunSpec(suite="bench", task=args.task, algorithm=args.algorithm, preset=args.preset, seed=seed,
+                         steps=args.steps, eval_interval=args.steps, eval_episodes=2, device=args.device,
+                         backend="auto", compile_env=args.compile_env) for seed in range(k)]
+        with tempfile.TemporaryDirectory() as solo_dir, tempfile.TemporaryDirectory() as group_dir:
+            solo = timed(solo_runs, specs, Path(solo_dir))
+            group = timed(execute_group, specs, Path(group_dir))
+            a, b = phases(Path(solo_dir), specs), phases(Path(group_dir), specs)
+        print(f"| {k} | {solo:.1f} | {group:.1f} | {solo / group:.2f}x | {a['act+env']:.1f} / {b['act+env']:.1f} "
+              f"| {a['learn']:.1f} / {b['learn']:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

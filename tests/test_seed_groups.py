@@ -1,0 +1,198 @@
+"""Seed members trained in one process (``--seed-batch``): each a full run, independent of the others, faults
+kept inside one member, resumable; the simulator's member axis; groups in the plan."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import envs
+from algorithms.mappo.agent import MAPPO
+from envs.members import make_members
+from suites import run as cli
+from suites.experiment import execute, execute_group
+from suites.plan import seed_groups
+from suites.records import DONE, FAILED, run_status
+from suites.spec import RunSpec
+from tests.test_suites import InterruptedAt, _learning, _metrics
+
+TINY = dict(suite="test", task="smac/3m", algorithm="mappo", preset="tiny", steps=512, eval_interval=256,
+            eval_episodes=4, backend="sim")
+
+
+def _specs(*seeds, **changes):
+    return [RunSpec(seed=s, **{**TINY, **changes}) for s in seeds]
+
+
+def _status(results: Path, spec: RunSpec) -> dict:
+    run_dir = results / "runs" / spec.run_id
+    last = max(int(p.name) for p in run_dir.iterdir() if p.name.isdigit())
+    return json.loads((run_dir / str(last) / "run.json").read_text())
+
+
+def test_simulator_members_step_exactly_as_simulators_of_their_own_seed():
+    seeds, b = (5, 7, 11), 4
+    group = make_members("smac/3m", list(seeds), b, backend="sim", checked=False)
+    alone = [envs.make("smac/3m", b, seed=s, backend="sim", checked=False) for s in seeds]
+    step, steps = group.reset(), [e.reset() for e in alone]
+    pick = torch.Generator().manual_seed(0)
+    ended = 0
+    for _ in range(120):
+        actions = torch.cat([torch.multinomial(s.avail_actions.flatten(0, 1).float(), 1, generator=pick).view(b, -1)
+                             for s in steps])
+        step = group.step(actions)
+        steps = [e.step(a) for e, a in zip(alone, actions.split(b))]
+        for k, own in enumerate(steps):
+            mine = step.rows(k * b, (k + 1) * b)
+            for field in ("obs", "state", "avail_actions", "reward", "done", "final_obs"):
+                assert torch.equal(getattr(mine, field), getattr(own, field)), (k, field)
+        ended += int(step.done.sum())
+    assert ended > 0  # restarts happened, each from the member's own generator
+    # a member's snapshot is a one-member simulator's: it continues alone exactly as inside the group
+    solo = envs.make("smac/3m", b, seed=0, backend="sim", checked=False)
+    solo.reset()
+    solo.set_state(group.member_state(1))
+    actions = torch.zeros(3 * b, 3, dtype=torch.long) + 1
+    assert torch.equal(solo.step(actions[:b]).obs, group.step(actions).rows(b, 2 * b).obs)
+
+
+def test_other_families_stack_members_behind_the_same_interface():
+    group = make_members("flatland/2_agents", [0, 1], 2, workers=1, build_ahead=False)
+    alone = envs.make("flatland/2_agents", 2, seed=1, workers=1, build_ahead=False)
+    try:
+        assert group.members == 2 and group.num_envs == 4
+        assert torch.equal(group.reset().rows(2, 4).obs, alone.reset().obs)
+    finally:
+        group.close()
+        alone.close()
+
+
+@pytest.mark.parametrize("algorithm", ["mappo", "mamba"])
+def test_each_member_records_the_series_of_its_solo_run(tmp_path, algorithm):
+    specs = _specs(0, 1, algorithm=algorithm)
+    execute_group(specs, tmp_path / "group")
+    for spec in specs:
+        execute(spec, tmp_path / "solo")
+        assert _learning(_metrics(tmp_path / "group", spec)) == _learning(_metrics(tmp_path / "solo", spec))
+        assert run_status(tmp_path / "group" / "runs" / spec.run_id) == DONE
+
+
+def test_a_members_series_does_not_depend_on_the_other_members_seeds(tmp_path):
+    execute_group(_specs(0, 1), tmp_path / "a")
+    execute_group(_specs(0, 9, 4), tmp_path / "b")
+    spec = _specs(0)[0]
+    assert _learning(_metrics(tmp_path / "a", spec)) == _learning(_metrics(tmp_path / "b", spec))
+
+
+def test_a_member_record_has_the_layout_of_a_solo_record_and_names_its_group(tmp_path):
+    specs = _specs(0, 1)
+    execute_group(specs, tmp_path / "group")
+    execute(specs[1], tmp_path / "solo")
+
+    def layout(results):
+        run_dir = results / "runs" / specs[1].run_id
+        return sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if "events.out" not in p.name)
+
+    assert layout(tmp_path / "group") == layout(tmp_path / "solo")
+    group_config = json.loads((tmp_path / "group" / "runs" / specs[1].run_id / "1" / "config.json").read_text())
+    solo_config = json.loads((tmp_path / "solo" / "runs" / specs[1].run_id / "1" / "config.json").read_text())
+    assert group_config["seed_group"] == [0, 1] and solo_config["seed_group"] == [1]
+    assert set(group_config) == set(solo_config)
+    cout = (tmp_path / "group" / "runs" / specs[1].run_id / "1" / "cout.txt").read_text()
+    assert "seed_1 step 512" in cout and "seed_0" not in cout  # each member's own lines only
+    assert len(list((tmp_path / "group" / "runs" / specs[1].run_id).glob("events.out.tfevents.*"))) == 1
+
+
+def test_a_diverging_member_fails_alone_and_the_others_are_unchanged(tmp_path, monkeypatch):
+    made, real_update = [], MAPPO.update
+
+    def count(self, *args, **kwargs):
+        made.append(self)
+        real_init(self, *args, **kwargs)
+
+    def poisoned(self):
+        if self is made[1] and self.rollout and len(self.rollout) == self.config.episode_length:
+            self.rollout[-1]["reward"] = torch.full_like(self.rollout[-1]["reward"], float("inf"))  # NaN losses
+        return real_update(self)
+
+    real_init = MAPPO.__init__
+    monkeypatch.setattr(MAPPO, "__init__", count)
+    monkeypatch.setattr(MAPPO, "update", poisoned)
+    specs = _specs(0, 1)
+    results = execute_group(specs, tmp_path / "group")
+    monkeypatch.undo()
+
+    assert isinstance(results[1], Exception) and "not finite" in str(results[1])
+    failed = _status(tmp_path / "group", specs[1])
+    assert failed["status"] == "FAILED" and "environment steps" in failed["fail_trace"][-1]
+    assert run_status(tmp_path / "group" / "runs" / specs[1].run_id) == FAILED
+    assert run_status(tmp_path / "group" / "runs" / specs[0].run_id) == DONE
+    # the failed member's checkpoint is its last good one: written at step 0, before the poisoned update
+    checkpoint = torch.load(tmp_path / "group" / "runs" / specs[1].run_id / "checkpoint.pt", weights_only=False)
+    assert checkpoint["steps"] == 0
+    execute(specs[0], tmp_path / "solo")
+    assert _learning(_metrics(tmp_path / "group", specs[0])) == _learning(_metrics(tmp_path / "solo", specs[0]))
+
+
+def test_an_interrupted_group_resumes_every_member_to_the_uninterrupted_series(tmp_path):
+    specs = _specs(0, 1, algorithm="mamba", steps=768)
+    execute_group(specs, tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        execute_group(specs, tmp_path / "cut", progress=InterruptedAt(2 * 600))  # both members past step 512
+    assert all(_status(tmp_path / "cut", s)["status"] == "INTERRUPTED" for s in specs)
+    execute_group(specs, tmp_path / "cut")
+    for spec in specs:
+        assert _learning(_metrics(tmp_path / "cut", spec)) == _learning(_metrics(tmp_path / "whole", spec))
+
+
+def test_members_resume_from_checkpoints_at_different_steps(tmp_path):
+    """A kill between two members' checkpoint writes leaves them at different steps: each resumes from its own."""
+    specs = _specs(0, 1, steps=768)
+    execute_group(specs, tmp_path / "whole")
+    with pytest.raises(KeyboardInterrupt):
+        execute(specs[0], tmp_path / "cut", progress=InterruptedAt(600))  # seed 0 checkpointed at 512
+    with pytest.raises(KeyboardInterrupt):
+        execute(specs[1], tmp_path / "cut", progress=InterruptedAt(300))  # seed 1 at 256
+    execute_group(specs, tmp_path / "cut")
+    for spec in specs:
+        assert _learning(_metrics(tmp_path / "cut", spec)) == _learning(_metrics(tmp_path / "whole", spec))
+
+
+def test_seed_groups_hold_seeds_of_identical_settings_only():
+    runs = _specs(0, 1, 2, 3, 4) + _specs(0, 1, algorithm="mamba") + _specs(0, variant="other")
+    groups = seed_groups(runs, 2)
+    assert [[(r.algorithm, r.variant, r.seed) for r in g] for g in groups] == [
+        [("mappo", "", 0), ("mappo", "", 1)], [("mappo", "", 2), ("mappo", "", 3)], [("mappo", "", 4)],
+        [("mamba", "", 0), ("mamba", "", 1)], [("mappo", "other", 0)]]
+    assert seed_groups(runs, 1) == [(r,) for r in runs]
+
+
+def test_dry_run_shows_the_groups_and_bad_sizes_are_refused(tmp_path, capsys):
+    assert cli.main(["smoke", "--tasks", "smac/3m", "--algorithms", "mappo", "--seeds", "3", "--seed-batch", "2",
+                     "--backend", "sim", "--results", str(tmp_path), "--dry-run"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "group of 2 seeds in one process: smoke/smac_3m/mappo/seed_0,1"
+    assert out[1].split() == ["pending", "smoke/smac_3m/mappo/seed_0", "(5120", "steps,", "preset", "tiny)"]
+    assert out[3].startswith("pending  smoke/smac_3m/mappo/seed_2")  # the last seed runs alone
+    with pytest.raises(SystemExit):
+        cli.main(["smoke", "--seed-batch", "0"])
+    assert "--seed-batch must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_a_suite_file_sets_the_seed_batch(tmp_path, capsys):
+    suite = tmp_path / "suite.toml"
+    suite.write_text('name = "mine"\ntasks = ["smac/3m"]\nalgorithms = ["mappo"]\nseeds = 2\nsteps = 256\n'
+                     'eval_interval = 256\nseed_batch = 2\nbackend = "sim"\n')
+    assert cli.main([str(suite), "--results", str(tmp_path), "--dry-run"]) == 0
+    assert capsys.readouterr().out.startswith("group of 2 seeds in one process: mine/smac_3m/mappo/seed_0,1")
+
+
+def test_the_analysis_reads_batched_and_solo_records_alike(tmp_path):
+    from analysis.records import load_records
+
+    specs = _specs(0, 1, 2, steps=256)
+    execute_group(specs[:2], tmp_path)
+    execute(specs[2], tmp_path)
+    frame, report = load_records(tmp_path)
+    assert report.loaded == 3
+    assert sorted(frame[frame["metric"] == "absolute/win_rate"]["seed"].unique()) == [0, 1, 2]
