@@ -33,23 +33,40 @@ CHECKPOINT_FORMAT = 2  # written into every checkpoint; another number is refuse
 
 class MemberGenerators:
     """A member's Python, NumPy and torch generator states. The algorithms draw from the process-wide
-    generators (sampling, replay, initialisation), so each member's states are swapped in around whatever
-    it does and saved back after: its draws are those of a process that runs it alone."""
+    generators (sampling, replay, initialisation), so in a group each member's states are swapped in around
+    whatever it does and saved back after: its draws are those of a process that runs it alone. A member
+    alone in its process simply owns the process-wide generators (no swapping, no cost)."""
 
-    def __init__(self, seed: int):
-        saved = rng_state()
+    def __init__(self, seed: int, alone: bool):
+        self.alone = alone
+        saved = None if alone else rng_state()
         seed_everything(seed)
-        self.state = rng_state()
-        set_rng_state(saved)
+        if not alone:
+            self._state = rng_state()
+            set_rng_state(saved)
+
+    @property
+    def state(self) -> dict:
+        return rng_state() if self.alone else self._state
+
+    @state.setter
+    def state(self, value: dict) -> None:
+        if self.alone:
+            set_rng_state(value)
+        else:
+            self._state = value
 
     @contextmanager
     def active(self):
+        if self.alone:
+            yield
+            return
         saved = rng_state()
-        set_rng_state(self.state)
+        set_rng_state(self._state)
         try:
             yield
         finally:
-            self.state = rng_state()
+            self._state = rng_state()
             set_rng_state(saved)
 
 
@@ -70,12 +87,12 @@ class MemberIO:
 class Member:
     """One seed member's run inside the group's loop; environments ``rows`` of the batch are its own."""
 
-    def __init__(self, io: MemberIO, config, rows: slice):
+    def __init__(self, io: MemberIO, config, rows: slice, alone: bool):
         self.io, self.spec, self.config, self.log, self.rows = io, io.spec, config, io.log, rows
         io.record_dir.mkdir(parents=True, exist_ok=True)
         self.report = RunProgress(io.record_dir, io.spec.steps, io.progress, io.say)
         self.ckpt_path, self.best_path = io.record_dir / "checkpoint.pt", io.record_dir / "best_policy.pt"
-        self.generators = MemberGenerators(io.spec.seed)
+        self.generators = MemberGenerators(io.spec.seed, alone)
         with self.generators.active():
             self.algo = make_algorithm(io.spec.algorithm, io.spec.env_spec, config, io.spec.device)
         self.steps, self.evals, self.best = 0, 0, (-float("inf"), -float("inf"))
@@ -217,7 +234,8 @@ def train_members(ios: list[MemberIO], config) -> list[dict | BaseException]:
     num_envs = config.num_envs
     env = make_members(spec.task, [io.spec.seed for io in ios], num_envs=num_envs, device=spec.device,
                             backend=spec.backend, checked=False, compile=spec.compile_env)
-    members = [Member(io, config, slice(k * num_envs, (k + 1) * num_envs)) for k, io in enumerate(ios)]
+    members = [Member(io, config, slice(k * num_envs, (k + 1) * num_envs), alone=len(ios) == 1)
+               for k, io in enumerate(ios)]
     reset = env.reset()
     for k, m in enumerate(members):
         m.start(env, k, reset.rows(m.rows.start, m.rows.stop))

@@ -135,7 +135,7 @@ def test_a_diverging_member_fails_alone_and_the_others_are_unchanged(tmp_path, m
 
 
 def test_an_interrupted_group_resumes_every_member_to_the_uninterrupted_series(tmp_path):
-    specs = _specs(0, 1, algorithm="mamba", steps=768)
+    specs = _specs(0, 1, steps=768)
     execute_group(specs, tmp_path / "whole")
     with pytest.raises(KeyboardInterrupt):
         execute_group(specs, tmp_path / "cut", progress=InterruptedAt(2 * 600))  # both members past step 512
