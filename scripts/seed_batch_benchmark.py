@@ -59,10 +59,15 @@ def main() -> None:
           f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     print("| K | K solo runs (s) | group (s) | speed-up | act+env solo / group (s) | learn solo / group (s) |")
     print("|---|---|---|---|---|---|")
+    def runs(k: int, steps: int) -> list[RunSpec]:
+        return [RunSpec(suite="bench", task=args.task, algorithm=args.algorithm, preset=args.preset, seed=seed,
+                        steps=steps, eval_interval=steps, eval_episodes=2, device=args.device, backend="auto",
+                        compile_env=args.compile_env) for seed in range(k)]
+
+    with tempfile.TemporaryDirectory() as warm_up:  # imports, first allocations and compilations are not timed
+        execute_group(runs(2, 256), Path(warm_up))
     for k in args.members:
-        specs = [RunSpec(suite="bench", task=args.task, algorithm=args.algorithm, preset=args.preset, seed=seed,
-                         steps=args.steps, eval_interval=args.steps, eval_episodes=2, device=args.device,
-                         backend="auto", compile_env=args.compile_env) for seed in range(k)]
+        specs = runs(k, args.steps)
         with tempfile.TemporaryDirectory() as solo_dir, tempfile.TemporaryDirectory() as group_dir:
             solo = timed(solo_runs, specs, Path(solo_dir))
             group = timed(execute_group, specs, Path(group_dir))
