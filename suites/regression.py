@@ -2,14 +2,17 @@
 smac/3m, smac/2s3z and flatland/2_agents, 2,048 steps, seed 0) compared with the reference summaries
 committed in ``results/reference/``.
 
-    python -m suites.regression             # run the suite into a fresh directory and compare (exit 1 on a regression)
-    python -m suites.regression --refresh   # run it and rewrite results/reference/ (then commit the files)
+    python -m suites.regression                      # run the suite into a fresh directory and compare (exit 1 on a regression)
+    python -m suites.regression --check-throughput   # ... and fail on a slowdown too (a quiet machine; tox -e bench)
+    python -m suites.regression --refresh            # run it and rewrite results/reference/ (then commit the files)
 
 Per run the check requires: every training loss finite; each fitted loss (all but the PPO surrogate
 objectives) that fell in the reference run (mean of its last third below the mean of its first third)
-still falls; the absolute metric (SMAC win rate, Flatland completion) within ``BAND`` of the reference;
-training throughput at least half the reference's. CPU runs are deterministic for a given torch
-build, so the band only absorbs changes across builds and platforms.
+still falls; the absolute metric (SMAC win rate, Flatland completion) within ``BAND`` of the reference.
+CPU runs are deterministic for a given torch build, so the band only absorbs changes across builds and
+platforms. Training throughput is reported against the reference's, and a run below half of it is
+flagged SLOW; it fails the check only with ``--check-throughput``, because a machine busy with other work
+makes any run slow (the tests' pass or fail must not depend on what else the machine does).
 """
 from __future__ import annotations
 
@@ -61,10 +64,15 @@ def compare(summary: dict, reference: dict) -> list[str]:
     if abs(summary["absolute"] - reference["absolute"]) > BAND:
         problems.append(f"absolute {summary['metric']} {summary['absolute']:.3f} is outside "
                         f"{reference['absolute']:.3f} ± {BAND}")
-    if summary["steps_per_second"] < THROUGHPUT_FLOOR * reference["steps_per_second"]:
-        problems.append(f"throughput {summary['steps_per_second']:.1f} steps/s is below half the reference "
-                        f"{reference['steps_per_second']:.1f}")
     return problems
+
+
+def slowdown(summary: dict, reference: dict) -> str | None:
+    """A sentence when the run trained at less than half the reference's throughput, else None."""
+    if summary["steps_per_second"] >= THROUGHPUT_FLOOR * reference["steps_per_second"]:
+        return None
+    return (f"throughput {summary['steps_per_second']:.1f} steps/s is below half the reference "
+            f"{reference['steps_per_second']:.1f} (a busy machine, or slower code)")
 
 
 def reference_path(run_id: str) -> Path:
@@ -87,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m suites.regression", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--refresh", action="store_true", help="rewrite results/reference/ from this run")
+    p.add_argument("--check-throughput", action="store_true",
+                   help="fail a run below half its reference's throughput (only meaningful on a quiet machine)")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         summaries = run_suite(Path(tmp))
@@ -103,9 +113,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     bad = 0
     for run_id, summary in summaries.items():
-        problems = compare(summary, json.loads(reference_path(run_id).read_text()))
-        bad += bool(problems)
-        print(f"{'FAIL' if problems else 'ok':4s} {run_id}" + "".join(f"\n     {p}" for p in problems))
+        reference = json.loads(reference_path(run_id).read_text())
+        problems, slow = compare(summary, reference), slowdown(summary, reference)
+        failed = bool(problems) or (slow is not None and args.check_throughput)
+        bad += failed
+        label = "FAIL" if failed else "SLOW" if slow else "ok"
+        print(f"{label:4s} {run_id}  {summary['steps_per_second']:.0f} steps/s "
+              f"(reference {reference['steps_per_second']:.0f})" + "".join(f"\n     {p}" for p in problems + [slow] if p))
     return int(bad > 0)
 
 

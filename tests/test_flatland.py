@@ -346,7 +346,7 @@ def test_workers_are_cleaned_up_on_close_and_on_error(monkeypatch):
     start = time.perf_counter()
     with pytest.raises(WorkerError, match="died"):
         env.step(torch.zeros(3, 5, dtype=torch.long))
-    assert time.perf_counter() - start < 10
+    assert time.perf_counter() - start < 120  # noticed, not waited for forever (bound loose for busy machines)
     assert not any(p.is_alive() for p in procs)
 
     env = make(num_envs=2, workers=2, checked=False)
