@@ -11,6 +11,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+from suites import threads
 from suites.metrics import MetricLog, tensorboard_writer, wandb_run
 from suites.provenance import git, versions
 from suites.records import algorithm_label, mark_interrupted
@@ -18,9 +19,11 @@ from suites.spec import RunSpec
 from suites.training import MemberIO, train_members
 
 
-def run_config(spec: RunSpec, group: tuple[int, ...] = ()) -> tuple[dict, object]:
+def run_config(spec: RunSpec, group: tuple[int, ...] = (), thread_settings: dict | None = None
+               ) -> tuple[dict, object]:
     """Everything that lands in the record's config.json, and the algorithm config it describes.
-    ``group``: the seeds trained together in this attempt's process (this one's included), or () alone."""
+    ``group``: the seeds trained together in this attempt's process (this one's included), or () alone;
+    ``thread_settings``: this process's (``suites/threads.py``)."""
     algo_config, env_spec = spec.algorithm_config(), spec.env_spec
     return {
         "suite": spec.suite, "task": spec.task, "family": env_spec.family, "algorithm": spec.algorithm,
@@ -29,7 +32,7 @@ def run_config(spec: RunSpec, group: tuple[int, ...] = ()) -> tuple[dict, object
         "backend": spec.backend, "seed": spec.seed, "seed_group": list(group or (spec.seed,)),
         "budget_steps": spec.steps, "eval_interval": spec.eval_interval, "eval_episodes": spec.eval_episodes,
         "eval_greedy": spec.eval_greedy, "device": spec.device, "compile_env": spec.compile_env,
-        "env_spec": dataclasses.asdict(env_spec),
+        **(thread_settings or {}), "env_spec": dataclasses.asdict(env_spec),
         "versions": versions(), "git": git(),
     }, algo_config
 
@@ -56,7 +59,7 @@ class RunRecord:
     Sacred's ``Run.__call__`` emits, from its parts (sacred 0.8.x, pinned), because several members of one
     process train in one loop rather than inside one ``main`` each."""
 
-    def __init__(self, spec: RunSpec, results_dir: Path, group: tuple[int, ...] = ()):
+    def __init__(self, spec: RunSpec, results_dir: Path, group: tuple[int, ...], thread_settings: dict):
         import warnings
 
         warnings.filterwarnings("ignore", message="pkg_resources is deprecated")  # sacred/dependencies.py:11
@@ -65,7 +68,7 @@ class RunRecord:
 
         self.spec, self.record_dir = spec, results_dir / "runs" / spec.run_id
         mark_interrupted(self.record_dir)
-        config, self.algo_config = run_config(spec, group)
+        config, self.algo_config = run_config(spec, group, thread_settings)
         ex = Experiment(f"{algorithm_label(spec.algorithm, spec.variant)}:{spec.task}", interactive=True,
                         save_git_info=False)
         ex.observers.append(FileStorageObserver(str(self.record_dir), copy_sources=False))
@@ -117,7 +120,8 @@ def execute_group(specs: list[RunSpec], results_dir: Path, progress=None) -> lis
     checkpoint; per member its summary or the error that stopped it. Ctrl-C marks every unfinished member
     INTERRUPTED and propagates; an error of the whole group marks them FAILED and propagates."""
     group = tuple(s.seed for s in specs) if len(specs) > 1 else ()
-    records = [RunRecord(spec, results_dir, group) for spec in specs]
+    thread_settings = threads.apply(specs[0].threads)
+    records = [RunRecord(spec, results_dir, group, thread_settings) for spec in specs]
     ios = [MemberIO(spec, r.record_dir, r.log, progress, on_failure=r.failed, say=r.say)
            for spec, r in zip(specs, records)]
     try:

@@ -47,7 +47,7 @@ def expand(args) -> list[RunSpec]:
                     eval_interval=min(interval, steps), eval_episodes=args.eval_episodes or suite.eval_episodes,
                     device=args.device, backend=env_specs[t].backend, env_spec=env_specs[t],
                     compile_env=args.compile_env, overrides=tuple(sorted(overrides.items())),
-                    variant=variant_name(args.variant, point), wandb=args.wandb)
+                    variant=variant_name(args.variant, point), wandb=args.wandb, threads=args.threads or 0)
             for t in tasks for a in algos for point, overrides in grids[a] for k in range(args.seeds or suite.seeds)]
 
 
@@ -108,16 +108,18 @@ def check_records_match(runs: list[RunSpec], results: Path) -> None:
     """Every run's config can be built (preset names and fit are checked before anything runs, once per task
     and algorithm), and a run already on disk was started with the same preset and config: resuming or
     skipping it under other settings would put two configurations in one record."""
-    configs = {}
+    configs = {}  # one per task, algorithm, preset and overrides: every sweep point has its own
     for spec in runs:
-        if (spec.task, spec.algorithm) not in configs:
-            configs[spec.task, spec.algorithm] = spec.algorithm_config()
+        settings = (spec.task, spec.algorithm, spec.preset, spec.overrides)
+        if settings not in configs:
+            configs[settings] = spec.algorithm_config()
     for spec in runs:
         run_dir = results / "runs" / spec.run_id
         recorded = recorded_settings(run_dir)
         if recorded is None:
             continue
-        now = json.loads(json.dumps({"preset": spec.preset, **configs[spec.task, spec.algorithm].asdict()}))
+        config = configs[spec.task, spec.algorithm, spec.preset, spec.overrides]
+        now = json.loads(json.dumps({"preset": spec.preset, **config.asdict()}))
         changed = [f"{k} {recorded[k]!r} recorded, {v!r} now" for k, v in now.items() if recorded.get(k, v) != v]
         if changed:
             more = f"; and {len(changed) - 4} more" if len(changed) > 4 else ""

@@ -65,6 +65,9 @@ def parser() -> argparse.ArgumentParser:
                    help="train up to K seeds of the same task, algorithm and settings in one process as one batch "
                         "of environments, each seed still a run of its own (record, checkpoint, evaluation); "
                         f"default {DEFAULT_SEED_BATCH} (docs/running-suites.md)")
+    p.add_argument("--threads", type=_positive("--threads"), metavar="N",
+                   help="torch CPU threads per run process (default: OMP_NUM_THREADS if set, else 1, which measured "
+                        "fastest at the CPU presets and holds up beside other jobs; docs/performance.md)")
     p.add_argument("--jobs", type=_positive("--jobs"), default=1,
                    help="local launcher: runs in parallel, each in its own process (default 1: in this process)")
     p.add_argument("--launcher", default="local", help="local (default), ray or submitit")

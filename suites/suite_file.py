@@ -24,8 +24,8 @@ else:  # Python 3.10
 
 SUITE_KEYS = ("name", "description", "tasks", "algorithms", "preset", "algorithm_presets", "budgets",
               "default_budget", "seeds", "eval_episodes", "steps", "eval_interval")
-FLAGS = ("device", "backend", "compile_env", "seed_batch", "jobs", "launcher", "address", "gpus_per_run", "cpus_per_run", "wandb",
-         "cluster", "partition", "time", "array_parallelism")  # run options a file may set, besides set and variant
+FLAGS = ("device", "backend", "compile_env", "seed_batch", "threads", "jobs", "launcher", "address", "gpus_per_run",
+         "cpus_per_run", "wandb", "cluster", "partition", "time", "array_parallelism")  # run options, besides set and variant
 
 
 def is_suite_file(name: str) -> bool:

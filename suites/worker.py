@@ -5,13 +5,11 @@ Exit code 0 when every run of the group completed, 1 when one failed (its Sacred
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
-    import torch
     from tqdm import tqdm
 
     from suites.experiment import execute_group
@@ -21,7 +19,6 @@ def main(argv: list[str]) -> int:
     results = Path(argv[0])
     group = tuple(RunSpec(**{**fields, "overrides": tuple(tuple(pair) for pair in fields.get("overrides", ()))})
                   for fields in json.loads(argv[1]))
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     label = group_label(group)
     # the log file gets a progress line every 30 s: `tail -f <run>/launcher.log` to follow a group
     bar = tqdm(total=sum(s.steps for s in group), desc=label, unit="step", mininterval=30, ascii=True, file=sys.stderr)

@@ -1,7 +1,8 @@
 """Markers that describe what a test needs become skips, with the reason, where that thing is absent:
 ``gpu`` (CUDA) and ``sc2`` (StarCraft II with smacv2). The benchmarks under ``tests/benchmarks`` are
 collected only when benchmarking is on (``tox -e bench`` passes ``--benchmark-enable``), so the default
-run does not spend minutes on their warm-ups."""
+run does not spend minutes on their warm-ups. Torch uses the runs' thread default (``suites/threads.py``)
+in every test, so the tests hold up beside other work on the machine."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,6 +23,12 @@ def _absent(marker: str) -> str | None:
 
         return None if sc2_available() else "needs StarCraft II and smacv2 (pip install -e '.[sc2]', StarCraft II 4.10)"
     return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from suites import threads
+
+    threads.apply()
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:

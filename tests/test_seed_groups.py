@@ -196,3 +196,21 @@ def test_the_analysis_reads_batched_and_solo_records_alike(tmp_path):
     frame, report = load_records(tmp_path)
     assert report.loaded == 3
     assert sorted(frame[frame["metric"] == "absolute/win_rate"]["seed"].unique()) == [0, 1, 2]
+
+
+def test_thread_settings_are_chosen_in_one_place_and_recorded(tmp_path, monkeypatch):
+    from suites import threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert threads.choose() == threads.DEFAULT_THREADS == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert threads.choose() == 3 and threads.choose(2) == 2  # --threads beats the environment
+    spec = _specs(0, steps=256, threads=2)[0]
+    try:
+        execute(spec, tmp_path)
+    finally:
+        monkeypatch.undo()
+        threads.apply()  # the tests' default again
+    config = json.loads((tmp_path / "runs" / spec.run_id / "1" / "config.json").read_text())
+    assert config["threads"] == 2 and "omp_wait_policy" in config
+    assert cli.parser().parse_args(["smoke", "--threads", "4"]).threads == 4

@@ -414,3 +414,9 @@ def test_each_sweep_point_is_recorded_as_its_own_variant_and_analysed_as_an_algo
         assert (config["variant"], config["overrides"], config["algorithm_config"]["lr"]) == (f"lr-{value}", {"lr": lr}, lr)
     frame, _ = load_records(tmp_path)
     assert set(frame.algorithm) == {"mappo+lr-1e-3", "mappo+lr-2e-3"}
+    # the same sweep again: every point is done and skipped, as for any suite
+    capsys.readouterr()
+    assert cli.main(argv + ["--dry-run"]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == ["done", "done"]
+    assert cli.main(argv) == 0
+    assert "done (skipped)" in capsys.readouterr().out
