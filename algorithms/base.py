@@ -63,7 +63,27 @@ class AlgorithmConfig:
     the run's config.json records, ``num_envs`` how many training environments the runner steps."""
 
     ALGORITHM: ClassVar[str] = ""  # the registry name, for messages
+    # Fields checked whenever a config is made: above zero (whole numbers: at least 1), zero or more, or
+    # between 0 and 1. A value outside trains nothing or nonsense, so it is refused before anything runs.
+    POSITIVE: ClassVar[tuple[str, ...]] = ("num_envs",)
+    NON_NEGATIVE: ClassVar[tuple[str, ...]] = ()
+    UNIT_INTERVAL: ClassVar[tuple[str, ...]] = ()
     num_envs: int = 8
+
+    def __post_init__(self):
+        for name in self.POSITIVE:
+            value = getattr(self, name)
+            if not value > 0:
+                self.refuse(name, "at least 1" if isinstance(value, int) else "positive")
+        for name in self.NON_NEGATIVE:
+            if not getattr(self, name) >= 0:
+                self.refuse(name, "zero or more")
+        for name in self.UNIT_INTERVAL:
+            if not 0 <= getattr(self, name) <= 1:
+                self.refuse(name, "between 0 and 1")
+
+    def refuse(self, name: str, what: str) -> None:
+        raise UsageError(f"{self.ALGORITHM} config: {name} must be {what}, got {getattr(self, name)}")
 
     @classmethod
     def preset(cls, name: str, spec: EnvSpec) -> AlgorithmConfig:

@@ -18,8 +18,9 @@ from analysis.figures import display_comparison, display_name, ordered_names
 def write_table(table: pd.DataFrame, path: Path) -> list[Path]:
     """CSV keeps every number, one estimate per line. Markdown and LaTeX (booktabs rules) are what a paper
     shows: with an ``algorithm`` column, one row per task (and per statistic across tasks), one column per
-    algorithm, each cell ``IQM [lower, upper]``, the best of a row in bold (the lowest optimality gap);
-    otherwise one row per estimate."""
+    algorithm, each cell ``IQM [lower, upper]``, the best of a row in bold (the lowest optimality gap; every
+    tied best cell, none where the whole row ties); otherwise one row per estimate, a probability of
+    improvement that comes from ties alone marked "(all ties)"."""
     out = [path.with_suffix(ext) for ext in (".csv", ".md", ".tex")]
     table.to_csv(out[0], index=False)
     for target, bold, escape in ((out[1], "**{}**", str), (out[2], "\\textbf{{{}}}", _latex)):
@@ -46,8 +47,12 @@ def _wide(table: pd.DataFrame, bold: str, escape) -> pd.DataFrame:
         statistic = group.statistic.iloc[0]
         if len(group) < 2 or statistic.startswith("P("):
             continue
-        best = group.point.idxmin() if statistic == "Optimality gap" else group.point.idxmax()
-        wide.loc[label, group.column[best]] = bold.format(group.cell[best])
+        shown = group.point.round(3)  # ties as a reader sees them: every best cell bold, none if all are equal
+        best = shown == (shown.min() if statistic == "Optimality gap" else shown.max())
+        if best.all():
+            continue
+        for i in group.index[best]:
+            wide.loc[label, group.column[i]] = bold.format(group.cell[i])
     wide.columns = [escape(c) for c in wide.columns]
     return wide.rename_axis(None, axis=1).rename_axis("task").reset_index().assign(task=lambda f: f.task.map(escape))
 
@@ -55,7 +60,8 @@ def _wide(table: pd.DataFrame, bold: str, escape) -> pd.DataFrame:
 def _long(table: pd.DataFrame, escape) -> pd.DataFrame:
     label = table.columns[0]  # e.g. comparison
     names = [escape(display_comparison(v)) for v in table[label]]
-    return pd.DataFrame({escape(label): names, "estimate [95% CI]": [_cell(r) for r in table.itertuples()]})
+    return pd.DataFrame({escape(label): names, "estimate [95% CI]": [
+        _cell(r) + (" (all ties)" if getattr(r, "all_ties", False) else "") for r in table.itertuples()]})
 
 
 def _latex(text: str) -> str:

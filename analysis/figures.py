@@ -146,7 +146,9 @@ def interval_plot(table: pd.DataFrame, row: str, value: str, title: str, path: P
         names, colour, _ = _style(table.algorithm.unique())
         table = table.assign(algorithm=table.algorithm.map(display_name))
     else:
-        table = table.assign(**{row: table[row].map(display_comparison)})
+        tied = table["all_ties"] if "all_ties" in table else [False] * len(table)
+        table = table.assign(**{row: [display_comparison(v) + (" (all ties)" if t else "")
+                                      for v, t in zip(table[row], tied)]})
         names = list(dict.fromkeys(table[row]))
         colour = dict.fromkeys(names, sns.color_palette("colorblind")[0])
     fig, axes = plt.subplots(1, len(panels), figsize=(max(3.2 * len(panels), 6), 0.45 * len(names) + 1.4),
@@ -180,6 +182,6 @@ def ablation(per_task: pd.DataFrame, label: str, title: str, path: Path, caption
         ax.errorbar(x, point, yerr=[point - lower, upper - point], fmt=marker[name], capsize=4, color=colour[name],
                     label=name)
     ax.set_xticks(range(len(tasks)), tasks)
-    ax.set(title=title, xlabel="", ylabel=f"IQM {label}")
+    ax.set(title=title, xlabel="", ylabel=f"IQM {label}", ylim=_score_limits(per_task))  # the score's whole scale
     _legend_outside(fig, ordered_names(per_task.algorithm.unique()))
     return _save(fig, path, caption)

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from analysis import figures, stats  # noqa: E402
 from analysis.export import write_marl_eval, write_table  # noqa: E402
 from analysis.records import SkippedRecord, load_records  # noqa: E402
+from envs.errors import UsageError, require_writable  # noqa: E402
 
 DEFAULT_RESULTS = Path("results")  # in the working directory
 
@@ -118,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
     print(report)
+    recorded = sorted(p.name for p in (args.results / "runs").glob("*") if p.is_dir())
+    if args.suite and args.suite not in recorded:
+        print(f"no records of suite {args.suite!r} under {args.results / 'runs'}; suites recorded there: "
+              f"{', '.join(recorded) or 'none'}", file=sys.stderr)
+        return 1
     if frame.empty:
         where = f"suite {args.suite!r} under {args.results / 'runs'}" if args.suite else str(args.results / "runs")
         print(f"no completed runs in {where}; run a suite first, e.g. `python -m suites.run smoke`, or point "
@@ -130,8 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"--compare {', '.join(unknown)}: no completed runs of that name; algorithms in these records: "
                 f"{', '.join(sorted(frame.algorithm.unique()))}")
-    for sub in ("figures", "tables", "marl_eval"):
-        (args.results / sub).mkdir(parents=True, exist_ok=True)
+    try:
+        for sub in ("figures", "tables", "marl_eval"):
+            require_writable(args.results / sub, "--results")
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     analysed = 0
     for (suite, family, backend), group in frame.groupby(["suite", "family", "backend"]):
         described = report.benchmarks[family, backend]

@@ -123,14 +123,20 @@ def performance_profiles(matrices: dict[str, np.ndarray], reps: int) -> pd.DataF
 
 def improvement_table(matrices: dict[str, np.ndarray], reps: int, targets: tuple[str, ...] = ("mabl",)) -> pd.DataFrame:
     """P(target > baseline): the probability that a run of ``target`` beats one of the baseline on a
-    random task (Mann-Whitney), for each target present and each other algorithm, with intervals."""
+    random task (Mann-Whitney), for each target present and each other algorithm, with intervals.
+    ``all_ties``: every run of both scored the same on each task, so the 0.5 says nothing but that."""
     pairs = {f"{target},{other}": (matrices[target], matrices[other])
              for target in targets if target in matrices for other in matrices if other != target}
     if not pairs:
-        return pd.DataFrame(columns=["comparison", "point", "lower", "upper"])
+        return pd.DataFrame(columns=["comparison", "point", "lower", "upper", "all_ties"])
     est = intervals(pairs, lambda x, y: np.array([probability_of_improvement(x, y)]), reps)
     return pd.DataFrame([dict(comparison=f"P({key.replace(',', ' > ')})", point=float(p[0]), lower=float(lo[0]),
-                              upper=float(hi[0])) for key, (p, lo, hi) in est.items()])
+                              upper=float(hi[0]), all_ties=all_tied(*pairs[key])) for key, (p, lo, hi) in est.items()])
+
+
+def all_tied(x: np.ndarray, y: np.ndarray) -> bool:
+    """Whether runs ``x`` and ``y`` (runs x tasks) all scored one value per task."""
+    return all(np.unique(np.concatenate([x[:, t], y[:, t]])).size == 1 for t in range(x.shape[1]))
 
 
 def coverage(frame: pd.DataFrame) -> list[str]:

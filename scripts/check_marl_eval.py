@@ -21,7 +21,13 @@ import sys
 
 
 def main(path: str) -> int:
-    from marl_eval.utils.data_processing_utils import create_matrices_for_rliable, data_process_pipeline
+    try:
+        from marl_eval.utils.data_processing_utils import create_matrices_for_rliable, data_process_pipeline
+    except ModuleNotFoundError as err:
+        commands = "\n".join(line for line in __doc__.splitlines() if line.startswith("    "))
+        print(f"marl-eval cannot be imported by {sys.executable} ({err}); run this script with a side "
+              f"environment's python, made like this:\n{commands}", file=sys.stderr)
+        return 2
 
     with open(path) as f:
         raw = json.load(f)

@@ -105,23 +105,28 @@ def run_sequential(groups: list[Group], results: Path) -> list[Outcome]:
     from its measured steps per second) above the running group's own bar."""
     from tqdm import tqdm
 
+    terminal = sys.stderr.isatty()  # else plain lines every 30 s, for log files
     outcomes: list[Outcome] = []
     total = len(runs_of(groups))
-    suite = tqdm(total=sum(s.steps for s in runs_of(groups)), unit="step", dynamic_ncols=True, position=0,
-                 bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps [{elapsed}<{remaining}]")
+    budget = sum(s.steps for s in runs_of(groups))
+    suite = tqdm(total=budget, unit="step", dynamic_ncols=True, position=0,
+                 bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps [{elapsed}<{remaining}]"
+                 ) if terminal else progress.PlainBar(budget, every=float("inf"))
+    write = tqdm.write if terminal else progress.PlainBar.write
     try:
         for group in groups:
             failures = sum(o.status == FAILED for o in outcomes)
             suite.set_description_str(f"suite: {len(outcomes)}/{total} runs done" + (f", {failures} failed" if failures else ""))
             steps = sum(s.steps for s in group)
-            bar = tqdm(total=steps, desc=group_label(group), unit="step", dynamic_ncols=True, position=1, leave=False)
+            bar = (tqdm(total=steps, desc=group_label(group), unit="step", dynamic_ncols=True, position=1, leave=False)
+                   if terminal else progress.PlainBar(steps, f"{suite.desc}; {group_label(group)}"))
             try:
                 outcomes += execute_safely(group, results, progress=_SuiteAndRun(suite, bar))
             finally:
                 bar.close()
             suite.update(steps - bar.n)  # a run that failed early leaves the rest of its budget to the bar
             for outcome in outcomes[-len(group):]:
-                tqdm.write(f"{outcome.status.lower():10s}{outcome.run_id}  {outcome.detail}")
+                write(f"{outcome.status.lower():10s}{outcome.run_id}  {outcome.detail}")
         suite.set_description_str(f"suite: {total}/{total} runs done")
     finally:
         suite.close()
@@ -285,7 +290,7 @@ def run_submitit(groups: list[Group], results: Path, cluster: str, parameters: d
     except ImportError:
         raise UsageError(SUBMITIT_HINT) from None
     results = results.resolve()  # jobs may start elsewhere
-    executor = submitit.AutoExecutor(folder=str(results / "submitit" / "%j"), cluster=cluster)
+    executor = submitit.AutoExecutor(folder=str(results / "submitit"), cluster=cluster)  # files named by job id
     executor.update_parameters(name="marl-wm-bench", **parameters)
     jobs = executor.map_array(execute_safely, groups, [results] * len(groups))
     print(f"submitted {len(jobs)} job(s) to {cluster} (logs: {results / 'submitit'})", flush=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -87,3 +88,37 @@ def summary(unfinished: list[tuple[str, Path]], done: int, failed: int, total: i
 def _duration(seconds: float) -> str:
     minutes = int(seconds // 60)
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min {int(seconds % 60):02d} s"
+
+
+class PlainBar:
+    """The part of tqdm's interface the sequential launcher uses, as plain lines at most every ``every``
+    seconds: what a log file (CI, nohup, SLURM) gets instead of a redrawn bar, which there becomes
+    thousands of lines of cursor movements."""
+
+    def __init__(self, total: int, desc: str = "", every: float = 30.0):
+        self.total, self.desc, self.every, self.n, self.postfix = total, desc, every, 0, ""
+        self.started = self.printed = time.monotonic()
+
+    def update(self, steps: int) -> None:
+        self.n += steps
+        if time.monotonic() - self.printed >= self.every:
+            elapsed = time.monotonic() - self.started
+            print(f"{self.desc}: {self.n:,}/{self.total:,} steps ({self.n / elapsed:,.0f} steps/s)"
+                  + (f", {self.postfix}" if self.postfix else ""), file=sys.stderr, flush=True)
+            self.printed = time.monotonic()
+
+    def set_postfix_str(self, text: str) -> None:
+        self.postfix = text
+
+    def set_description_str(self, text: str) -> None:
+        """A new description is a line of its own (the suite's runs done, as each run starts and at the end)."""
+        if text != self.desc:
+            print(text, file=sys.stderr, flush=True)
+        self.desc = text
+
+    def close(self) -> None:
+        pass
+
+    @staticmethod
+    def write(line: str) -> None:
+        print(line, flush=True)

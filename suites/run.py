@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 import envs
-from envs.errors import UsageError
+from envs.errors import UsageError, require_writable
 from suites import launchers
 from suites.definitions import SUITES
 from suites.plan import check_records_match, expand, seed_groups
@@ -35,14 +35,19 @@ def _positive(name):
     return parse
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        """The error and where to read more, not the whole usage block above it."""
+        self.exit(2, f"{self.prog}: error: {message}\n(`{self.prog} --help` lists every option)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m suites.run", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(prog="python -m suites.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("suite", help=f"one of: {', '.join(sorted(SUITES))}; or a suite file, path/to/suite.toml "
                                  "(suites/examples/ has one)")
     p.add_argument("--seeds", type=_positive("--seeds"), help="number of seeds 0..N-1 (default: the suite's)")
     p.add_argument("--algorithms", nargs="+", help="subset of the suite's algorithms")
-    p.add_argument("--tasks", nargs="+", help="subset of the suite's tasks, e.g. smac/3m")
+    p.add_argument("--tasks", nargs="+", help="tasks to run instead of the suite's: any registered task, e.g. smac/3m")
     p.add_argument("--budget", help="named budget of the suite (tiny, short, paper)")
     p.add_argument("--steps", type=_positive("--steps"), help="environment steps per run (overrides the budget)")
     p.add_argument("--eval-episodes", type=_positive("--eval-episodes"), help="episodes per evaluation")
@@ -120,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         runs = expand(args)
         results = args.results
         check_records_match(runs, results)
+        if not args.dry_run:
+            require_writable(results, "--results")
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ has an example.
 """
 from __future__ import annotations
 
+import difflib
 import re
 import sys
 from pathlib import Path
@@ -42,10 +43,12 @@ def _read(path: Path) -> dict:
         raise UsageError(f"suite file {path} cannot be read: {err.strerror}") from None
     except tomllib.TOMLDecodeError as err:
         raise UsageError(f"suite file {path} is not valid TOML: {err}") from None
-    unknown = sorted(set(content) - set(SUITE_KEYS) - {"set", "variant", *FLAGS})
+    valid = SUITE_KEYS + ("set", "variant") + FLAGS
+    unknown = sorted(set(content) - set(valid))
     if unknown:
-        raise UsageError(f"suite file {path}: unknown key(s) {', '.join(unknown)}; valid keys: "
-                         f"{', '.join(SUITE_KEYS + ('set', 'variant') + FLAGS)}")
+        guesses = [f"{key!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(key, valid, 1)) else repr(key)
+                   for key in unknown]
+        raise UsageError(f"suite file {path}: unknown key(s) {', '.join(guesses)}; valid keys: {', '.join(valid)}")
     return content
 
 

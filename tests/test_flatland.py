@@ -424,7 +424,7 @@ def test_workers_and_helpers_exit_when_their_parent_dies():
     ctx = mp.get_context("fork")
     receiver, sender = ctx.Pipe(duplex=False)
     ctx.Process(target=orphan, args=(sender,)).start()
-    assert receiver.poll(60)
+    assert receiver.poll(300)
     pids, directory = receiver.recv()
     assert len(pids) == 3
 
@@ -435,7 +435,7 @@ def test_workers_and_helpers_exit_when_their_parent_dies():
         except FileNotFoundError:
             return True
 
-    _wait_for(lambda: all(gone(pid) for pid in pids), seconds=15)
+    _wait_for(lambda: all(gone(pid) for pid in pids), seconds=120)  # a hang guard, loose for busy machines
     shutil.rmtree(directory)  # what close() would have removed
 
 

@@ -66,7 +66,8 @@ def test_a_flag_with_an_optional_value_in_a_suite_file_does_not_swallow_the_file
 
 
 @pytest.mark.parametrize("text, message", [
-    ('name = "x"\ntasks = ["smac/3m"]\nsteps = 100\nseed = 3\n', "unknown key(s) seed; valid keys: name, description"),
+    ('name = "x"\ntasks = ["smac/3m"]\nsteps = 100\nseed = 3\n',
+     "unknown key(s) 'seed' (did you mean 'seeds'?); valid keys: name, description"),
     ('tasks = ["smac/3m"]\nsteps = 100\n', "'name' is required"),
     ('name = "x"\ntasks = ["smac/4m"]\nsteps = 100\n', "unknown task 'smac/4m'; valid tasks: "),
     ('name = "x"\ntasks = ["smac/3m"]\nalgorithms = ["qmix"]\nsteps = 100\n', "unknown algorithm 'qmix'"),

@@ -210,6 +210,7 @@ def test_submitit_local_executor_runs_a_suite_with_failures_isolated_and_resumab
     assert "smoke/smac_3m/mappo/seed_0 done (skipped)" in second.stdout
     assert run_status(tmp_path / "runs" / "smoke/smac_3m/mappo/seed_1") == DONE
     assert any((tmp_path / "submitit").iterdir())  # the jobs' logs
+    assert not (tmp_path / "submitit" / "%j").exists()  # named by job id, no literal placeholder folder
 
 
 def test_ray_missing_says_how_to_install(tmp_path, capsys, monkeypatch):

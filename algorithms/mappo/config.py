@@ -25,6 +25,11 @@ SUPER_HARD_SCRIPTS = {
 @dataclass(frozen=True)
 class MAPPOConfig(AlgorithmConfig):
     ALGORITHM: ClassVar[str] = "mappo"
+    POSITIVE: ClassVar[tuple[str, ...]] = (
+        "num_envs", "episode_length", "ppo_epoch", "num_mini_batch", "data_chunk_length", "hidden_size", "lr",
+        "critic_lr", "opti_eps", "clip_param", "max_grad_norm", "huber_delta")
+    NON_NEGATIVE: ClassVar[tuple[str, ...]] = ("layer_n", "gain", "weight_decay", "entropy_coef", "value_loss_coef")
+    UNIT_INTERVAL: ClassVar[tuple[str, ...]] = ("gamma", "gae_lambda")
     num_envs: int = 32  # n_rollout_threads (config.py default)
     episode_length: int = 200  # rollout length per update (config.py default)
     ppo_epoch: int = 15

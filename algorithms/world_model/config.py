@@ -88,13 +88,17 @@ class WorldModelConfig(AlgorithmConfig):
     per_agent_done: bool = False
 
     PRESETS: ClassVar[dict[str, dict]] = {}
+    POSITIVE: ClassVar[tuple[str, ...]] = (
+        "num_envs", "hidden", "model_hidden", "embed", "state_embed", "n_categoricals", "n_classes", "deterministic",
+        "head_layers", "head_hidden", "capacity", "model_batch_size", "batch_size", "horizon", "ppo_minibatch",
+        "ppo_epochs", "attention_heads", "communication_layers", "model_epochs", "epochs", "model_lr", "actor_lr",
+        "value_lr", "ppo_clip", "grad_clip", "grad_clip_policy", "learner_calls_per_episode")
+    NON_NEGATIVE: ClassVar[tuple[str, ...]] = ("min_buffer_size", "actor_weight_decay", "entropy")
+    UNIT_INTERVAL: ClassVar[tuple[str, ...]] = ("communication_dropout", "gamma", "lam", "entropy_annealing",
+                                                "kl_balance")
 
     def __post_init__(self):
-        for name in ("num_envs", "hidden", "model_hidden", "embed", "state_embed", "n_categoricals", "n_classes",
-                     "deterministic", "head_layers", "head_hidden", "capacity", "model_batch_size", "batch_size",
-                     "horizon", "ppo_minibatch", "ppo_epochs", "attention_heads", "communication_layers"):
-            if getattr(self, name) < 1:
-                raise UsageError(f"{self.ALGORITHM} config: {name} must be at least 1, got {getattr(self, name)}")
+        super().__post_init__()
         if self.seq_length < 3:
             raise UsageError(f"{self.ALGORITHM} config: seq_length must be at least 3 (the losses drop two steps), "
                              f"got {self.seq_length}")
@@ -116,8 +120,6 @@ class WorldModelConfig(AlgorithmConfig):
             if getattr(self, width) % self.attention_heads:
                 raise UsageError(f"{self.ALGORITHM} config: {width}={getattr(self, width)} must be divisible by "
                                  f"attention_heads={self.attention_heads}")
-        if not 0 < self.learner_calls_per_episode:
-            raise UsageError(f"{self.ALGORITHM} config: learner_calls_per_episode must be positive")
 
     @property
     def stochastic(self) -> int:
