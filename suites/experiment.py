@@ -8,6 +8,7 @@ of one and is recorded the same way.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import sys
 from pathlib import Path
 
@@ -135,6 +136,11 @@ def execute_group(specs: list[RunSpec], results_dir: Path, progress=None) -> lis
         for r in records:
             r.failed(err)
         raise
+    finally:
+        # A finished run's networks, optimisers and replay sit in reference cycles (the learner steps'
+        # closures hold their agent) that only a full collection frees: collect now, so that the runs of one
+        # process (the sequential launcher's suite) do not pile up memory until the cyclic GC gets to them.
+        gc.collect()
     for r, result in zip(records, results):
         if isinstance(result, BaseException):
             r.failed(result)  # already recorded when it happened, unless it failed while finishing

@@ -142,3 +142,22 @@ def test_a_sweep_reruns_as_done(tmp_path, capsys):
     assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == ["done", "done"]
     assert json.loads((tmp_path / "runs/smoke/smac_3m/mappo+lr-1e-3/seed_0/1/config.json").read_text())[
         "algorithm_config"]["lr"] == 1e-3
+
+
+def test_memory_stays_flat_across_the_runs_of_one_process(tmp_path):
+    """World-model runs one after another in one process (as the sequential launcher runs a suite): what a
+    finished run held is freed, so resident memory does not climb run after run."""
+    from suites.experiment import execute
+    from suites.spec import RunSpec
+
+    def resident_mb() -> float:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+    sizes = []
+    for seed in range(5):
+        execute(RunSpec(suite="mem", task="smac/3m", algorithm="mabl", preset="tiny", seed=seed, steps=256,
+                        eval_interval=256, eval_episodes=2, backend="sim"), tmp_path)
+        sizes.append(resident_mb())
+    # before the fix each run of this size added about 35 MB that was never given back
+    assert sizes[-1] - sizes[1] < 40, f"resident memory after each run: {[round(s) for s in sizes]} MB"
