@@ -144,7 +144,7 @@ def spread_devices(groups: list[Group], gpu_count: int) -> list[Group]:
 def _outcome_from_record(spec: RunSpec, results: Path, returncode: int, log: Path) -> Outcome:
     runs = attempts(results / "runs" / spec.run_id)
     last = runs[-1][1] if runs else {}
-    if returncode == 0 and last.get("status") == COMPLETED:
+    if last.get("status") == COMPLETED:  # a group's process exits 1 when any member failed
         info_path = results / "runs" / spec.run_id / str(runs[-1][0]) / "info.json"
         try:
             return completed(spec, json.loads(info_path.read_text())["absolute"])

@@ -103,7 +103,7 @@ class Member:
         self.seconds = {"act": 0.0, "env": 0.0, "learn": 0.0}
 
     @property
-    def active(self) -> bool:
+    def unfinished(self) -> bool:
         return self.error is None and (self.steps < self.spec.steps or self.evaluated_at < self.steps)
 
     def start(self, env, member: int, step) -> None:
@@ -237,10 +237,10 @@ def train_members(ios: list[MemberIO], config) -> list[dict | BaseException]:
     members = [Member(io, config, slice(k * num_envs, (k + 1) * num_envs), alone=len(ios) == 1)
                for k, io in enumerate(ios)]
     reset = env.reset()
-    for k, m in enumerate(members):
-        m.start(env, k, reset.rows(m.rows.start, m.rows.stop))
-
     started = time.perf_counter()
+    for k, m in enumerate(members):  # an unreadable checkpoint stops its member alone
+        _guarded(m, started, m.start, env, k, reset.rows(m.rows.start, m.rows.stop))
+
     # Everything alive now (modules, models, optimisers, replay, environments) lives for the whole loop: the
     # cyclic GC need not re-scan it (with torch loaded, full collections cost the process that steps a
     # Flatland shard several percent of its time; the workers freeze likewise).
@@ -248,9 +248,9 @@ def train_members(ios: list[MemberIO], config) -> list[dict | BaseException]:
     try:
         while True:
             for k, m in enumerate(members):
-                if m.active and m.due():
+                if m.unfinished and m.due():
                     _guarded(m, started, m.evaluate_and_checkpoint, env, k)
-            running = [m for m in members if m.active and m.steps < m.spec.steps]
+            running = [m for m in members if m.unfinished and m.steps < m.spec.steps]
             if not running:
                 break
             moves = {id(m): _guarded(m, started, m.act) for m in running}
@@ -290,7 +290,7 @@ def _guarded(member: Member, started: float, work, *args):
     except Exception as err:
         member.fail(err)
         return None
-    if not member.active and not member.elapsed:
+    if not member.unfinished and not member.elapsed:
         member.elapsed = time.perf_counter() - started
     return out
 

@@ -344,7 +344,7 @@ def test_workers_are_cleaned_up_on_close_and_on_error(monkeypatch):
     env.reset()
     os.kill(procs[0].pid, signal.SIGKILL)
     start = time.perf_counter()
-    with pytest.raises(WorkerError, match="died"):
+    with pytest.raises(WorkerError, match="died|is gone"):  # which it notices first depends on scheduling
         env.step(torch.zeros(3, 5, dtype=torch.long))
     assert time.perf_counter() - start < 120  # noticed, not waited for forever (bound loose for busy machines)
     assert not any(p.is_alive() for p in procs)

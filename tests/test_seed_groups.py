@@ -214,3 +214,18 @@ def test_thread_settings_are_chosen_in_one_place_and_recorded(tmp_path, monkeypa
     config = json.loads((tmp_path / "runs" / spec.run_id / "1" / "config.json").read_text())
     assert config["threads"] == 2 and "omp_wait_policy" in config
     assert cli.parser().parse_args(["smoke", "--threads", "4"]).threads == 4
+
+
+def test_a_member_that_cannot_start_fails_alone_in_a_worker_process(tmp_path, capsys):
+    """An unreadable checkpoint stops its member only; the group's worker process reports each member."""
+    broken = tmp_path / "runs" / "smoke/smac_3m/mappo/seed_1" / "checkpoint.pt"
+    broken.parent.mkdir(parents=True)
+    broken.write_text("not a checkpoint")
+    argv = ["smoke", "--tasks", "smac/3m", "--algorithms", "mappo", "--seeds", "2", "--seed-batch", "2", "--jobs", "2",
+            "--steps", "256", "--eval-episodes", "2", "--backend", "sim", "--results", str(tmp_path)]
+    assert cli.main(argv) == 1
+    out = capsys.readouterr()
+    assert "1 run(s) failed: smoke/smac_3m/mappo/seed_1" in out.err
+    assert run_status(tmp_path / "runs" / "smoke/smac_3m/mappo/seed_0") == DONE
+    failed = _status(tmp_path, _specs(1, suite="smoke")[0])
+    assert failed["status"] == "FAILED" and "is unreadable" in failed["fail_trace"][-1]

@@ -339,7 +339,10 @@ def _shutdown(procs, conns, helpers, local: Shard, root: Path | None) -> None:
             proc.join(timeout=2)
     for conn in conns:
         conn.close()
-    for helper in helpers:
-        helper.join(timeout=2)
+    for child in (*procs, *helpers):  # on a busy machine a child may not get to exit in time: make sure
+        child.join(timeout=2)
+        if child.is_alive():
+            child.kill()
+            child.join()
     if root is not None:
         shutil.rmtree(root, ignore_errors=True)
