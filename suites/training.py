@@ -265,19 +265,9 @@ def train_members(ios: list[MemberIO], config) -> list[dict | BaseException]:
     finally:
         gc.unfreeze()  # what the run leaves behind is collectable again
         env.close()
-    results: list[dict | BaseException] = []
-    for m in members:
-        if m.error is None:
-            try:
-                results.append(m.finish(m.elapsed or time.perf_counter() - started))
-            except (DiskFull, KeyboardInterrupt):
-                raise
-            except Exception as err:
-                m.fail(err)
-                results.append(err)
-        else:
-            results.append(m.error)
-    return results
+    summaries = [_guarded(m, started, m.finish, m.elapsed or time.perf_counter() - started) if m.error is None
+                 else None for m in members]
+    return [m.error if m.error is not None else summary for m, summary in zip(members, summaries)]
 
 
 def _guarded(member: Member, started: float, work, *args):
