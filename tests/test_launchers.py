@@ -2,6 +2,7 @@
 import dataclasses
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -184,6 +185,8 @@ def test_a_local_ray_instance_listens_on_the_loopback_interface_only():
     before = _listening()
     with local_ray(ray, include_dashboard=False, log_to_driver=False, configure_logging=False, num_cpus=1):
         assert ray.get(ray.remote(lambda: 1 + 1).remote()) == 2  # the instance works
+        # its workers run at the caller's priority (Ray's default niceness 15 starves them beside busy processes)
+        assert ray.get(ray.remote(lambda: os.nice(0)).remote()) == os.nice(0)
         opened = _listening() - before
     assert opened, "Ray opened no listening socket"
     assert {address for address, _ in opened} <= {"127.0.0.1", "::1", "::ffff:127.0.0.1"}, opened
