@@ -135,6 +135,13 @@ class Algorithm(abc.ABC):
     def update(self) -> dict[str, float]:
         """Learn if it is time to (the algorithm's own schedule); returns metrics, empty if it did not."""
 
+    @classmethod
+    def member_batch(cls, members: list[Algorithm], draws: list) -> Any:
+        """The seed members computed as one (a ``MemberBatch``, ``algorithms/members.py``), or None: where an
+        algorithm has no batched form, or its members are not in step, each acts and learns on its own.
+        ``draws[k]()`` swaps member k's generators in, for its random draws."""
+        return None
+
     @abc.abstractmethod
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume bit-for-bit on CPU (networks, optimisers, buffers, RNG)."""

@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import envs  # noqa: E402
 from algorithms import make_algorithm, make_config  # noqa: E402
 from algorithms.mappo.losses import masked_mean  # noqa: E402
+from algorithms.mappo.networks import action_distribution  # noqa: E402
 from scripts.official_parity import copy_official_weights, gradient_difference  # noqa: E402
 from scripts.official_parity import relative as relative_tensors  # noqa: E402
 
@@ -225,8 +226,8 @@ def _compare(task: str, checkout: Path, seed: int, sabotage: dict | None, settin
             b, n = threads, spec.n_agents
             memory = torch.as_tensor(buffer.rnn_states[t, :, :, 0])
             first = torch.as_tensor(buffer.masks[t, :, 0, 0]) == 0
-            mine = ours.actor(torch.as_tensor(buffer.obs[t]).reshape(1, b * n, -1), memory.reshape(b * n, -1),
-                              torch.ones(1, b * n), torch.as_tensor(buffer.available_actions[t]).reshape(1, b * n, -1) > 0)[0]
+            mine = action_distribution(ours.actor(torch.as_tensor(buffer.obs[t]).reshape(1, b * n, -1), memory.reshape(b * n, -1),
+                              torch.ones(1, b * n), torch.as_tensor(buffer.available_actions[t]).reshape(1, b * n, -1) > 0)[0])
             log_prob = mine.log_prob(torch.as_tensor(buffer.actions[t, ..., 0]).reshape(1, -1)).reshape(b, n)
             worst["log-probabilities"] = max(worst["log-probabilities"], relative(log_prob, buffer.action_log_probs[t, ..., 0]))
             active = torch.as_tensor(buffer.active_masks[t, ..., 0])
@@ -236,7 +237,8 @@ def _compare(task: str, checkout: Path, seed: int, sabotage: dict | None, settin
                 buffer.available_actions[t].reshape(b * n, -1), buffer.active_masks[t].reshape(b * n, 1))
             key = "entropies (active agents' mean)"
             worst[key] = max(worst[key], relative(masked_mean(mine.entropy().reshape(b, n), active), entropy))
-            _, value, _, ours.critic_h = ours._value(torch.as_tensor(buffer.share_obs[t, :, 0]), first)
+            _, value, _, ours.critic_h = ours.value(torch.as_tensor(buffer.share_obs[t, :, 0]), first,
+                                                    ours.critic_memory(b))
             worst["values"] = max(worst["values"], relative(value, buffer.value_preds[t, ..., 0]))
         out.update({f"rollout: {k}": v for k, v in worst.items()})
 
@@ -249,7 +251,7 @@ def _compare(task: str, checkout: Path, seed: int, sabotage: dict | None, settin
     ours.rollout = our_rollout(buffer)
     ours.bootstrap = torch.as_tensor(buffer.value_preds[last, ..., 0])
     data = {k: torch.stack([step[k] for step in ours.rollout]) for k in ours.rollout[0]}
-    returns, _ = ours._returns(data)
+    returns, _ = ours.returns(data, ours.bootstrap)
     out["returns (GAE, denormalised values)"] = relative(returns, buffer.returns[:-1, ..., 0])
 
     to_ours = ours_of_official_chunks(threads, spec.n_agents, buffer.episode_length,

@@ -177,23 +177,35 @@ class Member:
         self.seconds["act"] += time.perf_counter() - started
         return out
 
+    def advance(self, actions, next_memory, extras, nxt) -> Transition:
+        """Take this member's share of the step: count it, and move on; returns the transition to observe."""
+        self.collected.add(nxt)
+        transition = Transition.between(self.step, self.first, actions, nxt, extras)
+        self.step, self.memory, self.first = nxt, next_memory, nxt.done
+        self.steps += nxt.done.shape[0]
+        return transition
+
     def learn(self, actions, next_memory, extras, nxt) -> None:
         """Observe this member's share of the step and learn on the algorithm's own schedule."""
         started = time.perf_counter()
-        self.collected.add(nxt)
+        transition = self.advance(actions, next_memory, extras, nxt)
         with self.generators.active():
-            self.algo.observe(Transition.between(self.step, self.first, actions, nxt, extras))
-            self.step, self.memory, self.first = nxt, next_memory, nxt.done
-            self.steps += nxt.done.shape[0]
+            self.algo.observe(transition)
             try:
                 metrics = self.algo.update()
             except Divergence as err:
-                raise Divergence(f"{err} at {self.steps} environment steps; last good checkpoint: "
-                                 f"{self.ckpt_path}") from err
+                metrics = err
+        self.seconds["learn"] += time.perf_counter() - started
+        self.record(metrics)
+
+    def record(self, metrics: dict[str, float] | Divergence) -> None:
+        """Log what the algorithm reported after a step; a Divergence stops this member (raised, with where)."""
+        if isinstance(metrics, Divergence):
+            raise Divergence(f"{metrics} at {self.steps} environment steps; last good checkpoint: "
+                             f"{self.ckpt_path}") from metrics
         for name, value in metrics.items():
             self.log.log(name, value, self.steps)
-        self.seconds["learn"] += time.perf_counter() - started
-        self.report.advance(nxt.done.shape[0])
+        self.report.advance(self.step.done.shape[0])
 
     def fail(self, err: BaseException) -> None:
         """Stop this member alone: its record says why; its environments idle from now on."""
@@ -245,6 +257,7 @@ def train_members(ios: list[MemberIO], config) -> list[dict | BaseException]:
     # cyclic GC need not re-scan it (with torch loaded, full collections cost the process that steps a
     # Flatland shard several percent of its time; the workers freeze likewise).
     gc.freeze()
+    batched, batch = (), None
     try:
         while True:
             for k, m in enumerate(members):
@@ -253,12 +266,20 @@ def train_members(ios: list[MemberIO], config) -> list[dict | BaseException]:
             running = [m for m in members if m.unfinished and m.steps < m.spec.steps]
             if not running:
                 break
-            moves = {id(m): _guarded(m, started, m.act) for m in running}
+            if tuple(running) != batched:  # who computes as one changes only when a member stops
+                batched, batch = tuple(running), _member_batch(running)
+            if batch is not None:
+                moves = _act_together(batch, running)
+            else:
+                moves = {id(m): _guarded(m, started, m.act) for m in running}
             actions = torch.cat([moves[id(m)][0] if moves.get(id(m)) else idle_actions(m.step) for m in members])
             stepping = time.perf_counter()
             nxt = env.step(actions)
             for m in running:
                 m.seconds["env"] += (time.perf_counter() - stepping) / len(running)
+            if batch is not None:
+                _learn_together(batch, [m for m in running if moves.get(id(m))], moves, nxt, started)
+                continue
             for m in running:
                 if moves[id(m)]:
                     _guarded(m, started, m.learn, *moves[id(m)], nxt.rows(m.rows.start, m.rows.stop))
@@ -268,6 +289,51 @@ def train_members(ios: list[MemberIO], config) -> list[dict | BaseException]:
     summaries = [_guarded(m, started, m.finish, m.elapsed or time.perf_counter() - started) if m.error is None
                  else None for m in members]
     return [m.error if m.error is not None else summary for m, summary in zip(members, summaries)]
+
+
+def _member_batch(members: list[Member]):
+    """The running members' algorithm computed as one, where it can be (``Algorithm.member_batch``)."""
+    if len(members) < 2:
+        return None
+    return type(members[0].algo).member_batch([m.algo for m in members], [m.generators.active for m in members])
+
+
+def _act_together(batch, members: list[Member]) -> dict:
+    """Every member's exploring action in one call; the time is shared out equally."""
+    started = time.perf_counter()
+
+    def stacked(get) -> torch.Tensor:
+        return torch.stack([get(m) for m in members])
+
+    moves = _together(members, batch.act, stacked(lambda m: m.step.obs), stacked(lambda m: m.step.avail_actions),
+                      stacked(lambda m: m.memory), stacked(lambda m: m.first))
+    for m in members:
+        m.seconds["act"] += (time.perf_counter() - started) / len(members)
+    return {id(m): move for m, move in zip(members, moves or [])}
+
+
+def _learn_together(batch, members: list[Member], moves: dict, nxt, started: float) -> None:
+    """Every member observes its share of the step and learns, in one call; each records its own outcome (a
+    member that diverged stops alone)."""
+    began = time.perf_counter()
+    transitions = [m.advance(*moves[id(m)], nxt.rows(m.rows.start, m.rows.stop)) for m in members]
+    outcomes = _together(members, batch.observe_and_update, transitions)
+    for m, outcome in zip(members, outcomes or []):
+        m.seconds["learn"] += (time.perf_counter() - began) / len(members)
+        _guarded(m, started, m.record, outcome)
+
+
+def _together(members: list[Member], work, *args):
+    """``work(*args)`` done for all ``members`` at once: a fault in it is all of theirs, and stops them all
+    (None returned). A full disk and Ctrl-C propagate, as in ``_guarded``."""
+    try:
+        return work(*args)
+    except (DiskFull, KeyboardInterrupt):
+        raise
+    except Exception as err:
+        for m in members:
+            m.fail(err)
+        return None
 
 
 def _guarded(member: Member, started: float, work, *args):

@@ -27,13 +27,13 @@ def test_each_agent_acts_on_its_own_observation_only():
     step = env.reset()
     first = torch.ones(4, dtype=torch.bool)
     ids = algo._with_ids(step.obs)
-    dist, _ = algo.actor(ids.reshape(1, 12, -1), torch.zeros(12, 32), torch.ones(1, 12), step.avail_actions.reshape(1, 12, -1))
+    logits, _ = algo.actor(ids.reshape(1, 12, -1), torch.zeros(12, 32), torch.ones(1, 12), step.avail_actions.reshape(1, 12, -1))
     perturbed = step.obs.clone()
     perturbed[:, 1:] += torch.randn_like(perturbed[:, 1:])  # change every other agent's observation
-    dist2, _ = algo.actor(algo._with_ids(perturbed).reshape(1, 12, -1), torch.zeros(12, 32), torch.ones(1, 12),
+    logits2, _ = algo.actor(algo._with_ids(perturbed).reshape(1, 12, -1), torch.zeros(12, 32), torch.ones(1, 12),
                           step.avail_actions.reshape(1, 12, -1))
     agent0 = torch.arange(12) % 3 == 0
-    torch.testing.assert_close(dist.probs[0, agent0], dist2.probs[0, agent0])
+    torch.testing.assert_close(logits[0, agent0], logits2[0, agent0])
     actions, memory, extras = algo.act(step.obs, step.avail_actions, algo.initial_memory(4), first, explore=False)
     assert actions.shape == (4, 3) and step.avail_actions.gather(2, actions.unsqueeze(-1)).all()
     assert set(extras) == {"log_prob", "actor_h"}
@@ -57,8 +57,7 @@ def test_gae_on_a_hand_example():
     T = algo.config.episode_length
     data = {"value": torch.ones(T, 1, 1), "reward": torch.ones(T, 1), "done": torch.zeros(T, 1, dtype=torch.bool)}
     data["done"][-1] = True
-    algo.bootstrap = torch.full((1, 1), 5.0)
-    returns, adv = algo._returns(data)
+    returns, adv = algo.returns(data, torch.full((1, 1), 5.0))
     # last step is terminal: return = r = 1; one before: delta = 1 + 0.5*1 - 1 = 0.5, gae = 0.5 + 0.25*0 = 0.5
     assert returns[-1].item() == pytest.approx(1.0) and returns[-2].item() == pytest.approx(1.5)
     assert adv[-1].item() == pytest.approx(0.0)

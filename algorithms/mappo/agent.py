@@ -13,10 +13,19 @@ from torch import nn
 from algorithms.base import Algorithm, Transition, check_finite
 from algorithms.mappo.config import MAPPOConfig
 from algorithms.mappo.losses import masked_mean, policy_loss, value_loss
-from algorithms.mappo.networks import Actor, Critic, ValueNorm
+from algorithms.mappo.networks import Actor, Critic, ValueNorm, action_distribution
 
+LOSSES = ("train/policy_loss", "train/value_loss", "train/entropy", "train/actor_loss")  # checked for divergence
 _STORED = ("obs", "cin", "avail", "active", "actor_h", "critic_h", "first", "actions", "log_prob", "value",
            "reward", "done")
+
+
+def sample_actions(logits, h_next, h, explore: bool) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """Actions drawn from (or, greedily, the mode of: on-policy's ``dist.mode()``) the masked logits, with what
+    training needs of the step: each action's log-probability and the memory the actor started from."""
+    dist = action_distribution(logits)
+    actions = dist.sample() if explore else dist.probs.argmax(-1)
+    return actions, h_next, {"log_prob": dist.log_prob(actions), "actor_h": h}
 
 
 def time_chunks(x: torch.Tensor, length: int) -> torch.Tensor:
@@ -52,44 +61,57 @@ class MAPPO(Algorithm):
     def initial_memory(self, num_envs: int) -> torch.Tensor:
         return torch.zeros(num_envs, self.spec.n_agents, self.config.hidden_size, device=self.device)
 
-    @torch.no_grad()
-    def act(self, obs, avail_actions, memory, first, explore=True, neighbours=None):
+    def policy(self, obs, avail_actions, memory, first) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The actor on local inputs: masked logits ``[B,N,A]``, the next memory and the memory it started from
+        (reset where an episode starts). No random draws, so seed members can compute it together."""
         b, n = obs.shape[:2]
         h = memory * (~first).float().view(b, 1, 1)
         x = self._with_ids(obs).reshape(1, b * n, -1)
         ones = torch.ones(1, b * n, device=self.device)
-        dist, h_next = self.actor(x, h.reshape(b * n, -1), ones, avail_actions.reshape(1, b * n, -1))
-        actions = dist.sample() if explore else dist.probs.argmax(-1)  # greedy = dist.mode() in on-policy
-        extras = {"log_prob": dist.log_prob(actions).view(b, n), "actor_h": h}
-        return actions.view(b, n), h_next.view(b, n, -1), extras
+        logits, h_next = self.actor(x, h.reshape(b * n, -1), ones, avail_actions.reshape(1, b * n, -1))
+        return logits.view(b, n, -1), h_next.view(b, n, -1), h
+
+    @torch.no_grad()
+    def act(self, obs, avail_actions, memory, first, explore=True, neighbours=None):
+        return sample_actions(*self.policy(obs, avail_actions, memory, first), explore)
 
     # ------------------------------------------------------------------ collection (centralised)
+    def critic_memory(self, num_envs: int) -> torch.Tensor:
+        """The critic's recurrent state carried across collection steps (zeros before the first)."""
+        if self.critic_h is None:
+            self.critic_h = torch.zeros(num_envs * self.spec.n_agents, self.config.hidden_size, device=self.device)
+        return self.critic_h
+
     @torch.no_grad()
-    def _value(self, state, first) -> tuple[torch.Tensor, torch.Tensor]:
+    def value(self, state, first, critic_h) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Critic inputs, values ``[B,N]``, the memory they started from (reset where ``first``) and the next."""
         b, n = state.shape[0], self.spec.n_agents
         cin = self._with_ids(state.unsqueeze(1).expand(b, n, -1))
-        if self.critic_h is None:
-            self.critic_h = torch.zeros(b * n, self.config.hidden_size, device=self.device)
-        h = self.critic_h * (~first).float().repeat_interleave(n).unsqueeze(-1)
+        h = critic_h * (~first).float().repeat_interleave(n).unsqueeze(-1)
         v, h_next = self.critic(cin.reshape(1, b * n, -1), h, torch.ones(1, b * n, device=self.device))
         return cin, v.view(b, n), h.view(b, n, -1), h_next
 
     def observe(self, tr: Transition) -> None:
-        cin, value, h, self.critic_h = self._value(tr.state, tr.first)
+        if self.store(tr, *self.value(tr.state, tr.first, self.critic_memory(tr.state.shape[0]))):
+            self.bootstrap = self.value(tr.next_state, tr.done, self.critic_h)[1]
+
+    def store(self, tr: Transition, cin, value, h, h_next) -> bool:
+        """Append one step (its critic outputs computed by ``value``); True when the rollout is full and needs
+        its bootstrap value."""
+        self.critic_h = h_next
         self.rollout.append(dict(
             obs=tr.obs, cin=cin, avail=tr.avail_actions, active=tr.alive.float(), actor_h=tr.extras["actor_h"],
             critic_h=h, first=tr.first, actions=tr.actions, log_prob=tr.extras["log_prob"], value=value,
             reward=tr.reward, done=tr.done,
         ))
-        if len(self.rollout) == self.config.episode_length:
-            _, self.bootstrap, _, _ = self._value(tr.next_state, tr.done)
+        return len(self.rollout) == self.config.episode_length
 
     # ------------------------------------------------------------------ training
-    def _returns(self, data) -> tuple[torch.Tensor, torch.Tensor]:
+    def returns(self, data, bootstrap) -> tuple[torch.Tensor, torch.Tensor]:
         """GAE(lambda) on denormalised values; episode ends (time limit included) are terminal."""
         cfg = self.config
         denorm = self.value_norm.denormalize if cfg.use_valuenorm else (lambda v: v)
-        values = denorm(torch.cat([data["value"], self.bootstrap.unsqueeze(0)]))
+        values = denorm(torch.cat([data["value"], bootstrap.unsqueeze(0)]))
         reward = data["reward"].unsqueeze(-1)
         nonterminal = (~data["done"]).to(values.dtype).unsqueeze(-1)
         returns = torch.zeros_like(data["value"])
@@ -100,32 +122,21 @@ class MAPPO(Algorithm):
             returns[t] = gae + values[t]
         return returns, returns - values[:-1]
 
-    def update(self) -> dict[str, float]:
-        cfg = self.config
-        if len(self.rollout) < cfg.episode_length:
-            return {}
+    def rollout_full(self) -> bool:
+        return len(self.rollout) >= self.config.episode_length
+
+    def take_rollout(self) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """The full rollout ``[T, B, N, ...]`` and its bootstrap value; the rollout starts afresh."""
         data = {k: torch.stack([step[k] for step in self.rollout]) for k in _STORED}
         self.rollout.clear()
-        returns, adv = self._returns(data)
-        active = data["active"]
-        mean = masked_mean(adv, active)
-        std = masked_mean((adv - mean) ** 2, active).sqrt()
-        adv = (adv - mean) / (std + 1e-5)
+        return data, self.bootstrap
 
-        # [T,B,N,...] -> chunks [L, C, ...]; feed-forward MAPPO uses chunks of length 1
-        T, b, n = data["value"].shape
-        L = cfg.data_chunk_length if cfg.recurrent else 1
-        chunks = T // L * b * n
-        chunked = lambda x: time_chunks(x, L)  # noqa: E731
-
-        first = data["first"].unsqueeze(-1).expand(T, b, n)
-        series = {k: chunked(v) for k, v in dict(
-            obs=self._with_ids(data["obs"].flatten(0, 1)).view(T, b, n, -1), cin=data["cin"], avail=data["avail"],
-            active=active, actions=data["actions"], log_prob=data["log_prob"], value=data["value"], returns=returns,
-            adv=adv, masks=(~first).float()).items()}
-        series["masks"][0] = 1.0  # stored chunk-start hidden states are already reset
-        h0 = {k: chunked(data[k])[0] for k in ("actor_h", "critic_h")}
-
+    def update(self) -> dict[str, float]:
+        cfg = self.config
+        if not self.rollout_full():
+            return {}
+        series, h0 = self.training_data(*self.take_rollout())
+        chunks = h0["actor_h"].shape[0]
         totals: dict[str, torch.Tensor] = {}
         for _ in range(cfg.ppo_epoch):
             for idx in torch.randperm(chunks, device=self.device).chunk(cfg.num_mini_batch):
@@ -135,9 +146,33 @@ class MAPPO(Algorithm):
         steps = cfg.ppo_epoch * cfg.num_mini_batch
         return {k: float(v) / steps for k, v in totals.items()}
 
-    def _ppo_step(self, mb: dict[str, torch.Tensor], h0: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def training_data(self, data, bootstrap) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Returns and normalised advantages, cut into chunks ``[L, C, ...]`` of consecutive steps (feed-forward
+        MAPPO: chunks of length 1), with each chunk's starting actor and critic memory ``[C, H]``."""
         cfg = self.config
-        dist, _ = self.actor(mb["obs"], h0["actor_h"], mb["masks"], mb["avail"])
+        returns, adv = self.returns(data, bootstrap)
+        active = data["active"]
+        mean = masked_mean(adv, active)
+        std = masked_mean((adv - mean) ** 2, active).sqrt()
+        adv = (adv - mean) / (std + 1e-5)
+
+        T, b, n = data["value"].shape
+        L = cfg.data_chunk_length if cfg.recurrent else 1
+        chunked = lambda x: time_chunks(x, L)  # noqa: E731
+        first = data["first"].unsqueeze(-1).expand(T, b, n)
+        series = {k: chunked(v) for k, v in dict(
+            obs=self._with_ids(data["obs"].flatten(0, 1)).view(T, b, n, -1), cin=data["cin"], avail=data["avail"],
+            active=active, actions=data["actions"], log_prob=data["log_prob"], value=data["value"], returns=returns,
+            adv=adv).items()}
+        masks = chunked((~first).float())
+        series["masks"] = torch.cat([torch.ones_like(masks[:1]), masks[1:]])  # chunk-start states are already reset
+        return series, {k: chunked(data[k])[0] for k in ("actor_h", "critic_h")}
+
+    def losses(self, mb: dict[str, torch.Tensor], h0: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The clipped surrogate with entropy bonus (``actor_loss``) and the value loss of one minibatch, with the
+        statistics reported; updates the value normaliser with the minibatch's returns as on-policy does."""
+        cfg = self.config
+        dist = action_distribution(self.actor(mb["obs"], h0["actor_h"], mb["masks"], mb["avail"])[0])
         log_prob = dist.log_prob(mb["actions"])
         ones = torch.ones_like(mb["active"])
         pol = policy_loss(log_prob, mb["log_prob"], mb["adv"], cfg.clip_param,
@@ -150,30 +185,44 @@ class MAPPO(Algorithm):
             target = self.value_norm.normalize(target)
         val = value_loss(values, mb["value"], target, cfg.clip_param, cfg.huber_delta, cfg.use_clipped_value_loss,
                          mb["active"] if cfg.value_active_masks else ones)
+        ratio = torch.exp(log_prob.detach() - mb["log_prob"])
+        return {"train/policy_loss": pol, "train/value_loss": val, "train/entropy": entropy,
+                "train/actor_loss": pol - cfg.entropy_coef * entropy, "train/ratio": masked_mean(ratio, mb["active"])}
 
-        actor_loss = pol - cfg.entropy_coef * entropy
+    def _ppo_step(self, mb: dict[str, torch.Tensor], h0: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        cfg = self.config
+        out = self.losses(mb, h0)
         self.actor_opt.zero_grad()
-        actor_loss.backward()
+        out["train/actor_loss"].backward()
         self.critic_opt.zero_grad()
-        (val * cfg.value_loss_coef).backward()
-        losses = {"train/policy_loss": pol.detach(), "train/value_loss": val.detach(), "train/entropy": entropy.detach(),
-                  "train/actor_loss": actor_loss.detach()}
+        (out["train/value_loss"] * cfg.value_loss_coef).backward()
+        out = {k: v.detach() for k, v in out.items()}
         grad_actor = nn.utils.clip_grad_norm_(self.actor.parameters(), cfg.max_grad_norm)
         grad_critic = nn.utils.clip_grad_norm_(self.critic.parameters(), cfg.max_grad_norm)
-        check_finite(losses, {"actor": grad_actor, "critic": grad_critic})
+        check_finite({k: out[k] for k in LOSSES}, {"actor": grad_actor, "critic": grad_critic})
         self.actor_opt.step()
         self.critic_opt.step()
-        ratio = torch.exp(log_prob.detach() - mb["log_prob"])
-        return {**losses, "train/actor_grad_norm": grad_actor, "train/critic_grad_norm": grad_critic,
-                "train/ratio": masked_mean(ratio, mb["active"])}
+        return {**out, "train/actor_grad_norm": grad_actor, "train/critic_grad_norm": grad_critic}
+
+    @classmethod
+    def member_batch(cls, members, draws):
+        from algorithms.mappo.members import MAPPOMembers  # it builds on this module
+
+        return MAPPOMembers(members, draws) if MAPPOMembers.fits(members) else None
 
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self):
+        """Copies of the rollout's tensors: in a group they are slices of the members' batch, which a checkpoint
+        would otherwise store whole."""
+        def own(x):
+            return None if x is None else x.clone()
+
         return {
             "actor": self.actor.state_dict(), "critic": self.critic.state_dict(),
             "value_norm": self.value_norm.state_dict(), "actor_opt": self.actor_opt.state_dict(),
-            "critic_opt": self.critic_opt.state_dict(), "rollout": list(self.rollout),
-            "critic_h": self.critic_h, "bootstrap": self.bootstrap,
+            "critic_opt": self.critic_opt.state_dict(), "rollout": [{k: own(v) for k, v in step.items()}
+                                                                     for step in self.rollout],
+            "critic_h": own(self.critic_h), "bootstrap": own(self.bootstrap),
         }
 
     def load_state_dict(self, state):

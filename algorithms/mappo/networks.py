@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -30,6 +31,17 @@ class MLPBase(nn.Module):
         return self.mlp(self.feature_norm(x))
 
 
+def gru_cell(x: torch.Tensor, h: torch.Tensor, cell: nn.GRUCell) -> torch.Tensor:
+    """One step of ``cell``: the operations ATen's ``gru_cell`` runs on the CPU, in its order (so the result is
+    bit for bit the same there), written out because ``torch.gru_cell`` has no batching rule for
+    ``torch.func.vmap`` (seed members, ``algorithms/members.py``)."""
+    i_r, i_z, i_n = F.linear(x, cell.weight_ih, cell.bias_ih).chunk(3, -1)
+    h_r, h_z, h_n = F.linear(h, cell.weight_hh, cell.bias_hh).chunk(3, -1)
+    reset, update = (h_r + i_r).sigmoid(), (h_z + i_z).sigmoid()
+    new = (i_n + h_n * reset).tanh()
+    return (h - new) * update + new
+
+
 class RecurrentLayer(nn.Module):
     """A one-layer GRU with orthogonal weights, zero biases and an output LayerNorm (rnn.py).
 
@@ -47,7 +59,7 @@ class RecurrentLayer(nn.Module):
         """``x`` [T,M,H], ``h`` [M,H], ``masks`` [T,M] (0 where the hidden state resets)."""
         outs = []
         for t in range(x.shape[0]):
-            h = self.cell(x[t], h * masks[t].unsqueeze(-1))
+            h = gru_cell(x[t], h * masks[t].unsqueeze(-1), self.cell)
             outs.append(h)
         return self.norm(torch.stack(outs)), h
 
@@ -59,13 +71,19 @@ class Actor(nn.Module):
         self.rnn = RecurrentLayer(cfg.hidden_size) if cfg.recurrent else None
         self.head = _orthogonal(nn.Linear(cfg.hidden_size, n_actions), cfg.gain)
 
-    def forward(self, x, h, masks, avail) -> tuple[torch.distributions.Categorical, torch.Tensor]:
-        """``x`` [T,M,in]; returns the masked action distribution [T,M] and the last hidden state."""
+    def forward(self, x, h, masks, avail) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x`` [T,M,in]; returns the masked action logits [T,M,A] and the last hidden state."""
         z = self.base(x)
         if self.rnn is not None:
             z, h = self.rnn(z, h, masks)
-        logits = self.head(z).masked_fill(~avail, -1e10)  # act.py: unavailable actions get -1e10
-        return torch.distributions.Categorical(logits=logits), h
+        return self.head(z).masked_fill(~avail, -1e10), h  # act.py: unavailable actions get -1e10
+
+
+def action_distribution(logits: torch.Tensor) -> torch.distributions.Categorical:
+    """The categorical policy over masked logits. Its argument checks are off: they branch on the values,
+    which seed members computed together (``torch.func.vmap``) cannot do, and the logits are finite by
+    construction (a non-finite loss is caught before any step)."""
+    return torch.distributions.Categorical(logits=logits, validate_args=False)
 
 
 class Critic(nn.Module):

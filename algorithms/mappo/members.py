@@ -1,0 +1,99 @@
+"""MAPPO's seed members as one computation (``algorithms/members.py``): one actor call per step for all
+members, one critic call per collection step, and one PPO minibatch step for all, with each member's own
+minibatch order, value normaliser, clipping and Adam moments. Members collect on the same schedule (a
+rollout of ``episode_length`` steps), so their updates coincide."""
+from __future__ import annotations
+
+import torch
+from torch.func import vmap
+
+from algorithms.mappo.agent import LOSSES, MAPPO, sample_actions
+from algorithms.members import MemberBatch, Networks, StackedAdam, StackedNetworks, clip_members, diverged_members
+
+
+class MAPPOMembers(MemberBatch):
+    def __init__(self, members: list[MAPPO], draws):
+        super().__init__(draws)
+        self.members, self.template = members, members[0]
+        self.nets = StackedNetworks([Networks(actor=m.actor, critic=m.critic, value_norm=m.value_norm) for m in members])
+        self.actor_opt = StackedAdam([m.actor_opt for m in members], self.nets.parameters("actor"))
+        self.critic_opt = StackedAdam([m.critic_opt for m in members], self.nets.parameters("critic"))
+
+    @staticmethod
+    def fits(members: list[MAPPO]) -> bool:
+        """Members can be computed as one when their rollouts are equally far along and their optimisers have
+        taken equally many steps: always, unless they resumed from checkpoints of different runs' progress."""
+        return (len({len(m.rollout) for m in members}) == 1 and StackedAdam.same_steps([m.actor_opt for m in members])
+                and StackedAdam.same_steps([m.critic_opt for m in members]))
+
+    @torch.no_grad()
+    def act(self, obs, avail_actions, memory, first):
+        logits, h_next, h = self.nets.call(self.template.policy, obs, avail_actions, memory, first)
+        moves = []
+        for k, draw in enumerate(self.draws):
+            with draw():
+                moves.append(sample_actions(logits[k], h_next[k].clone(), h[k].clone(), explore=True))
+        return moves
+
+    def observe_and_update(self, transitions):
+        def stacked(name: str) -> torch.Tensor:
+            return torch.stack([getattr(tr, name) for tr in transitions])
+
+        critic_h = torch.stack([m.critic_memory(tr.state.shape[0]) for m, tr in zip(self.members, transitions)])
+        cin, value, h, h_next = self.nets.call(self.template.value, stacked("state"), stacked("first"), critic_h)
+        full = [m.store(tr, cin[k], value[k], h[k], h_next[k].clone())
+                for k, (m, tr) in enumerate(zip(self.members, transitions))]
+        if not all(full):  # the rollouts fill together (``fits``)
+            return [{} for _ in self.members]
+        bootstrap = self.nets.call(self.template.value, stacked("next_state"), stacked("done"), h_next)[1]
+        for m, b in zip(self.members, bootstrap):
+            m.bootstrap = b
+        return self.update()
+
+    def update(self) -> list[dict[str, float] | Exception]:
+        """``MAPPO.update`` for every member: the same minibatch orders (drawn from each member's generators, in
+        the solo order), losses and metrics; a member that diverges keeps its modules as they were."""
+        cfg = self.template.config
+        rollouts = [m.take_rollout() for m in self.members]
+        data = {key: torch.stack([d[key] for d, _ in rollouts]) for key in rollouts[0][0]}
+        with torch.no_grad():
+            series, h0 = self.nets.call(self.template.training_data, data, torch.stack([b for _, b in rollouts]))
+        chunks = h0["actor_h"].shape[1]
+        orders = []
+        for draw in self.draws:
+            with draw():
+                orders.append([torch.randperm(chunks, device=self.template.device) for _ in range(cfg.ppo_epoch)])
+        select = vmap(lambda tensors, idx, axis: {k: v.index_select(axis, idx) for k, v in tensors.items()},
+                      in_dims=(0, 0, None))
+        totals: dict[str, torch.Tensor] = {}
+        diverged: dict[int, Exception] = {}
+        for epoch in range(cfg.ppo_epoch):
+            for idx in torch.stack([order[epoch] for order in orders]).chunk(cfg.num_mini_batch, dim=1):
+                out = self._ppo_step(select(series, idx, 1), select(h0, idx, 0), diverged)
+                for k, v in out.items():
+                    totals[k] = totals.get(k, 0.0) + v
+        healthy = [k for k in range(len(self.members)) if k not in diverged]
+        self.nets.write_back(healthy)
+        self.actor_opt.write_back(healthy)
+        self.critic_opt.write_back(healthy)
+        steps = cfg.ppo_epoch * cfg.num_mini_batch
+        per_member = {name: (total / steps).tolist() for name, total in totals.items()}
+        return [diverged.get(k) or {name: values[k] for name, values in per_member.items()}
+                for k in range(len(self.members))]
+
+    def _ppo_step(self, mb, h0, diverged: dict[int, Exception]) -> dict[str, torch.Tensor]:
+        """``MAPPO._ppo_step`` for all members; members whose numbers stop being finite join ``diverged``."""
+        cfg = self.template.config
+        out = self.nets.call(self.template.losses, mb, h0)
+        self.actor_opt.adam.zero_grad()
+        self.critic_opt.adam.zero_grad()
+        out["train/actor_loss"].sum().backward()  # member k's loss reaches member k's slice only
+        (out["train/value_loss"] * cfg.value_loss_coef).sum().backward()
+        out = {k: v.detach() for k, v in out.items()}
+        grad_actor = clip_members(self.nets.parameters("actor"), cfg.max_grad_norm)
+        grad_critic = clip_members(self.nets.parameters("critic"), cfg.max_grad_norm)
+        for k, err in diverged_members({k: out[k] for k in LOSSES}, {"actor": grad_actor, "critic": grad_critic}).items():
+            diverged.setdefault(k, err)
+        self.actor_opt.adam.step()
+        self.critic_opt.adam.step()
+        return {**out, "train/actor_grad_norm": grad_actor, "train/critic_grad_norm": grad_critic}
