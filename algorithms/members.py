@@ -46,13 +46,19 @@ class StackedNetworks:
         self.members, self.template = list(members), members[0]
         self.params, self.buffers = stack_module_state(self.members)
 
-    def call(self, fn: Callable, *args):
+    def call(self, fn: Callable, *args, modules: tuple[str, ...] | None = None):
         """``fn(*args)`` of every member at once: ``args`` carry the member axis first, so do the results.
-        ``fn`` must be a method of the template member's algorithm (it reads the template's modules)."""
-        def one(params, buffers, *member_args):
-            return functional_call(self.template, (params, buffers), (fn, *member_args))
+        ``fn`` must be a method of the template member's algorithm (it reads the template's modules);
+        ``modules`` names the ones it uses (default: all), as swapping costs time per tensor."""
+        params, buffers = self.params, self.buffers
+        if modules is not None:
+            params, buffers = ({name: t for name, t in tensors.items() if name.split(".", 1)[0] in modules}
+                               for tensors in (params, buffers))
 
-        return vmap(one)(self.params, self.buffers, *args)
+        def one(params, buffers, *member_args):
+            return functional_call(self.template, (params, buffers), (fn, *member_args), strict=False)
+
+        return vmap(one)(params, buffers, *args)
 
     def parameters(self, module: str) -> list[torch.Tensor]:
         """The stacked parameters of one module, in its ``parameters()`` order (the order its optimiser holds)."""

@@ -5,16 +5,40 @@ rollout of ``episode_length`` steps), so their updates coincide."""
 from __future__ import annotations
 
 import torch
-from torch.func import vmap
 
-from algorithms.mappo.agent import LOSSES, MAPPO, sample_actions
+from algorithms.base import Divergence
+from algorithms.mappo.agent import LOSSES, MAPPO
+from algorithms.mappo.networks import action_distribution
 from algorithms.members import MemberBatch, Networks, StackedAdam, StackedNetworks, clip_members, diverged_members
+
+
+def take(x: torch.Tensor, index: torch.Tensor, axis: int) -> torch.Tensor:
+    """Each member's own selection along ``axis``: ``x[k].index_select(axis - 1, index[k])`` for every k, as one
+    gather (``index_select`` with a different index per member has no vmap batching rule: a loop)."""
+    shape = [1] * x.dim()
+    shape[0], shape[axis] = index.shape
+    return x.gather(axis, index.view(shape).expand(*x.shape[:axis], index.shape[1], *x.shape[axis + 1:]))
+
+
+# On a CPU, one update for all members pays while a member's minibatch is small: the vectorised call's own
+# cost per operation is then the larger part. Past about this many values per hidden layer (minibatch rows x
+# hidden size) each member's update runs on its own (measured crossover: docs/performance.md).
+CPU_BATCHED_UPDATE_VALUES = 2**18
 
 
 class MAPPOMembers(MemberBatch):
     def __init__(self, members: list[MAPPO], draws):
         super().__init__(draws)
         self.members, self.template = members, members[0]
+        cfg, spec = self.template.config, self.template.spec
+        rows = cfg.episode_length * cfg.num_envs * spec.n_agents // cfg.num_mini_batch
+        self.batched_update = (self.template.device.type != "cpu"
+                               or rows * cfg.hidden_size <= CPU_BATCHED_UPDATE_VALUES)
+        self._stack()
+
+    def _stack(self) -> None:
+        """Stack the members' modules and optimiser states (again, after they learnt each on its own)."""
+        members = self.members
         self.nets = StackedNetworks([Networks(actor=m.actor, critic=m.critic, value_norm=m.value_norm) for m in members])
         self.actor_opt = StackedAdam([m.actor_opt for m in members], self.nets.parameters("actor"))
         self.critic_opt = StackedAdam([m.critic_opt for m in members], self.nets.parameters("critic"))
@@ -28,27 +52,47 @@ class MAPPOMembers(MemberBatch):
 
     @torch.no_grad()
     def act(self, obs, avail_actions, memory, first):
-        logits, h_next, h = self.nets.call(self.template.policy, obs, avail_actions, memory, first)
-        moves = []
+        """``MAPPO.act`` of every member; each member's actions are drawn from its own generators, as
+        ``Categorical.sample`` draws them (one multinomial over its rows)."""
+        logits, h_next, h = self.nets.call(self.template.policy, obs, avail_actions, memory, first, modules=("actor",))
+        dist = action_distribution(logits)
+        rows = dist.probs.flatten(1, -2)
+        actions = []
         for k, draw in enumerate(self.draws):
             with draw():
-                moves.append(sample_actions(logits[k], h_next[k].clone(), h[k].clone(), explore=True))
-        return moves
+                actions.append(torch.multinomial(rows[k], 1, True))
+        actions = torch.stack(actions).view(logits.shape[:-1])
+        log_prob = dist.log_prob(actions)
+        return [(actions[k], h_next[k].clone(), {"log_prob": log_prob[k], "actor_h": h[k].clone()})
+                for k in range(len(self.draws))]
 
     def observe_and_update(self, transitions):
         def stacked(name: str) -> torch.Tensor:
             return torch.stack([getattr(tr, name) for tr in transitions])
 
         critic_h = torch.stack([m.critic_memory(tr.state.shape[0]) for m, tr in zip(self.members, transitions)])
-        cin, value, h, h_next = self.nets.call(self.template.value, stacked("state"), stacked("first"), critic_h)
+        cin, value, h, h_next = self.nets.call(self.template.value, stacked("state"), stacked("first"), critic_h,
+                                               modules=("critic",))
         full = [m.store(tr, cin[k], value[k], h[k], h_next[k].clone())
                 for k, (m, tr) in enumerate(zip(self.members, transitions))]
         if not all(full):  # the rollouts fill together (``fits``)
             return [{} for _ in self.members]
-        bootstrap = self.nets.call(self.template.value, stacked("next_state"), stacked("done"), h_next)[1]
+        bootstrap = self.nets.call(self.template.value, stacked("next_state"), stacked("done"), h_next,
+                                   modules=("critic",))[1]
         for m, b in zip(self.members, bootstrap):
             m.bootstrap = b
-        return self.update()
+        return self.update() if self.batched_update else self._update_one_by_one()
+
+    def _update_one_by_one(self) -> list[dict[str, float] | Exception]:
+        outcomes = []
+        for m, draw in zip(self.members, self.draws):
+            with draw():
+                try:
+                    outcomes.append(m.update())
+                except Divergence as err:
+                    outcomes.append(err)
+        self._stack()
+        return outcomes
 
     def update(self) -> list[dict[str, float] | Exception]:
         """``MAPPO.update`` for every member: the same minibatch orders (drawn from each member's generators, in
@@ -57,19 +101,19 @@ class MAPPOMembers(MemberBatch):
         rollouts = [m.take_rollout() for m in self.members]
         data = {key: torch.stack([d[key] for d, _ in rollouts]) for key in rollouts[0][0]}
         with torch.no_grad():
-            series, h0 = self.nets.call(self.template.training_data, data, torch.stack([b for _, b in rollouts]))
+            series, h0 = self.nets.call(self.template.training_data, data, torch.stack([b for _, b in rollouts]),
+                                        modules=("value_norm",))
         chunks = h0["actor_h"].shape[1]
         orders = []
         for draw in self.draws:
             with draw():
                 orders.append([torch.randperm(chunks, device=self.template.device) for _ in range(cfg.ppo_epoch)])
-        select = vmap(lambda tensors, idx, axis: {k: v.index_select(axis, idx) for k, v in tensors.items()},
-                      in_dims=(0, 0, None))
         totals: dict[str, torch.Tensor] = {}
         diverged: dict[int, Exception] = {}
         for epoch in range(cfg.ppo_epoch):
             for idx in torch.stack([order[epoch] for order in orders]).chunk(cfg.num_mini_batch, dim=1):
-                out = self._ppo_step(select(series, idx, 1), select(h0, idx, 0), diverged)
+                out = self._ppo_step({k: take(v, idx, 2) for k, v in series.items()},
+                                     {k: take(v, idx, 1) for k, v in h0.items()}, diverged)
                 for k, v in out.items():
                     totals[k] = totals.get(k, 0.0) + v
         healthy = [k for k in range(len(self.members)) if k not in diverged]
