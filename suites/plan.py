@@ -12,43 +12,44 @@ import torch
 import envs
 from algorithms import check_algorithm, parse_sweep
 from envs.errors import UsageError
-from suites.definitions import get_suite
+from suites.definitions import Suite
 from suites.launchers import CLUSTERS, LAUNCHERS, RAY_HINT, SUBMITIT_HINT
 from suites.metrics import WANDB_HINT
+from suites.options import RunOptions
 from suites.records import recorded_settings
 from suites.spec import RunSpec
-from suites.suite_file import is_suite_file, load_suite
 
 
-def expand(args) -> list[RunSpec]:
-    """The suite's runs after the command-line filters; raises UsageError on bad names or values."""
-    suite = load_suite(Path(args.suite)) if is_suite_file(args.suite) else get_suite(args.suite)
-    tasks = args.tasks or list(suite.tasks)
+def plan(suite: Suite, options: RunOptions) -> list[RunSpec]:
+    """The suite's runs under ``options`` (its filters, budget and settings); raises UsageError on bad names or
+    values. Callable from Python: ``plan(get_suite("smoke"), RunOptions(seeds=2, device="cuda"))``."""
+    tasks = options.tasks or suite.tasks
     for t in tasks:
         envs.check_task(t)
-    algos = args.algorithms or list(suite.algorithms)
+    algos = options.algorithms or suite.algorithms
     for a in algos:
         check_algorithm(a)
-    budget = args.budget or suite.default_budget
+    budget = options.budget or suite.default_budget
     if budget not in suite.budgets:
         raise UsageError(f"unknown budget {budget!r} for suite {suite.name}; "
                          f"valid budgets: {', '.join(suite.budgets)}")
     steps, interval = suite.budgets[budget]
-    steps = args.steps or steps
-    grids = parse_sweep(args.assignments, algos)
-    check_device(args.device)
-    check_launcher(args)
-    check_wandb(args.wandb)
-    env_specs = {t: envs.env_spec(t, args.backend) for t in tasks}  # each task's family and backend, resolved once
+    steps = options.steps or steps
+    grids = parse_sweep(list(options.assignments), list(algos))
+    check_device(options.device)
+    check_launcher(options)
+    check_wandb(options.wandb)
+    env_specs = {t: envs.env_spec(t, options.backend) for t in tasks}  # each task's family and backend, resolved once
     for points in grids.values():  # each point's variant names run directories
         for point, _ in points:
-            check_variant(variant_name(args.variant, point), f"the sweep point {point!r}" if point else "--variant")
-    return [RunSpec(suite=suite.name, task=t, algorithm=a, preset=args.preset or suite.preset_for(a), seed=k, steps=steps,
-                    eval_interval=min(interval, steps), eval_episodes=args.eval_episodes or suite.eval_episodes,
-                    device=args.device, backend=env_specs[t].backend, env_spec=env_specs[t],
-                    compile_env=args.compile_env, overrides=tuple(sorted(overrides.items())),
-                    variant=variant_name(args.variant, point), wandb=args.wandb, threads=args.threads or 0)
-            for t in tasks for a in algos for point, overrides in grids[a] for k in range(args.seeds or suite.seeds)]
+            check_variant(variant_name(options.variant, point), f"the sweep point {point!r}" if point else "--variant")
+    return [RunSpec(suite=suite.name, task=t, algorithm=a, preset=options.preset or suite.preset_for(a), seed=k,
+                    steps=steps, eval_interval=min(interval, steps),
+                    eval_episodes=options.eval_episodes or suite.eval_episodes, device=options.device,
+                    backend=env_specs[t].backend, env_spec=env_specs[t], compile_env=options.compile_env,
+                    overrides=tuple(sorted(overrides.items())), variant=variant_name(options.variant, point),
+                    wandb=options.wandb, threads=options.threads or 0)
+            for t in tasks for a in algos for point, overrides in grids[a] for k in range(options.seeds or suite.seeds)]
 
 
 def variant_name(prefix: str, point: str) -> str:
@@ -77,31 +78,31 @@ def check_device(device: str) -> None:
                          "machine, or use --device cpu.")
 
 
-def check_launcher(args) -> None:
-    if args.launcher not in LAUNCHERS:
-        raise UsageError(f"unknown launcher {args.launcher!r}; valid launchers: {', '.join(LAUNCHERS)}")
-    if args.launcher != "ray" and args.address:
+def check_launcher(options: RunOptions) -> None:
+    if options.launcher not in LAUNCHERS:
+        raise UsageError(f"unknown launcher {options.launcher!r}; valid launchers: {', '.join(LAUNCHERS)}")
+    if options.launcher != "ray" and options.address:
         raise UsageError("--address needs --launcher ray")
-    if args.launcher == "local" and (args.gpus_per_run is not None or args.cpus_per_run is not None):
+    if options.launcher == "local" and (options.gpus_per_run is not None or options.cpus_per_run is not None):
         raise UsageError("--gpus-per-run and --cpus-per-run need --launcher ray or submitit")
-    slurm = {"--partition": args.partition, "--time": args.time, "--array-parallelism": args.array_parallelism}
-    if args.launcher != "submitit" and (args.cluster or any(v is not None for v in slurm.values())):
+    slurm = {"--partition": options.partition, "--time": options.time, "--array-parallelism": options.array_parallelism}
+    if options.launcher != "submitit" and (options.cluster or any(v is not None for v in slurm.values())):
         raise UsageError("--cluster, --partition, --time and --array-parallelism need --launcher submitit")
-    if args.launcher == "submitit":
-        if args.cluster not in CLUSTERS:
+    if options.launcher == "submitit":
+        if options.cluster not in CLUSTERS:
             raise UsageError(f"--launcher submitit needs --cluster, one of: {', '.join(CLUSTERS)}"
-                             + (f" (got {args.cluster!r})" if args.cluster else ""))
+                             + (f" (got {options.cluster!r})" if options.cluster else ""))
         ignored = [flag for flag, value in slurm.items() if value is not None and flag != "--time"]
-        if args.cluster == "local" and ignored:
+        if options.cluster == "local" and ignored:
             raise UsageError(f"{', '.join(ignored)} {'applies' if len(ignored) == 1 else 'apply'} only to --cluster slurm")
-    for flag, value in (("--gpus-per-run", args.gpus_per_run), ("--cpus-per-run", args.cpus_per_run)):
+    for flag, value in (("--gpus-per-run", options.gpus_per_run), ("--cpus-per-run", options.cpus_per_run)):
         if value is not None and not 0 <= value:
             raise UsageError(f"{flag} must be >= 0, got {value}")
-    if args.launcher == "submitit" and args.gpus_per_run is not None and args.gpus_per_run != int(args.gpus_per_run):
-        raise UsageError(f"--gpus-per-run with submitit is a whole number of GPUs, got {args.gpus_per_run}")
+    if options.launcher == "submitit" and options.gpus_per_run is not None and options.gpus_per_run != int(options.gpus_per_run):
+        raise UsageError(f"--gpus-per-run with submitit is a whole number of GPUs, got {options.gpus_per_run}")
     hints = {"ray": RAY_HINT, "submitit": SUBMITIT_HINT}
-    if args.launcher in hints and not args.dry_run and importlib.util.find_spec(args.launcher) is None:
-        raise UsageError(hints[args.launcher])
+    if options.launcher in hints and not options.dry_run and importlib.util.find_spec(options.launcher) is None:
+        raise UsageError(hints[options.launcher])
 
 
 def check_records_match(runs: list[RunSpec], results: Path) -> None:

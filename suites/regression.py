@@ -81,10 +81,12 @@ def reference_path(run_id: str) -> Path:
 
 def run_suite(results: Path) -> dict[str, dict]:
     """Run the regression suite into ``results``; summaries by run id. Raises if a run fails."""
-    from suites import run as cli
+    from suites.definitions import get_suite
     from suites.launchers import run_sequential
+    from suites.options import RunOptions
+    from suites.plan import plan
 
-    specs = cli.expand(cli.parser().parse_args(["regression", "--backend", "sim"]))
+    specs = plan(get_suite("regression"), RunOptions(backend="sim"))
     failed = [o for o in run_sequential([(spec,) for spec in specs], results) if o.status != "COMPLETED"]
     if failed:
         raise RuntimeError("regression runs failed: " + "; ".join(f"{o.run_id}: {o.detail}" for o in failed))

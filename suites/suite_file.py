@@ -2,11 +2,11 @@
 
 A file holds every field of a :class:`~suites.definitions.Suite` (``name``, ``tasks``, ``budgets`` or
 ``steps`` with ``eval_interval``, ``algorithms``, ``preset``, ``algorithm_presets``, ``default_budget``,
-``seeds``, ``eval_episodes``, ``description``) and, optionally, the run options of the command line under
-their option names (``set``, ``variant``, ``device``, ``backend``, ``launcher``, ...). The options are
-read as if typed before the command's own, so they get the same checks and messages, and a flag on the
-command line overrides the file (a ``--set`` of the same field replaces the file's). ``suites/examples/``
-has an example.
+``seeds``, ``eval_episodes``, ``description``) and, optionally, run options: the fields of
+:class:`~suites.options.RunOptions` that a file may set, under their command-line names (``set``,
+``variant``, ``device``, ``backend``, ``launcher``, ...). They pass the same checks as the command line's,
+which override them (a ``--set`` of the same field replaces the file's). ``suites/examples/`` has an
+example.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from envs.errors import UsageError
 from suites.definitions import ALGORITHMS, Suite
+from suites.options import RunOptions
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -25,8 +26,6 @@ else:  # Python 3.10
 
 SUITE_KEYS = ("name", "description", "tasks", "algorithms", "preset", "algorithm_presets", "budgets",
               "default_budget", "seeds", "eval_episodes", "steps", "eval_interval")
-FLAGS = ("device", "backend", "compile_env", "seed_batch", "threads", "jobs", "launcher", "address", "gpus_per_run",
-         "cpus_per_run", "wandb", "cluster", "partition", "time", "array_parallelism")  # run options, besides set and variant
 
 
 def is_suite_file(name: str) -> bool:
@@ -43,7 +42,7 @@ def _read(path: Path) -> dict:
         raise UsageError(f"suite file {path} cannot be read: {err.strerror}") from None
     except tomllib.TOMLDecodeError as err:
         raise UsageError(f"suite file {path} is not valid TOML: {err}") from None
-    valid = SUITE_KEYS + ("set", "variant") + FLAGS
+    valid = SUITE_KEYS + RunOptions.file_keys()
     unknown = sorted(set(content) - set(valid))
     if unknown:
         guesses = [f"{key!r} (did you mean {close[0]!r}?)" if (close := difflib.get_close_matches(key, valid, 1)) else repr(key)
@@ -64,10 +63,14 @@ def _strings(path: Path, key: str, value) -> tuple[str, ...]:
     return tuple(value)
 
 
-def load_suite(path: Path) -> Suite:
-    """The file's suite; its names (tasks, algorithms, presets, budgets) are checked when it expands, as a
-    built-in suite's are."""
+def load(path: Path) -> tuple[Suite, dict]:
+    """The file's suite, and its run options (field -> value, for ``RunOptions.merged``). The suite's names
+    (tasks, algorithms, presets, budgets) are checked when it is planned, as a built-in suite's are."""
     content = _read(path)
+    return _suite(path, content), RunOptions.from_file(path, content)
+
+
+def _suite(path: Path, content: dict) -> Suite:
     for key in ("name", "tasks"):
         if key not in content:
             raise UsageError(f"suite file {path}: {key!r} is required")
@@ -110,28 +113,3 @@ def _budgets(path: Path, content: dict) -> dict[str, tuple[int, int]]:
         out[name] = (_positive(path, f"budget {name!r} steps", value[0]),
                      _positive(path, f"budget {name!r} eval_interval", value[1]))
     return out
-
-
-def option_arguments(path: Path, command_line: list[str]) -> list[str]:
-    """The file's run options as command-line arguments, to be parsed before ``command_line``'s own (which
-    therefore override them); the file's ``set`` entries whose field the command line sets too are dropped."""
-    content = _read(path)
-    typed = {text.partition("=")[0].strip() for flag, text in zip(command_line, command_line[1:]) if flag == "--set"}
-    assignments = content.get("set", [])
-    if isinstance(assignments, str):
-        assignments = [assignments]
-    if not isinstance(assignments, list) or not all(isinstance(a, str) for a in assignments):
-        raise UsageError(f"suite file {path}: set must be a list of \"[ALGORITHM.]FIELD=VALUE\" texts")
-    arguments = [part for text in assignments if text.partition("=")[0].strip() not in typed for part in ("--set", text)]
-    if "variant" in content:
-        arguments += ["--variant", str(content["variant"])]
-    for key in FLAGS:
-        if key not in content:
-            continue
-        flag, value = "--" + key.replace("_", "-"), content[key]
-        if isinstance(value, bool):
-            arguments += [flag] if value else []
-        else:
-            arguments += [flag, str(value)]
-    return arguments
-

@@ -10,13 +10,14 @@ import pytest
 from suites import run as cli
 from suites.definitions import SUITES
 from suites.launchers import Outcome
+from suites.plan import plan
 from suites.records import DONE, FAILED, PARTIAL, PENDING, run_status
 
 FAST = ["--tasks", "smac/3m", "--algorithms", "mappo", "--steps", "256", "--eval-episodes", "2", "--backend", "sim"]
 
 
 def expand(*argv):
-    return cli.expand(cli.parser().parse_args(list(argv)))
+    return plan(*cli.read_command(list(argv)))
 
 
 def test_superhard_suite_expands_to_every_map_algorithm_and_seed():
@@ -280,3 +281,36 @@ def test_a_list_of_values_sweeps_the_grid_of_the_fields_that_reach_each_algorith
     assert {r.run_id for r in runs} >= {"smoke/smac_3m/mappo+sw_lr-1e-4_ppo_epoch-3/seed_0", "smoke/smac_3m/mabl+sw/seed_0"}
     single = expand("smoke", "--tasks", "smac/3m", "--algorithms", "mappo", "--seeds", "1", "--set", "lr=1e-4")
     assert [(r.variant, r.overrides) for r in single] == [("", (("lr", 1e-4),))]  # a single value: no variant
+
+
+def test_a_suite_plans_from_python_as_from_the_command_line():
+    from suites.definitions import get_suite
+    from suites.options import RunOptions
+
+    options = RunOptions(seeds=2, tasks=("smac/3m",), algorithms=("mappo",), assignments=("mappo.lr=1e-3",),
+                         backend="sim")
+    assert plan(get_suite("smoke"), options) == expand("smoke", "--seeds", "2", "--tasks", "smac/3m", "--algorithms",
+                                                       "mappo", "--set", "mappo.lr=1e-3", "--backend", "sim")
+
+
+def test_every_run_option_has_one_flag_and_the_file_takes_all_but_the_suites_own(tmp_path, capsys):
+    """RunOptions is the one list: each field is a flag; a suite file takes each field it may set under the
+    same name, as a typed value, and the command line overrides it."""
+    import dataclasses
+
+    from suites.options import RunOptions
+
+    flags = {a.dest: a.option_strings for a in cli.parser()._actions}
+    for f in dataclasses.fields(RunOptions):
+        assert flags[f.name] == ["--" + RunOptions.key(f).replace("_", "-")]
+    assert set(RunOptions.file_keys()) == {RunOptions.key(f) for f in dataclasses.fields(RunOptions)} - {
+        "seeds", "algorithms", "tasks", "budget", "steps", "eval_episodes", "preset", "results", "dry_run"}
+    suite = tmp_path / "s.toml"
+    suite.write_text('name = "s"\ntasks = ["smac/3m"]\nalgorithms = ["mappo"]\nsteps = 256\nseed_batch = 2\njobs = 2\n'
+                     'set = ["mappo.lr=1e-3", "mappo.ppo_epoch=3"]\n')
+    _, options = cli.read_command([str(suite), "--jobs", "1", "--set", "mappo.lr=5e-4"])
+    assert (options.seed_batch, options.jobs) == (2, 1)
+    assert options.assignments == ("mappo.ppo_epoch=3", "mappo.lr=5e-4")  # the command line's lr replaces the file's
+    suite.write_text('name = "s"\ntasks = ["smac/3m"]\nsteps = 256\njobs = "2"\n')
+    assert cli.main([str(suite), "--dry-run"]) == 2
+    assert "jobs must be an integer >= 1, got '2'" in capsys.readouterr().err

@@ -235,7 +235,7 @@ def test_thread_settings_are_chosen_in_one_place_and_recorded(tmp_path, monkeypa
         threads.apply()  # the tests' default again
     config = json.loads((tmp_path / "runs" / spec.run_id / "1" / "config.json").read_text())
     assert config["threads"] == 2 and "omp_wait_policy" in config
-    assert cli.parser().parse_args(["smoke", "--threads", "4"]).threads == 4
+    assert cli.read_command(["smoke", "--threads", "4"])[1].threads == 4
 
 
 def test_a_member_that_cannot_start_fails_alone_in_a_worker_process(tmp_path, capsys):

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from algorithms import Divergence
-from suites import plan
 from suites import run as cli
 from suites.evaluation import EpisodeStats, evaluation_rank
 from suites.experiment import execute
+from suites.plan import check_wandb, plan
 from suites.records import DONE, FAILED, PARTIAL, PENDING, run_status
 from suites.spec import RunSpec
 
@@ -102,7 +102,7 @@ def test_wandb_missing_says_how_to_install(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a))
     with pytest.raises(UsageError, match=r"pip install -e '\.\[wandb\]'"):
-        plan.check_wandb("my-project")
+        check_wandb("my-project")
 
 
 def test_the_last_step_is_evaluated_when_the_budget_is_not_a_multiple_of_the_interval(tmp_path):
@@ -168,7 +168,7 @@ def test_compile_env_reaches_the_training_simulator_and_the_record(tmp_path, mon
 
     compiled = []
     monkeypatch.setattr(simulator.torch, "compile", lambda fn, **kw: compiled.append(fn.__name__) or fn)
-    (spec,) = cli.expand(cli.parser().parse_args(
+    (spec,) = plan(*cli.read_command(
         ["smoke", "--tasks", "smac/3m", "--algorithms", "mappo", "--seeds", "1", "--budget", "tiny",
          "--steps", "256", "--compile-env", "--results", str(tmp_path)]))
     assert spec.compile_env
