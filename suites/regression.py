@@ -1,10 +1,10 @@
 """CI regression checks on short runs: the ``regression`` suite (every algorithm's ``tiny`` preset on
 smac/3m, smac/2s3z and flatland/2_agents, 2,048 steps, seed 0) compared with the reference summaries
-committed in ``results/reference/``.
+committed in ``tests/regression_reference/``.
 
     python -m suites.regression                      # run the suite into a fresh directory and compare (exit 1 on a regression)
     python -m suites.regression --check-throughput   # ... and fail on a slowdown too (a quiet machine; tox -e bench)
-    python -m suites.regression --refresh            # run it and rewrite results/reference/ (then commit the files)
+    python -m suites.regression --refresh            # run it and rewrite tests/regression_reference/ (then commit the files)
 
 Per run the check requires: every training loss finite; each fitted loss (all but the PPO surrogate
 objectives) that fell in the reference run (mean of its last third below the mean of its first third)
@@ -25,7 +25,7 @@ from pathlib import Path
 
 from suites.records import attempts
 
-REFERENCE = Path(__file__).resolve().parent.parent / "results" / "reference"
+REFERENCE = Path(__file__).resolve().parent.parent / "tests" / "regression_reference"
 BAND = 0.25
 THROUGHPUT_FLOOR = 0.5
 SURROGATES = {"train/actor_loss", "train/policy_loss"}  # PPO objectives: no reason to fall on a short run
@@ -96,7 +96,7 @@ def run_suite(results: Path) -> dict[str, dict]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m suites.regression", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--refresh", action="store_true", help="rewrite results/reference/ from this run")
+    p.add_argument("--refresh", action="store_true", help="rewrite tests/regression_reference/ from this run")
     p.add_argument("--check-throughput", action="store_true",
                    help="fail a run below half its reference's throughput (only meaningful on a quiet machine)")
     args = p.parse_args(argv)

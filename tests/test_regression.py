@@ -1,4 +1,4 @@
-"""CI regression checks on short runs against the committed references in results/reference/
+"""CI regression checks on short runs against the committed references in tests/regression_reference/
 (``tox -e regression`` runs only these; refresh with ``python -m suites.regression --refresh``)."""
 import json
 
