@@ -1,4 +1,4 @@
-"""One side of ``scripts/fidelity.py``: plays a map in another SMAC re-implementation, SMAClite or SMAX.
+"""One side of ``suites/checks/fidelity.py``: plays a map in another SMAC re-implementation, SMAClite or SMAX.
 
 Runs under the reference's own interpreter (a side environment), with numpy and the reference only: no torch,
 nothing of this suite. Each step it sends what every agent sees, as the arrays of
@@ -141,7 +141,7 @@ def play_smax(map_name: str, episodes: int, seed: int, limit: int) -> list[dict]
 
 def smax_rate(map_name: str, num_envs: int, repeats: int = 5, steps: int = 30) -> float:
     """SMAX's environment steps per second on ``num_envs`` battles under random valid actions, timed as
-    ``scripts/throughput.py`` times our simulator (best of ``repeats`` blocks of ``steps`` steps after a warm-up
+    ``suites/checks/throughput.py`` times our simulator (best of ``repeats`` blocks of ``steps`` steps after a warm-up
     that compiles). Its heuristic enemy and automatic resets are inside the timed step."""
     import time
 

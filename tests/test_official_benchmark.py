@@ -1,5 +1,5 @@
-"""The harnesses that run the official code: timing (``scripts/official_learner_benchmark.py``) and the
-number-for-number comparison (``scripts/official_parity.py``).
+"""The harnesses that run the official code: timing (``suites/checks/official_learner_benchmark.py``) and the
+number-for-number comparison (``suites/checks/official_parity.py``).
 
 The official code is not shipped; the tests that run it need a checkout named by OFFICIAL_MAMBA_DIR (a clone
 of jbr-ai-labs/mamba) or OFFICIAL_MABL_DIR (the ``mabl/`` folder of aravindvenu7/MABL)."""
@@ -8,19 +8,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 import envs
-from algorithms import make_algorithm, make_config
-from algorithms.world_model import networks
+from algorithms import make_algorithm, make_config, sampling
 from algorithms.world_model.replay import SequenceReplay
 from envs.flatland.family import FLATLAND
-from scripts.official_learner_benchmark import main, official_learner
-from scripts.official_parity import (
+from suites.checks.kit import CheckError
+from suites.checks.official_learner_benchmark import main, official_learner
+from suites.checks.official_parity import (
     OfficialStarCraftView,
-    copy_official_weights,
+    copy_weights,
     deterministic_sampling,
     in_our_layout,
     our_name,
@@ -31,14 +32,14 @@ from scripts.official_parity import (
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_a_folder_that_is_not_an_official_checkout_is_named(tmp_path):
-    with pytest.raises(SystemExit, match=r"not an official mamba checkout: agent/learners/DreamerLearner.py is missing"):
-        main(["--official", str(tmp_path), "--algorithm", "mamba", "--task", "smac/3m"])
+def test_a_folder_that_is_not_an_official_checkout_is_named(tmp_path, capsys):
+    assert main(["--official", str(tmp_path), "--algorithm", "mamba", "--task", "smac/3m"]) == 2
+    assert "not an official mamba checkout: agent/learners/DreamerLearner.py is missing" in capsys.readouterr().err
 
 
 def test_a_family_the_official_code_has_no_learner_for_is_named(tmp_path):
     spec = FLATLAND.describe("2_agents", "flatland", n_agents=2, obs_dim=205, state_dim=410, n_actions=3, episode_limit=320)
-    with pytest.raises(SystemExit, match=r"no official mabl learner configuration for flatland; there are: mamba on "
+    with pytest.raises(CheckError, match=r"no official mabl learner configuration for flatland; there are: mamba on "
                                          r"smac, mabl on smac, mamba on flatland"):
         official_learner(tmp_path, "mabl", spec, "cpu", {})
 
@@ -55,7 +56,7 @@ def official_checkout(algorithm: str) -> str:
 def test_the_official_learner_runs_one_short_update(algorithm):
     checkout = official_checkout(algorithm)
     # a fresh process: the harness puts the official packages (agent, configs, networks) on sys.path
-    out = subprocess.run([sys.executable, "scripts/official_learner_benchmark.py", "--official", checkout,
+    out = subprocess.run([sys.executable, "-m", "suites.checks.official_learner_benchmark", "--official", checkout,
                           "--algorithm", algorithm, "--task", "smac/3m", "--model-epochs", "1", "--epochs", "1"],
                          cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
@@ -70,7 +71,7 @@ def test_ours_computes_what_the_official_code_computes(algorithm, task):
     official worker and memory store and return exactly what our runner and replay do, battles that end
     (absorbing entries) included."""
     checkout = official_checkout(algorithm)
-    out = subprocess.run([sys.executable, "scripts/official_parity.py", "--official", checkout, "--algorithm", algorithm,
+    out = subprocess.run([sys.executable, "-m", "suites.checks.official_parity", "--official", checkout, "--algorithm", algorithm,
                           "--task", task], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0 and "PASS" in out.stdout, out.stdout + out.stderr[-2000:]
     if task.startswith("smac/"):
@@ -89,22 +90,28 @@ def test_weights_without_a_counterpart_are_named():
     ours = nn.Sequential(nn.Linear(3, 2))
     official = nn.Module()
     official.mystery = nn.Linear(3, 2)
-    with pytest.raises(SystemExit, match=r"official parameter mystery.weight \(2, 3\) has no counterpart"):
-        copy_official_weights(official, ours)
-    with pytest.raises(SystemExit, match=r"parameters of ours without an official counterpart: \['0.bias', '0.weight'\]"):
-        copy_official_weights(nn.Module(), ours)
+    with pytest.raises(CheckError, match=r"official parameter mystery.weight \(2, 3\) has no counterpart"):
+        copy_weights(official, ours)
+    with pytest.raises(CheckError, match=r"parameters of ours without an official counterpart: \['0.bias', '0.weight'\]"):
+        copy_weights(nn.Module(), ours)
     official = nn.Sequential(nn.Linear(3, 2))
-    pairs = copy_official_weights(official, ours)
+    pairs = copy_weights(official, ours)
     assert len(pairs) == 2 and torch.equal(ours[0].weight, official[0].weight)
 
 
 def test_deterministic_sampling_takes_the_likeliest_draw_and_is_undone():
-    probs, sample_index = torch.tensor([[0.2, 0.5, 0.3], [0.6, 0.3, 0.1]]), networks.sample_index
+    """Ours through the one switch every draw reads, the official code's through the functions it calls."""
+    probs = torch.tensor([[0.2, 0.5, 0.3], [0.6, 0.3, 0.1]])
     with deterministic_sampling():
-        assert networks.sample_index(probs).tolist() == [1, 0]
+        assert sampling.sample_index(probs).tolist() == [1, 0]
+        assert sampling.bernoulli(torch.tensor([0.4, 0.7])).tolist() == [0.0, 1.0]
+        assert sampling.permutation(4, "cpu").tolist() == [0, 1, 2, 3]
+        assert np.random.permutation(3).tolist() == [0, 1, 2]
         assert torch.multinomial(probs, 1, True).tolist() == [[1], [0]]
         assert torch.bernoulli(torch.tensor([0.4, 0.7])).tolist() == [0.0, 1.0]
-    assert networks.sample_index is sample_index and torch.multinomial(probs, 1, True).shape == (2, 1)
+    assert torch.multinomial(probs, 1, True).shape == (2, 1)
+    assert sorted(sampling.permutation(50, "cpu").tolist()) == list(range(50))
+    assert sampling.permutation(50, "cpu").tolist() != list(range(50))
     assert torch.bernoulli(torch.full((1000,), 0.4)).mean() < 0.6  # random again
 
 

@@ -1,4 +1,4 @@
-"""MAPPO against marlbenchmark/on-policy (``scripts/official_mappo_parity.py``). The comparisons need a checkout
+"""MAPPO against marlbenchmark/on-policy (``suites/checks/official_mappo_parity.py``). The comparisons need a checkout
 named by ``OFFICIAL_ONPOLICY_DIR`` and skip without one; the layout conversions they rely on are tested here
 always."""
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 import envs
 from algorithms import make_algorithm, make_config
 from algorithms.mappo.agent import time_chunks
-from scripts.official_mappo_parity import TOLERANCE, compare, our_name, our_rollout, ours_of_official_chunks
+from suites.checks.official_mappo_parity import TOLERANCE, compare, our_name, our_rollout, ours_of_official_chunks
 
 CHECKOUT = Path(os.environ.get("OFFICIAL_ONPOLICY_DIR", "/nonexistent"))
 needs_checkout = pytest.mark.skipif(not (CHECKOUT / "onpolicy" / "algorithms" / "r_mappo").is_dir(),

@@ -1,5 +1,6 @@
 """The simulator against SC2 behaviour that SMAClite and SMAX made us check: stuck melee targeting,
 enemies that never re-target, unmirrored spawns, passive agent units; and the scripted baselines."""
+import importlib
 import importlib.util
 import math
 import os
@@ -204,7 +205,7 @@ def test_the_decoded_observation_matches_the_units_as_the_reference_adapters_see
 
 
 def test_the_fidelity_harness_reports_our_side_and_names_missing_references(monkeypatch, capsys, tmp_path):
-    fidelity = _script("fidelity")
+    fidelity = importlib.import_module("suites.checks.fidelity")
     for name in ("SMACLITE_PYTHON", "SMAX_PYTHON"):
         monkeypatch.delenv(name, raising=False)
     out = tmp_path / "table.md"
@@ -225,7 +226,7 @@ def test_the_references_play_through_their_side_environment(reference):
     python = os.environ.get(f"{reference.upper()}_PYTHON")
     if not python:
         pytest.skip(f"{reference} not installed: set {reference.upper()}_PYTHON to a side environment's python "
-                    "(scripts/fidelity.py --help says how to make one)")
-    fidelity = _script("fidelity")
+                    "(python -m suites.checks.fidelity --help says how to make one)")
+    fidelity = importlib.import_module("suites.checks.fidelity")
     records = fidelity.play_reference(python, reference, "3s_vs_5z", "attack_nearest", 2, 0)
     assert len(records) == 2 and all(0 < r["length"] <= 250 for r in records)

@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 
 from algorithms import Divergence, Transition, make_algorithm, make_config
+from algorithms.sampling import sample_index
 from algorithms.world_model.losses import kl_balanced, lambda_returns, model_loss, next_features, ppo_actor_loss
-from algorithms.world_model.networks import AgentAttention, sample_index, straight_through_sample
+from algorithms.world_model.networks import AgentAttention, straight_through_sample
 from algorithms.world_model.replay import SequenceReplay
 from envs import UsageError
 from envs.flatland.family import FLATLAND

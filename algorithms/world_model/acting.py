@@ -8,9 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from algorithms.base import Transition
+from algorithms.sampling import sample_index
 from algorithms.world_model.config import WorldModelConfig
 from algorithms.world_model.losses import masked_logits
-from algorithms.world_model.networks import Actor, sample_index
+from algorithms.world_model.networks import Actor
 from algorithms.world_model.replay import SequenceReplay
 from algorithms.world_model.rssm import WorldModel
 from envs.spec import EnvSpec

@@ -13,10 +13,11 @@ import copy
 import torch
 import torch.nn.functional as F
 
+from algorithms.sampling import bernoulli, permutation, sample_index
 from algorithms.world_model.config import WorldModelConfig
 from algorithms.world_model.divergence import DivergenceGuard
 from algorithms.world_model.losses import lambda_returns, masked_logits, next_features, normalise_advantage, ppo_actor_loss
-from algorithms.world_model.networks import Actor, AttentionCritic, sample_index
+from algorithms.world_model.networks import Actor, AttentionCritic
 from algorithms.world_model.rssm import ModelState, WorldModel
 from envs.spec import EnvSpec
 
@@ -48,7 +49,7 @@ class ImaginedActorCritic:
             logits = self.actor(state.agent.features())
             avail = None
             if model.av_action is not None:
-                avail = torch.bernoulli(torch.sigmoid(model.av_action(model.head_features(state)))).bool()
+                avail = bernoulli(torch.sigmoid(model.av_action(model.head_features(state)))).bool()
                 logits = masked_logits(logits, avail)
             action = sample_index(logits.softmax(-1))
             states.append(state.without_logits())
@@ -95,7 +96,7 @@ class ImaginedActorCritic:
         cfg = self.config
         samples, sums = adv.shape[0], {}
         for _ in range(cfg.ppo_epochs):
-            order = torch.rand(samples, device=adv.device).argsort()  # a random permutation (randperm syncs)
+            order = permutation(samples, adv.device)
             for idx in order.split(cfg.ppo_minibatch):
                 logits = masked_logits(self.actor(flat["agent_feat"][idx]), flat["avail"][idx] if "avail" in flat else None)
                 loss, entropy = ppo_actor_loss(logits, flat["old_logits"][idx], flat["action"][idx], adv[idx],

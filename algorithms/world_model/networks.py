@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from algorithms.sampling import sample_index
+
 
 def mlp(in_dim: int, out_dim: int, layers: int, hidden: int, activation=nn.ReLU) -> nn.Sequential:
     """``build_model``: ``layers`` hidden Linear+activation blocks, then a linear output."""
@@ -59,17 +61,6 @@ class DiscreteLatent(nn.Module):
         """(logits, straight-through one-hot sample), both flattened to ``n_categoricals * n_classes``."""
         logits = self.dists(x)
         return logits, straight_through_sample(logits, self.n_categoricals, self.n_classes)
-
-
-def sample_index(probs: torch.Tensor) -> torch.Tensor:
-    """One draw from each categorical ``probs[..., K]`` by inverting its CDF: one uniform per
-    categorical, scaled to the row's total so that float rounding never lands past the last class with
-    mass (classes of probability 0 are never drawn). ``torch.multinomial`` would check its input on the
-    host (a sync per call, no CUDA-graph capture); the exponential race it runs draws K variates per
-    categorical and cost 5x more on the CPU."""
-    cdf = probs.cumsum(-1)
-    u = torch.rand(probs.shape[:-1] + (1,), dtype=probs.dtype, device=probs.device) * cdf[..., -1:]
-    return (cdf < u).sum(-1)
 
 
 def straight_through_sample(logits: torch.Tensor, n_categoricals: int, n_classes: int) -> torch.Tensor:

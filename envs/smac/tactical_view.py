@@ -1,7 +1,7 @@
 """What one agent's SMAC observation says about every unit, decoded into map units.
 
 Scripted policies (``algorithms/scripted``) decide from this view; the SMAC observation is its source for
-our simulator and for StarCraft II, and ``scripts/fidelity.py`` builds the same view from other SMAC
+our simulator and for StarCraft II, and ``suites/checks/fidelity.py`` builds the same view from other SMAC
 re-implementations, so one policy implementation plays all of them. The observation layout is SMAC's
 (oxwhirl/smac starcraft2.py:946-1125): 4 move flags, then per enemy ``[attackable, dist, dx, dy, health,
 (shield), type bits]``, per other ally ``[visible, dist, dx, dy, health, (shield), type bits]``, then own

@@ -67,7 +67,7 @@ def test_mappo_tiny_update(benchmark):
 
 @pytest.mark.parametrize("name", ["mamba", "mabl"])
 def test_world_model_tiny_learner_update(benchmark, name):
-    from scripts.learner_benchmark import fill_replay
+    from suites.checks.learner_benchmark import fill_replay
 
     env = SmacSimulator("3s5z_vs_3s6z", num_envs=1, seed=0)
     algo = make_algorithm(name, env.spec, make_config(name, env.spec, "tiny"))

@@ -28,9 +28,9 @@ difference of each:
   (float32, as both collect; the absorbing entries' random actions set to action 0 on both sides). The official
   Flatland wrapper needs flatland 2.2.2, so Flatland collection is not compared.
 
-    python scripts/official_parity.py --official /tmp/mamba --algorithm mamba --task smac/2s3z
-    python scripts/official_parity.py --official /tmp/MABL/mabl --algorithm mabl --task smac/3s5z_vs_3s6z
-    python scripts/official_parity.py --official /tmp/mamba --algorithm mamba --task flatland/5_agents
+    python -m suites.checks.official_parity --official /tmp/mamba --algorithm mamba --task smac/2s3z
+    python -m suites.checks.official_parity --official /tmp/MABL/mabl --algorithm mabl --task smac/3s5z_vs_3s6z
+    python -m suites.checks.official_parity --official /tmp/mamba --algorithm mamba --task flatland/5_agents
 
 Flatland runs MAMBA's optimal/flatland configuration (the MABL repository ships no Flatland learner).
 
@@ -50,14 +50,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import algorithms.world_model.networks as networks  # noqa: E402
-import envs  # noqa: E402
-from algorithms import make_algorithm, make_config  # noqa: E402
-from algorithms.base import Transition  # noqa: E402
-from algorithms.world_model import acting, behaviour  # noqa: E402
-from algorithms.world_model.losses import masked_logits, model_loss, ppo_actor_loss  # noqa: E402
-from scripts.official_learner_benchmark import OFFICIAL_ALGORITHMS, official_learner  # noqa: E402
+import envs
+from algorithms import make_algorithm, make_config, sampling
+from algorithms.base import Transition
+from algorithms.world_model.losses import masked_logits, model_loss, ppo_actor_loss
+from suites.checks.kit import CheckError, copy_official_weights, gradient_difference, relative
+from suites.checks.official_learner_benchmark import OFFICIAL_ALGORITHMS, official_learner
 
 # Official parameter name prefix -> ours (MAMBA's RSSMTransition/Representation, MABL's two-level versions).
 RENAMES = (
@@ -74,6 +72,11 @@ RENAMES = (
 NEVER_USED = ("prior.", "state_decoder.")  # defined by the official code, read by no loss or forward pass
 
 
+def copy_weights(official: torch.nn.Module, ours: torch.nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``copy_official_weights`` with the world models' names, skipping what the official code never uses."""
+    return copy_official_weights(official, ours, our_name, NEVER_USED)
+
+
 def our_name(official: str) -> str:
     for theirs, ours in RENAMES:
         if official.startswith(theirs):
@@ -81,44 +84,23 @@ def our_name(official: str) -> str:
     return re.sub(r"^(reward_model|pcont|av_action|q_features)\.model\.", r"\1.", official)  # DenseModel's .model
 
 
-def copy_official_weights(official: torch.nn.Module, ours: torch.nn.Module, rename=None, skip: tuple[str, ...] = NEVER_USED
-                          ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Copy every used official parameter (all but the names starting with ``skip``) into ours, named by
-    ``rename`` (default: the world models' ``our_name``); every one of ours must be filled exactly once.
-    Returns the (official, ours) parameter pairs."""
-    rename = rename or our_name
-    mine, pairs = dict(ours.named_parameters()), []
-    for name, param in official.named_parameters():
-        if name.startswith(skip):
-            continue
-        target = mine.pop(rename(name), None)
-        if target is None or target.shape != param.shape:
-            raise SystemExit(f"official parameter {name} {tuple(param.shape)} has no counterpart of that shape here")
-        with torch.no_grad():
-            target.copy_(param)
-        pairs.append((param, target))
-    if mine:
-        raise SystemExit(f"parameters of ours without an official counterpart: {sorted(mine)}")
-    return pairs
-
-
 @contextmanager
 def deterministic_sampling():
-    """Most likely class for every categorical draw (the official ``OneHotCategorical`` samples through
-    ``torch.multinomial``; ours through ``sample_index``), likelier value for every Bernoulli draw."""
-    samplers = (networks, acting, behaviour)  # every module that draws through sample_index
-    saved = torch.multinomial, torch.bernoulli, [module.sample_index for module in samplers]
+    """Every draw takes its most likely value on both sides: ours through the one switch the algorithms read
+    (``algorithms.sampling.deterministic``: likeliest class, likelier Bernoulli outcome, PPO minibatches in
+    sample order); the official code's, which cannot be told, by standing in for the three functions it draws
+    with (``torch.multinomial`` in its ``OneHotCategorical``, ``torch.bernoulli``, ``np.random.permutation``)
+    while the block runs. Call it with the replays' ``sample`` already pinned to a batch."""
+    saved = torch.multinomial, torch.bernoulli, np.random.permutation
     torch.multinomial = lambda probs, n, replacement=False, **_: probs.argmax(-1, keepdim=True).expand(
         *probs.shape[:-1], n)
     torch.bernoulli = lambda probs, *_, **__: (probs > 0.5).to(probs.dtype)
-    for module in samplers:
-        module.sample_index = lambda probs: probs.argmax(-1)
+    np.random.permutation = lambda n: np.arange(n)
     try:
-        yield
+        with sampling.deterministic():
+            yield
     finally:
-        torch.multinomial, torch.bernoulli, originals = saved
-        for module, original in zip(samplers, originals):
-            module.sample_index = original
+        torch.multinomial, torch.bernoulli, np.random.permutation = saved
 
 
 def random_batch(spec, steps: int, batch: int, seed: int = 1):
@@ -206,19 +188,6 @@ def compare_acting(off, ours, spec, algorithm: str, steps: int) -> dict[str, flo
     return worst
 
 
-@contextmanager
-def identity_permutations():
-    """PPO minibatches in sample order on both sides (the official ``np.random.permutation``, our ``torch.rand``
-    argsort); call it with the replays' ``sample`` already pinned to a batch."""
-    saved = np.random.permutation, torch.rand
-    np.random.permutation = lambda n: np.arange(n)
-    torch.rand = lambda *size, **kwargs: torch.arange(float(size[0]), **kwargs)
-    try:
-        yield
-    finally:
-        np.random.permutation, torch.rand = saved
-
-
 def without_dropout(*modules: torch.nn.Module) -> None:
     """Dropout probabilities set to 0, so that training mode (the world model's steps) is deterministic."""
     for module in (m for root in modules for m in root.modules()):
@@ -246,7 +215,7 @@ def compare_update(checkout: Path, algorithm: str, task: str, steps: int, batch:
     if not smac:
         theirs["av_action"] = None
     ours.replay.sample = lambda size: mine
-    with deterministic_sampling(), identity_permutations():
+    with deterministic_sampling():
         for _ in range(model_epochs):
             off.train_model(theirs)
         for _ in range(epochs):
@@ -385,14 +354,6 @@ def sample_from(replay, start: int, starts: int) -> dict[str, torch.Tensor]:
         torch.rand = saved
 
 
-def relative(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float((a - b).detach().abs().max() / b.detach().abs().max().clamp(min=1e-12))
-
-
-def gradient_difference(pairs) -> float:
-    return max(relative(mine.grad, theirs.grad) for theirs, mine in pairs if theirs.grad is not None)
-
-
 def task_spec(task: str):
     env = envs.make(task, num_envs=1)
     env.close()
@@ -408,9 +369,9 @@ def paired_learners(checkout: Path, algorithm: str, task: str, dtype: torch.dtyp
     spec = task_spec(task)
     off = official_learner(checkout, algorithm, spec, "cpu", {})
     ours = make_algorithm(algorithm, spec, make_config(algorithm, spec, "paper", overrides))
-    pairs = {name: copy_official_weights(getattr(off, name), getattr(ours, name)) for name in ("model", "actor", "critic")}
+    pairs = {name: copy_weights(getattr(off, name), getattr(ours, name)) for name in ("model", "actor", "critic")}
     if spec.family != "smac":  # Flatland bootstraps imagination with a target critic (the official ``old_critic``)
-        copy_official_weights(off.old_critic, ours.behaviour.target_critic)
+        copy_weights(off.old_critic, ours.behaviour.target_critic)
     return spec, off, ours, pairs
 
 
@@ -485,12 +446,16 @@ def main(argv=None) -> int:
                    help="the same after a full update: Adam divides by sqrt(v) + 1e-8, which multiplies rounding in "
                         "a gradient element near 0 by up to 1 / (4 x 1e-8)")
     args = p.parse_args(argv)
-    result = compare(args.official, args.algorithm, args.task, args.steps, args.batch)
-    result.update(compare_update(args.official, args.algorithm, args.task, args.update_steps, args.update_batch))
     smac = args.task.startswith("smac/")
-    if smac:
-        collection, summary = compare_collection(args.official, args.algorithm, args.task, args.episodes)
-        result.update(collection)
+    try:
+        result = compare(args.official, args.algorithm, args.task, args.steps, args.batch)
+        result.update(compare_update(args.official, args.algorithm, args.task, args.update_steps, args.update_batch))
+        if smac:
+            collection, summary = compare_collection(args.official, args.algorithm, args.task, args.episodes)
+            result.update(collection)
+    except CheckError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     print(f"{args.algorithm} vs official ({args.official}), {args.task}, relative differences (learner and acting "
           "in float64):")
     failed = []

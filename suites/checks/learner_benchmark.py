@@ -4,10 +4,10 @@ One learner update at the ``paper`` preset is what the official code runs after 
 world-model steps, then 4 x (imagination of 720 starts x 15 steps + 5 PPO epochs). The replay is filled
 with random data of the task's dimensions (speed does not depend on the values).
 
-    python scripts/learner_benchmark.py --task smac/3s5z_vs_3s6z --algorithms mabl mamba --device cuda
-    python scripts/learner_benchmark.py --counts     # parameter counts per Super Hard map (markdown)
-    python scripts/learner_benchmark.py --model-epochs 6 --epochs 1   # a cheaper estimate on a slow CPU
-    python scripts/learner_benchmark.py --task smac/3m --preset small --repeats 5   # what CPU runs train
+    python -m suites.checks.learner_benchmark --task smac/3s5z_vs_3s6z --algorithms mabl mamba --device cuda
+    python -m suites.checks.learner_benchmark --counts     # parameter counts per Super Hard map (markdown)
+    python -m suites.checks.learner_benchmark --model-epochs 6 --epochs 1   # a cheaper estimate on a slow CPU
+    python -m suites.checks.learner_benchmark --task smac/3m --preset small --repeats 5   # what CPU runs train
 """
 from __future__ import annotations
 
@@ -15,17 +15,15 @@ import argparse
 import gc
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import envs  # noqa: E402
-from algorithms import make_algorithm, make_config  # noqa: E402
-from algorithms.cuda_graphs import prefer_expandable_segments  # noqa: E402
-from algorithms.world_model.agent import matmul_precision  # noqa: E402
-from algorithms.world_model.networks import count_parameters  # noqa: E402
-from envs.smac.maps import SUPER_HARD  # noqa: E402
+import envs
+from algorithms import make_algorithm, make_config
+from algorithms.cuda_graphs import prefer_expandable_segments
+from algorithms.world_model.agent import matmul_precision
+from algorithms.world_model.networks import count_parameters
+from envs.smac.maps import SUPER_HARD
 
 WORLD_MODELS = ("mabl", "mabl_single_level", "mamba")
 

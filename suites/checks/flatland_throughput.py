@@ -1,6 +1,6 @@
 """Flatland batching overhead: our batched env (1 and 2 workers) against raw flatland-rl on the same episodes.
 
-    python scripts/flatland_throughput.py [--tasks 5_agents 10_agents] [--envs 8] [--steps 200] [--repeats 3]
+    python -m suites.checks.flatland_throughput [--tasks 5_agents 10_agents] [--envs 8] [--steps 200] [--repeats 3]
 
 "Raw" replays, in one process, the exact flatland actions our environment sent (recorded in a first
 pass) on ``RailEnv``s with the same seeds and flatland's own ``TreeObsForRailEnv`` of the same depth
@@ -19,18 +19,15 @@ import gc
 import os
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from flatland.envs.observations import TreeObsForRailEnv
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from flatland.envs.observations import TreeObsForRailEnv  # noqa: E402
-
-from envs.flatland.batched import FlatlandEnv  # noqa: E402
-from envs.flatland.rail import RailTask  # noqa: E402
-from envs.flatland.tasks import build_episode, child_seed, get_task  # noqa: E402
-from envs.flatland.tree import TreeObservation  # noqa: E402
+from envs.flatland.batched import FlatlandEnv
+from envs.flatland.rail import RailTask
+from envs.flatland.tasks import build_episode, child_seed, get_task
+from envs.flatland.tree import TreeObservation
 
 TREES = {"flatland": TreeObsForRailEnv, "ours": TreeObservation}
 
@@ -151,9 +148,9 @@ def main() -> None:
         best = dict.fromkeys(modes, 0.0)
         for _ in range(args.repeats):  # interleaved: this machine's speed drifts by +-20% over minutes
             for mode in modes:
-                out = subprocess.run([sys.executable, __file__, "--measure", mode, "--tasks", task, "--envs",
-                                      str(args.envs), "--steps", str(args.steps), "--depth", str(args.depth)]
-                                     + ([] if args.build_ahead else ["--no-build-ahead"]),
+                out = subprocess.run([sys.executable, "-m", "suites.checks.flatland_throughput", "--measure", mode,
+                                      "--tasks", task, "--envs", str(args.envs), "--steps", str(args.steps),
+                                      "--depth", str(args.depth)] + ([] if args.build_ahead else ["--no-build-ahead"]),
                                      capture_output=True, text=True, check=True)
                 best[mode] = max(best[mode], json.loads(out.stdout.strip().splitlines()[-1]))
         print(f"flatland/{task}: raw flatland-rl {best['raw-flatland-1']:.0f} steps/s on 1 core, "

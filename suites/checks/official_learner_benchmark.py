@@ -9,9 +9,9 @@ needed (no StarCraft II, flatland or wandb: ``wandb`` is replaced by a silent st
 ``configs`` package is entered without its ``__init__``, which imports the vendored flatland 2.2.2).
 
     git clone https://github.com/jbr-ai-labs/mamba /tmp/mamba
-    python scripts/official_learner_benchmark.py --official /tmp/mamba --algorithm mamba --device cuda
+    python -m suites.checks.official_learner_benchmark --official /tmp/mamba --algorithm mamba --device cuda
     git clone https://github.com/aravindvenu7/MABL /tmp/MABL
-    python scripts/official_learner_benchmark.py --official /tmp/MABL/mabl --algorithm mabl --device cuda
+    python -m suites.checks.official_learner_benchmark --official /tmp/MABL/mabl --algorithm mabl --device cuda
 
 Configurations (SMAC): MAMBA's ``configs/dreamer/optimal/starcraft/LearnerConfig.py`` and MABL's
 ``configs/dreamer/DreamerLearnerConfig.py`` (what MABL's ``train.py`` uses), with the task's sizes set as
@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from scripts.learner_benchmark import smac_spec, sync  # noqa: E402
+from suites.checks.kit import CheckError
+from suites.checks.learner_benchmark import smac_spec, sync
 
 CONFIG_MODULE = {("mamba", "smac"): "configs.dreamer.optimal.starcraft.LearnerConfig",
                  ("mabl", "smac"): "configs.dreamer.DreamerLearnerConfig",
@@ -55,10 +55,10 @@ def silent_wandb() -> types.ModuleType:
 def official_learner(checkout: Path, algorithm: str, spec, device: str, overrides: dict):
     key = (algorithm, spec.family)
     if key not in CONFIG_MODULE:
-        raise SystemExit(f"no official {algorithm} learner configuration for {spec.family}; "
+        raise CheckError(f"no official {algorithm} learner configuration for {spec.family}; "
                          f"there are: {', '.join(f'{a} on {f}' for a, f in CONFIG_MODULE)}")
     if not (checkout / "agent" / "learners" / "DreamerLearner.py").is_file():
-        raise SystemExit(f"{checkout} is not an official {algorithm} checkout: agent/learners/DreamerLearner.py is "
+        raise CheckError(f"{checkout} is not an official {algorithm} checkout: agent/learners/DreamerLearner.py is "
                          f"missing (for MABL pass the repository's mabl/ folder)")
     sys.path.insert(0, str(checkout))
     sys.modules.setdefault("wandb", silent_wandb())
@@ -129,7 +129,11 @@ def main(argv=None) -> int:
     spec = smac_spec(args.task.split("/", 1)[1])
     torch.manual_seed(0)
     np.random.seed(0)  # the official memory samples with the global numpy generator
-    learner = official_learner(args.official.resolve(), args.algorithm, spec, args.device, overrides)
+    try:
+        learner = official_learner(args.official.resolve(), args.algorithm, spec, args.device, overrides)
+    except CheckError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     fill_replay(learner, args.algorithm, spec, 5_000)
     result = time_update(learner, args.device, args.repeats)
     print(f"official {args.algorithm} on {args.task} ({args.device}, torch {torch.__version__}, "

@@ -1,6 +1,6 @@
 """How our SMAC simulator's battles compare with other SMAC re-implementations, under scripted play.
 
-    python scripts/fidelity.py [--maps 3m corridor ...] [--policies attack_nearest focus_fire]
+    python -m suites.checks.fidelity [--maps 3m corridor ...] [--policies attack_nearest focus_fire]
                                [--episodes 256] [--reference-episodes 32]
                                [--smaclite PYTHON] [--smax PYTHON] [--markdown FILE]
 
@@ -25,15 +25,13 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from algorithms import make_algorithm, make_config
+from algorithms.scripted.policies import POLICIES
+from envs.smac.maps import MAPS, get_map
+from envs.smac.simulator import SmacSimulator
+from envs.smac.tactical_view import ObservationDecoder, TacticalView
 
-from algorithms import make_algorithm, make_config  # noqa: E402
-from algorithms.scripted.policies import POLICIES  # noqa: E402
-from envs.smac.maps import MAPS, get_map  # noqa: E402
-from envs.smac.simulator import SmacSimulator  # noqa: E402
-from envs.smac.tactical_view import ObservationDecoder, TacticalView  # noqa: E402
-
-WORKER = Path(__file__).with_name("fidelity_reference.py")
+WORKER = Path(__file__).resolve().parents[2] / "scripts" / "fidelity_reference.py"
 # Maps each reference ships (smaclite/env/maps/smaclite_maps; jaxmarl smax_env.py MAP_NAME_TO_SCENARIO).
 REFERENCE_MAPS = {
     "smaclite": {"10m_vs_11m", "27m_vs_30m", "2s3z", "2s_vs_1sc", "3s5z", "3s5z_vs_3s6z", "3s_vs_5z", "corridor",

@@ -1,6 +1,6 @@
 """Print SMAC simulator and MAPPO training throughput (environment steps per second).
 
-    python scripts/throughput.py [--device cpu|cuda] [--envs 512 ...] [--maps 3s5z_vs_3s6z 27m_vs_30m]
+    python -m suites.checks.throughput [--device cpu|cuda] [--envs 512 ...] [--maps 3s5z_vs_3s6z 27m_vs_30m]
                                  [--modes eager compiled] [--repeats 5] [--no-mappo] [--smax PYTHON]
 
 ``--smax`` also times JaxMARL's SMAX (jaxmarl 0.2.0, in a side environment whose python is given; see
@@ -15,14 +15,12 @@ from __future__ import annotations
 import argparse
 import pickle
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from envs.smac.simulator import SmacSimulator  # noqa: E402
+from envs.smac.simulator import SmacSimulator
 
 
 def simulator_rate(name: str, num_envs: int, device: str, checked: bool, compile: bool, repeats: int,
@@ -69,7 +67,7 @@ def mappo_rate(device: str, steps: int = 2048) -> float:
 
 
 def smax_rate(python: str, name: str, num_envs: int) -> float:
-    worker = Path(__file__).with_name("fidelity_reference.py")
+    worker = Path(__file__).resolve().parents[2] / "scripts" / "fidelity_reference.py"
     out = subprocess.run([python, str(worker), "--reference", "smax", "--map", name, "--throughput", str(num_envs)],
                          stdout=subprocess.PIPE, check=True).stdout
     return pickle.loads(out)[1]

@@ -1,7 +1,7 @@
 """Check our MAPPO number for number against marlbenchmark/on-policy, from a checkout you provide.
 
     git clone https://github.com/marlbenchmark/on-policy /tmp/on-policy
-    python scripts/official_mappo_parity.py --official /tmp/on-policy --task smac/3s5z_vs_3s6z
+    python -m suites.checks.official_mappo_parity --official /tmp/on-policy --task smac/3s5z_vs_3s6z
 
 Builds the official ``R_MAPPOPolicy`` (R_Actor, R_Critic) and ``R_MAPPO`` trainer with the ``paper`` settings
 of the task (``train_smac_<map>.sh``), copies every official parameter into ours by name, and collects one
@@ -32,13 +32,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import envs  # noqa: E402
-from algorithms import make_algorithm, make_config  # noqa: E402
-from algorithms.mappo.losses import masked_mean  # noqa: E402
-from algorithms.mappo.networks import action_distribution  # noqa: E402
-from scripts.official_parity import copy_official_weights, gradient_difference  # noqa: E402
-from scripts.official_parity import relative as relative_tensors  # noqa: E402
+import envs
+from algorithms import make_algorithm, make_config
+from algorithms.mappo.losses import masked_mean
+from algorithms.mappo.networks import action_distribution
+from suites.checks.kit import copy_official_weights, gradient_difference
+from suites.checks.kit import relative as relative_tensors
 
 # official parameter name prefix -> ours
 NAMES = (("base.mlp.fc1.", "base.mlp.0."), ("rnn.rnn.weight_ih_l0", "rnn.cell.weight_ih"),

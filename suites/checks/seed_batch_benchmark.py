@@ -1,6 +1,6 @@
 """K seed members in one process against the same K runs one after the other, on one device, same steps.
 
-    python scripts/seed_batch_benchmark.py --task smac/3s5z_vs_3s6z --algorithm mamba --preset small --members 1 2 5
+    python -m suites.checks.seed_batch_benchmark --task smac/3s5z_vs_3s6z --algorithm mamba --preset small --members 1 2 5
 
 Prints a markdown table (docs/performance.md keeps the measured ones): wall time of the K solo runs and of
 the group, and their phases summed over the runs from the records' ``time/*_seconds`` (acting plus the

@@ -1,7 +1,7 @@
 """How torch's CPU threads fare beside other work: each workload in a fresh process, per thread setting,
 on an idle machine and beside processes that keep every core busy.
 
-    python scripts/thread_contention.py [--seconds 8] [--threads 1 2] [--wait-policies default passive]
+    python -m suites.checks.thread_contention [--seconds 8] [--threads 1 2] [--wait-policies default passive]
 
 Workloads: the SMAC simulator alone (3s5z_vs_3s6z, 512 environments, eager), MAPPO `tiny` training on
 smac/3m and MAMBA `tiny` training on smac/3m (acting, stepping and learning as a run does, without
