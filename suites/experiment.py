@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 
 from suites import threads
+from suites.lease import STALE_SECONDS, Heartbeat, HeldElsewhere, RunLease
 from suites.metrics import MetricLog, tensorboard_writer, wandb_run
 from suites.provenance import git, versions
-from suites.records import algorithm_label, mark_interrupted
+from suites.records import DONE, algorithm_label, completed_summary, mark_interrupted, run_status
 from suites.spec import RunSpec
 from suites.training import MemberIO, train_members
 
@@ -118,18 +119,47 @@ class RunRecord:
 
 def execute_group(specs: list[RunSpec], results_dir: Path, progress=None) -> list[dict | BaseException]:
     """Train ``specs`` (seed members of one task, algorithm and config) in this process, each resuming from its
-    checkpoint; per member its summary or the error that stopped it. Ctrl-C marks every unfinished member
-    INTERRUPTED and propagates; an error of the whole group marks them FAILED and propagates."""
+    checkpoint; per member its summary or the error that stopped it (:class:`HeldElsewhere` for a run another
+    process is training: it is left alone). Ctrl-C marks every unfinished member INTERRUPTED and propagates; an
+    error of the whole group marks them FAILED and propagates."""
+    leases, elsewhere = {}, {}
+    for spec in specs:  # before any record is made: a run held elsewhere gets no attempt of ours
+        run_dir = results_dir / "runs" / spec.run_id
+        lease = RunLease(run_dir)
+        holder = lease.acquire()
+        if holder is not None:
+            elsewhere[spec.run_id] = HeldElsewhere(f"being trained by {holder}; left alone")
+        elif run_status(run_dir) == DONE:  # finished by another process since this one made its plan
+            lease.release()
+            elsewhere[spec.run_id] = completed_summary(run_dir)
+        else:
+            leases[spec.run_id] = lease
+    mine = [s for s in specs if s.run_id in leases]
+    try:
+        trained = dict(zip((s.run_id for s in mine), _train(mine, results_dir, progress, list(leases.values())))) \
+            if mine else {}
+    finally:
+        for lease in leases.values():
+            lease.release()
+    return [elsewhere[s.run_id] if s.run_id in elsewhere else trained[s.run_id] for s in specs]
+
+
+def _train(specs: list[RunSpec], results_dir: Path, progress, leases: list[RunLease]) -> list[dict | BaseException]:
     group = tuple(s.seed for s in specs) if len(specs) > 1 else ()
     thread_settings = threads.apply(specs[0].threads)
     records = [RunRecord(spec, results_dir, group, thread_settings) for spec in specs]
     ios = [MemberIO(spec, r.record_dir, r.log, progress, on_failure=r.failed, say=r.say)
            for spec, r in zip(specs, records)]
+    heartbeat = Heartbeat(leases)
     try:
-        results = train_members(ios, records[0].algo_config)
+        with heartbeat:
+            results = train_members(ios, records[0].algo_config)
     except KeyboardInterrupt:
         for r in records:
             r.interrupted()
+        if heartbeat.lost:
+            print(f"stopped: another process took over {', '.join(str(lease.path.parent) for lease in heartbeat.lost)} "
+                  f"(this one's heartbeat had stalled for {STALE_SECONDS:.0f} s)", file=sys.stderr)
         raise
     except BaseException:
         err = sys.exc_info()[1]

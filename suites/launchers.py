@@ -28,10 +28,11 @@ from pathlib import Path
 
 from envs.errors import UsageError
 from suites import progress
+from suites.lease import HeldElsewhere, live_holder
 from suites.records import attempts
 from suites.spec import RunSpec
 
-COMPLETED, FAILED = "COMPLETED", "FAILED"
+COMPLETED, FAILED, HELD = "COMPLETED", "FAILED", "HELD"  # HELD: another process is training the run
 LAUNCHERS = ("local", "ray", "submitit")
 CLUSTERS = ("slurm", "local")  # submitit's executors
 RAY_HINT = "Ray is not installed: pip install -e '.[ray]' (every node of a cluster needs it and this package)."
@@ -55,8 +56,8 @@ def runs_of(groups: list[Group]) -> list[RunSpec]:
 @dataclass(frozen=True)
 class Outcome:
     run_id: str
-    status: str  # COMPLETED or FAILED
-    detail: str  # absolute metric, or why it failed
+    status: str  # COMPLETED, FAILED or HELD
+    detail: str  # absolute metric, why it failed, or who holds it
 
 
 def completed(spec: RunSpec, absolute: dict) -> Outcome:
@@ -64,6 +65,8 @@ def completed(spec: RunSpec, absolute: dict) -> Outcome:
 
 
 def failed(spec: RunSpec, err: BaseException) -> Outcome:
+    if isinstance(err, HeldElsewhere):
+        return Outcome(spec.run_id, HELD, str(err))
     return Outcome(spec.run_id, FAILED, f"{type(err).__name__}: {err}")
 
 
@@ -142,6 +145,9 @@ def spread_devices(groups: list[Group], gpu_count: int) -> list[Group]:
 
 
 def _outcome_from_record(spec: RunSpec, results: Path, returncode: int, log: Path) -> Outcome:
+    holder = live_holder(results / "runs" / spec.run_id)  # the worker has exited: a live holder is another process
+    if holder is not None:
+        return Outcome(spec.run_id, HELD, f"being trained by {holder}; left alone")
     runs = attempts(results / "runs" / spec.run_id)
     last = runs[-1][1] if runs else {}
     if last.get("status") == COMPLETED:  # a group's process exits 1 when any member failed

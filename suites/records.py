@@ -74,6 +74,18 @@ def recorded_settings(record_dir: Path) -> dict | None:
     return {"preset": config.get("preset"), **config.get("algorithm_config", {})}
 
 
+def completed_summary(record_dir: Path) -> dict:
+    """What a completed attempt reported: its steps and absolute metric (empty where unreadable)."""
+    for number, run in reversed(attempts(record_dir)):
+        if run.get("status") == "COMPLETED":
+            try:
+                return {"steps": run.get("result", {}).get("steps"),
+                        "absolute": json.loads((record_dir / str(number) / "info.json").read_text())["absolute"]}
+            except (OSError, ValueError, KeyError, AttributeError):
+                return {"steps": None, "absolute": {}}
+    return {"steps": None, "absolute": {}}
+
+
 def run_status(record_dir: Path) -> str:
     runs = attempts(record_dir)
     if any(r.get("status") == "COMPLETED" for _, r in runs):

@@ -1,6 +1,7 @@
 """``python -m suites.run SUITE [options]``: run a suite, resuming where it stopped.
 
-Exit codes: 0 every run completed, 1 some run failed (the others still ran), 2 bad usage.
+Exit codes: 0 every run completed (or is being trained by another process, which this command leaves alone),
+1 some run failed (the others still ran), 2 bad usage.
 """
 from __future__ import annotations
 
@@ -99,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     print("\nrun".ljust(width + 1), "status           absolute metric / reason")
     for run_id, status, detail in summary:
         print(run_id.ljust(width), f"{status:16s}", detail)
+    held = [r for r, st, _ in summary if st == launchers.HELD]
+    if held:
+        print(f"\n{len(held)} run(s) are being trained by another process (left alone): rerun this command when it "
+              "has finished to see them done")
     failed = [r for r, st, _ in summary if st == "FAILED"]
     if failed:
         print(f"\n{len(failed)} run(s) failed: " + ", ".join(failed), file=sys.stderr)

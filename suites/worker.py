@@ -1,7 +1,8 @@
 """``python -m suites.worker RESULTS GROUP_JSON``: one group of seed members (a list of run specs; one run
 alone is a group of one) in its own process, the local launcher's unit.
 
-Exit code 0 when every run of the group completed, 1 when one failed (its Sacred record says why)."""
+Exit code 0 when every run of the group completed (or is being trained by another process), 1 when one
+failed (its Sacred record says why)."""
 from __future__ import annotations
 
 import json
@@ -14,6 +15,7 @@ def main(argv: list[str]) -> int:
 
     from suites.experiment import execute_group
     from suites.launchers import group_label
+    from suites.lease import HeldElsewhere
     from suites.spec import RunSpec
 
     results = Path(argv[0])
@@ -30,11 +32,14 @@ def main(argv: list[str]) -> int:
     finally:
         bar.close()
     for spec, summary in zip(group, summaries):
-        if isinstance(summary, BaseException):
+        if isinstance(summary, HeldElsewhere):
+            print(f"run {spec.run_id} skipped: {summary}")
+        elif isinstance(summary, BaseException):
             print(f"run {spec.run_id} failed: {type(summary).__name__}: {summary}", file=sys.stderr)
         else:
             print(f"run {spec.run_id} completed: {summary['absolute']}")
-    return int(any(isinstance(summary, BaseException) for summary in summaries))
+    return int(any(isinstance(summary, BaseException) and not isinstance(summary, HeldElsewhere)
+                   for summary in summaries))
 
 
 if __name__ == "__main__":

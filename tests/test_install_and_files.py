@@ -75,7 +75,7 @@ def test_a_flag_with_an_optional_value_in_a_suite_file_does_not_swallow_the_file
     ('name = "x"\ntasks = ["smac/3m"]\n', "give either budgets"),
     ('name = "x"\ntasks = ["smac/3m"]\nbudgets = { a = [10, 5] }\ndefault_budget = "b"\n',
      "default_budget 'b' is not one of its budgets (a)"),
-    ('name = "x"\ntasks = ["smac/3m"]\nsteps = 100\njobs = 0\n', "--jobs must be >= 1, got 0"),
+    ('name = "x"\ntasks = ["smac/3m"]\nsteps = 100\njobs = 0\n', "bad.toml: jobs must be an integer >= 1, got 0"),
     ('name = "x"\ntasks = ["smac/3m"]\nsteps = 100\nset = ["mappo.lr=fast"]\n', "mappo.lr must be a number, got 'fast'"),
     ('name = "x"\ntasks = ["smac/3m"\n', "is not valid TOML"),
 ])

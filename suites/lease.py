@@ -1,0 +1,138 @@
+"""One writer per run: while a process trains a run, the run's directory holds ``lease.json`` naming it (host,
+pid, since), and the process touches the file every ``HEARTBEAT_SECONDS``. Another launcher on the same
+results folder (a command started twice, a rerun while an array still runs, a second terminal) finds the
+lease live and skips the run, saying who holds it.
+
+A lease is stale, and taken over, when its holder is a process of this host that no longer exists (at once), or
+when its heartbeat is older than ``STALE_SECONDS`` (a kill -9 elsewhere, a dead node: after 10 minutes). The
+lease is created with an atomic hard link of a complete file, and a stale one is moved aside by one atomic
+rename that only one contender can win, so two processes never both hold it. A holder whose lease was taken
+over (its heartbeat stalled for 10 minutes) stops as if interrupted, so it never writes beside the new holder.
+"""
+from __future__ import annotations
+
+import _thread
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+LEASE = "lease.json"
+HEARTBEAT_SECONDS = 30.0
+STALE_SECONDS = 600.0
+
+
+class HeldElsewhere(RuntimeError):
+    """Another process holds the run's lease: it is training the run now."""
+
+
+@dataclass(frozen=True)
+class Holder:
+    host: str
+    pid: int
+    since: float
+    token: str
+
+    def __str__(self) -> str:
+        return f"process {self.pid} on {self.host} (since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(self.since))})"
+
+
+def _read(path: Path) -> tuple[Holder, float] | None:
+    """The lease's holder and the time of its last heartbeat, or None when there is no (readable) lease."""
+    try:
+        heartbeat = path.stat().st_mtime
+        return Holder(**json.loads(path.read_text())), heartbeat
+    except (FileNotFoundError, ValueError, TypeError):
+        return None
+
+
+def _alive(holder: Holder, heartbeat: float) -> bool:
+    if holder.host == socket.gethostname():
+        try:
+            os.kill(holder.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:  # exists, another user's
+            pass
+    return time.time() - heartbeat < STALE_SECONDS
+
+
+def live_holder(run_dir: Path) -> Holder | None:
+    """Who is training the run in ``run_dir`` now, if anyone."""
+    found = _read(run_dir / LEASE)
+    return found[0] if found is not None and _alive(*found) else None
+
+
+class RunLease:
+    """The lease of one run directory, for this process."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / LEASE
+        self.holder = Holder(socket.gethostname(), os.getpid(), time.time(), uuid.uuid4().hex)
+
+    def acquire(self) -> Holder | None:
+        """Take the lease; None when taken, else the live holder (another process)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        draft = self.path.with_name(f".lease.{self.holder.token}")
+        draft.write_text(json.dumps(self.holder.__dict__))
+        try:
+            for _ in range(5):
+                try:
+                    os.link(draft, self.path)  # atomic, and fails if a lease exists
+                    return None
+                except FileExistsError:
+                    found = _read(self.path)
+                    if found is not None and _alive(*found):
+                        return found[0]
+                    try:  # stale (or half-gone): move it aside; one contender wins, the others retry
+                        os.rename(self.path, self.path.with_name(f".stale.{self.holder.token}"))
+                        os.unlink(self.path.with_name(f".stale.{self.holder.token}"))
+                    except FileNotFoundError:
+                        pass
+            found = _read(self.path)
+            return found[0] if found else self.holder  # contended five times over: treat as held
+        finally:
+            draft.unlink(missing_ok=True)
+
+    def held(self) -> bool:
+        """Still ours; and touch it (the heartbeat)."""
+        found = _read(self.path)
+        if found is None or found[0].token != self.holder.token:
+            return False
+        os.utime(self.path)
+        return True
+
+    def release(self) -> None:
+        found = _read(self.path)
+        if found is not None and found[0].token == self.holder.token:
+            self.path.unlink(missing_ok=True)
+
+
+class Heartbeat:
+    """Touches ``leases`` every ``HEARTBEAT_SECONDS`` from a daemon thread while the block runs; a lease found
+    taken over interrupts the main thread (the runs stop as interrupted, writing nothing more)."""
+
+    def __init__(self, leases: list[RunLease], every: float = HEARTBEAT_SECONDS):
+        self.leases, self.every = leases, every
+        self._stop = threading.Event()
+        self.lost: list[RunLease] = []
+
+    def __enter__(self) -> Heartbeat:
+        self._thread = threading.Thread(target=self._beat, daemon=True, name="lease-heartbeat")
+        self._thread.start()
+        return self
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.every):
+            self.lost = [lease for lease in self.leases if not lease.held()]
+            if self.lost:
+                _thread.interrupt_main()
+                return
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()

@@ -1,0 +1,101 @@
+"""One writer per run (``suites/lease.py``): a run another process is training is left alone, a stale lease is
+taken over, and two launchers on one results folder train every run exactly once."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from suites.lease import LEASE, STALE_SECONDS, Heartbeat, RunLease, live_holder
+from suites.records import DONE, attempts, run_status
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _plant(run_dir: Path, host: str, pid: int, age: float = 0.0) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = run_dir / LEASE
+    path.write_text(json.dumps({"host": host, "pid": pid, "since": time.time() - age, "token": "theirs"}))
+    os.utime(path, (time.time() - age, time.time() - age))
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_live_lease_is_respected_and_names_its_holder(tmp_path):
+    _plant(tmp_path, "node7", 4242)
+    holder = RunLease(tmp_path).acquire()
+    assert holder is not None and (holder.host, holder.pid) == ("node7", 4242)
+    assert "process 4242 on node7" in str(holder)
+    assert json.loads((tmp_path / LEASE).read_text())["token"] == "theirs"  # untouched
+
+
+@pytest.mark.parametrize("case", ["dead process on this host", "no heartbeat from another host"])
+def test_a_stale_lease_is_taken_over(tmp_path, case):
+    if case == "dead process on this host":
+        _plant(tmp_path, socket.gethostname(), _dead_pid())  # a kill -9: taken over at once
+    else:
+        _plant(tmp_path, "node7", 4242, age=STALE_SECONDS + 5)  # a dead node: after the timeout
+    mine = RunLease(tmp_path)
+    assert mine.acquire() is None
+    assert live_holder(tmp_path).token == mine.holder.token and mine.held()
+    mine.release()
+    assert not (tmp_path / LEASE).exists() and live_holder(tmp_path) is None
+
+
+def test_only_the_holder_releases_and_a_second_process_here_is_refused(tmp_path):
+    first, second = RunLease(tmp_path), RunLease(tmp_path)
+    assert first.acquire() is None
+    assert second.acquire().token == first.holder.token  # same host, live pid: held
+    second.release()
+    assert (tmp_path / LEASE).exists()
+    first.release()
+    assert not (tmp_path / LEASE).exists()
+
+
+def test_a_holder_whose_lease_was_taken_over_stops(tmp_path):
+    mine = RunLease(tmp_path)
+    assert mine.acquire() is None
+    with pytest.raises(KeyboardInterrupt):
+        with Heartbeat([mine], every=0.05) as heartbeat:
+            _plant(tmp_path, "node7", 4242)  # another process took it over
+            time.sleep(5)
+    assert heartbeat.lost == [mine]
+
+
+def test_the_heartbeat_keeps_a_lease_fresh(tmp_path, monkeypatch):
+    mine = RunLease(tmp_path)
+    assert mine.acquire() is None
+    os.utime(tmp_path / LEASE, (time.time() - 100, time.time() - 100))
+    with Heartbeat([mine], every=0.05):
+        time.sleep(0.5)
+    assert time.time() - (tmp_path / LEASE).stat().st_mtime < 5
+    mine.release()
+
+
+def test_two_launchers_on_one_results_folder_train_every_run_once(tmp_path):
+    """Started together, as a command typed twice: every run has one attempt, every run is done, and each
+    launcher says which runs it left to the other."""
+    argv = [sys.executable, "-m", "suites.run", "smoke", "--tasks", "smac/3m", "--algorithms", "mappo", "--seeds", "3",
+            "--steps", "256", "--eval-episodes", "2", "--backend", "sim", "--results", str(tmp_path)]
+    launchers = [subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+    outputs = [proc.communicate(timeout=600) for proc in launchers]
+    assert [proc.returncode for proc in launchers] == [0, 0], outputs
+    for seed in range(3):
+        run_dir = tmp_path / "runs" / f"smoke/smac_3m/mappo/seed_{seed}"
+        assert run_status(run_dir) == DONE
+        assert [number for number, _ in attempts(run_dir)] == [1], f"seed {seed} trained more than once"
+        assert not (run_dir / LEASE).exists()
+    for out, _ in outputs:  # each launcher accounts for every run: trained, found done, or left to the other
+        for seed in range(3):
+            summary = out[out.rindex("absolute metric / reason"):]
+            line = next(x for x in summary.splitlines() if x.startswith(f"smoke/smac_3m/mappo/seed_{seed} "))
+            assert line.split()[1] in ("COMPLETED", "HELD", "done"), line
