@@ -18,6 +18,7 @@ from suites.metrics import MetricLog, tensorboard_writer, wandb_run
 from suites.provenance import git, versions
 from suites.records import DONE, algorithm_label, completed_summary, mark_interrupted, run_status
 from suites.spec import RunSpec
+from suites.stopping import StopRequested, StopSignals
 from suites.training import MemberIO, train_members
 
 
@@ -101,7 +102,10 @@ class RunRecord:
     def failed(self, err: BaseException) -> None:
         self._end(lambda: self.run._emit_failed(type(err), err, err.__traceback__))
 
-    def interrupted(self) -> None:
+    def interrupted(self, steps: int | None = None, signal_name: str = "") -> None:
+        """INTERRUPTED; after a stop signal, with the step reached (checkpointed there) and the signal."""
+        if steps is not None:
+            self.run.info.update(interrupted_at_step=steps, interrupted_by=signal_name)
         self._end(lambda: self.run._emit_interrupted("INTERRUPTED"))
 
     def _end(self, emit) -> None:
@@ -150,10 +154,14 @@ def _train(specs: list[RunSpec], results_dir: Path, progress, leases: list[RunLe
     records = [RunRecord(spec, results_dir, group, thread_settings) for spec in specs]
     ios = [MemberIO(spec, r.record_dir, r.log, progress, on_failure=r.failed, say=r.say)
            for spec, r in zip(specs, records)]
-    heartbeat = Heartbeat(leases)
+    heartbeat, stop = Heartbeat(leases), StopSignals()
     try:
-        with heartbeat:
-            results = train_members(ios, records[0].algo_config)
+        with heartbeat, stop.active():
+            results = train_members(ios, records[0].algo_config, stop)
+    except StopRequested as err:
+        for r, steps in zip(records, err.steps):
+            r.interrupted(steps, err.signal_name)
+        raise
     except KeyboardInterrupt:
         for r in records:
             r.interrupted()

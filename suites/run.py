@@ -6,7 +6,9 @@ Exit codes: 0 every run completed (or is being trained by another process, which
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import torch
@@ -44,6 +46,10 @@ def read_command(argv: list[str]) -> tuple[Suite, RunOptions]:
     return suite, RunOptions.merged(from_file, given)
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 def launch(runs: list[RunSpec], options: RunOptions) -> list:
     """Run ``runs`` in groups of ``--seed-batch`` seeds with the chosen launcher; outcomes in group order."""
     groups = seed_groups(runs, options.seed_batch)
@@ -65,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     from algorithms.cuda_graphs import prefer_expandable_segments
 
     prefer_expandable_segments()  # before any CUDA allocation; launched workers inherit it
+    if threading.current_thread() is threading.main_thread():  # SIGTERM stops a driver as Ctrl-C does: its
+        signal.signal(signal.SIGTERM, _interrupt)                # launcher passes the stop on to its workers
     argv = sys.argv[1:] if argv is None else argv
     try:
         suite, options = read_command(argv)
@@ -91,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     todo = [s for s in runs if statuses[s.run_id] != DONE]
     try:
         outcomes = {o.run_id: (o.status, o.detail) for o in launch(todo, options)} if todo else {}
-    except KeyboardInterrupt:
-        print("\ninterrupted: rerun the same command to resume from the last checkpoint", file=sys.stderr)
+    except KeyboardInterrupt as err:
+        where = f" ({err})" if str(err) else ""
+        print(f"\ninterrupted{where}: rerun the same command to resume from the last checkpoint", file=sys.stderr)
         return 130
     summary = [(s.run_id, *outcomes[s.run_id]) if s.run_id in outcomes else (s.run_id, "done (skipped)", "")
                for s in runs]

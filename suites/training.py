@@ -27,8 +27,9 @@ from suites.evaluation import ABSOLUTE_FACTOR, EpisodeStats, evaluate, evaluatio
 from suites.metrics import MetricLog
 from suites.progress import RunProgress
 from suites.spec import RunSpec
+from suites.stopping import StopRequested, StopSignals
 
-CHECKPOINT_FORMAT = 2  # written into every checkpoint; another number is refused with a clear message
+CHECKPOINT_FORMAT = 3  # written into every checkpoint; another number is refused with a clear message
 
 
 class MemberGenerators:
@@ -131,7 +132,7 @@ class Member:
             env.load_member_state(member, ck["env"])
             self.step, self.memory, self.first = ck["step"], ck["memory"], ck["first"]
         self.steps, self.evals, self.best = ck["steps"], ck["evals"], ck["best"]
-        self.evaluated_at = self.saved_at = self.steps
+        self.evaluated_at, self.saved_at = ck["evaluated_at"], self.steps
         self.collected.load_state_dict(ck["collect"])
         self.generators.state = ck["rng"]
         self.log.replay(ck["log"])
@@ -139,7 +140,8 @@ class Member:
     def checkpoint(self, env, member: int) -> None:
         atomic_save({"format": CHECKPOINT_FORMAT, "algorithm": self.algo.state_dict(), "env": env.member_state(member),
                      "step": self.step, "memory": self.memory, "first": self.first, "steps": self.steps,
-                     "evals": self.evals, "best": self.best, "rng": self.generators.state,
+                     "evals": self.evals, "evaluated_at": self.evaluated_at, "best": self.best,
+                     "rng": self.generators.state,
                      "collect": self.collected.state_dict(), "log": list(self.log.history)}, self.ckpt_path)
         self.saved_at = self.steps
 
@@ -238,10 +240,12 @@ def idle_actions(step) -> torch.Tensor:
     return step.avail_actions.int().argmax(-1)
 
 
-def train_members(ios: list[MemberIO], config) -> list[dict | BaseException]:
+def train_members(ios: list[MemberIO], config, stop: StopSignals | None = None) -> list[dict | BaseException]:
     """Train a group of seed members (same task, algorithm, config and budget; one seed each) to their budgets,
     each resuming from its own checkpoint. Returns, per member, its summary or the error that stopped it.
-    An error outside every member's own work (the environments, a full disk) stops the group and propagates."""
+    An error outside every member's own work (the environments, a full disk) stops the group and propagates;
+    a stop signal (``stop``, ``suites/stopping.py``) checkpoints every member and raises StopRequested."""
+    stop = stop or StopSignals()
     spec = ios[0].spec
     num_envs = config.num_envs
     env = make_members(spec.task, [io.spec.seed for io in ios], num_envs=num_envs, device=spec.device,
@@ -260,6 +264,11 @@ def train_members(ios: list[MemberIO], config) -> list[dict | BaseException]:
     batched, batch = (), None
     try:
         while True:
+            if stop.requested:  # the safe point: every member checkpoints at the step it reached
+                for k, m in enumerate(members):
+                    if m.error is None:
+                        m.checkpoint(env, k)
+                raise StopRequested(stop.requested, [m.steps for m in members])
             for k, m in enumerate(members):
                 if m.unfinished and m.due():
                     _guarded(m, started, m.evaluate_and_checkpoint, env, k)

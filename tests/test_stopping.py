@@ -1,0 +1,72 @@
+"""Stopping on a signal (``suites/stopping.py``): a checkpoint at the next safe point, the record INTERRUPTED at
+the step reached, and a rerun that resumes it to the uninterrupted run's series, bit for bit."""
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from suites.records import DONE, attempts, run_status
+from tests.test_suites import _learning
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN = "smoke/smac_3m/mappo/seed_0"
+
+
+def _argv(results: Path) -> list[str]:
+    return [sys.executable, "-m", "suites.run", "smoke", "--tasks", "smac/3m", "--algorithms", "mappo", "--seeds", "1",
+            "--eval-episodes", "2", "--backend", "sim", "--results", str(results)]
+
+
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGUSR1"])
+def test_a_signal_checkpoints_the_run_where_it_is_and_a_rerun_resumes_it_exactly(tmp_path, name):
+    whole = subprocess.run(_argv(tmp_path / "whole"), cwd=ROOT, capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stderr
+    proc = subprocess.Popen(_argv(tmp_path / "cut"), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    for line in proc.stdout:  # past the second evaluation, so the signal lands between two checkpoints
+        if f"{RUN} step 1280:" in line:
+            proc.send_signal(getattr(signal, name))
+            break
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 130, err
+    assert f"interrupted ({name}: stopped at step(s)" in err and "checkpointed)" in err
+
+    run_dir = tmp_path / "cut" / "runs" / RUN
+    (number, record), = attempts(run_dir)
+    assert record["status"] == "INTERRUPTED"
+    info = json.loads((run_dir / str(number) / "info.json").read_text())
+    checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    assert info["interrupted_by"] == name and info["interrupted_at_step"] == checkpoint["steps"]
+    assert 1280 < checkpoint["steps"] < 5120 and checkpoint["evaluated_at"] == 1280  # not an evaluation's checkpoint
+
+    again = subprocess.run(_argv(tmp_path / "cut"), cwd=ROOT, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    assert run_status(run_dir) == DONE
+
+    def metrics(results):
+        last = max(n for n, _ in attempts(results / "runs" / RUN))
+        return _learning(json.loads((results / "runs" / RUN / str(last) / "metrics.json").read_text()))
+
+    assert metrics(tmp_path / "cut") == metrics(tmp_path / "whole")
+
+
+def test_a_checkpoint_of_another_format_is_refused_with_what_to_do(tmp_path):
+    from suites.experiment import execute
+    from suites.spec import RunSpec
+    from suites.training import CHECKPOINT_FORMAT
+    from tests.test_suites import TINY, InterruptedAt
+
+    spec = RunSpec(seed=0, **TINY)
+    with pytest.raises(KeyboardInterrupt):
+        execute(spec, tmp_path, progress=InterruptedAt(300))
+    path = tmp_path / "runs" / spec.run_id / "checkpoint.pt"
+    checkpoint = torch.load(path, weights_only=False)
+    torch.save({**checkpoint, "format": CHECKPOINT_FORMAT - 1}, path)
+    with pytest.raises(RuntimeError, match=f"has format {CHECKPOINT_FORMAT - 1}, this version reads format "
+                                           f"{CHECKPOINT_FORMAT}; delete it to restart this run from scratch"):
+        execute(spec, tmp_path)
