@@ -86,6 +86,9 @@ class RunOptions:
                              "each run's directory when there are no credentials. Needs pip install -e '.[wandb]'",
                          kind="project", metavar="PROJECT")
     dry_run: bool = _option(False, "list the runs and their status, run nothing", kind="flag", in_file=False)
+    status: bool = _option(False, "show every run's state, steps, rate, time left and holder, read from the results "
+                                  "folder alone (runs of any launcher, on any node sharing it); run nothing",
+                           kind="flag", in_file=False)
 
     @staticmethod
     def key(f: dataclasses.Field) -> str:

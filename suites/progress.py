@@ -85,6 +85,42 @@ def summary(unfinished: list[tuple[str, Path]], done: int, failed: int, total: i
     return head + (" running: " + "; ".join(parts) if parts else "")
 
 
+def status_table(runs: list[tuple[str, Path, int]]) -> str:
+    """Every run's state from its directory alone (records, progress file, lease), whatever launched it and on
+    whichever node: done, running (and who holds it), interrupted, partial, failed or pending; steps done of
+    its budget; its own measured rate; and, for a run not yet done, the time its remaining steps take at that
+    rate. ``runs``: (run id, directory, budget)."""
+    from suites.lease import live_holder
+    from suites.records import DONE, PARTIAL, attempts, run_status
+
+    rows, remaining = [], 0.0
+    for run_id, record_dir, total in runs:
+        state, holder, progress = run_status(record_dir), live_holder(record_dir), read(record_dir) or {}
+        recorded = attempts(record_dir)
+        last = recorded[-1][1].get("status") if recorded else None
+        label = ("running" if holder is not None else
+                 "interrupted" if state == PARTIAL and last == "INTERRUPTED" else state)
+        steps = total if state == DONE else progress.get("steps", 0)
+        rate = progress.get("steps_per_second") or 0.0
+        eta = ""
+        if state != DONE and rate > 0:
+            eta = _duration((total - steps) / rate)
+            remaining += (total - steps) / rate
+        rows.append((run_id, label, f"{steps:,}/{total:,}", f"{rate:,.0f} steps/s" if rate else "", eta,
+                     f"by {holder}" if holder is not None else ""))
+    header = ("run", "state", "steps", "rate", "left", "")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(5)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + ("  " + row[5] if row[5] else "")
+             for row in [header, *rows]]
+    counts = {}
+    for row in rows:
+        counts[row[1]] = counts.get(row[1], 0) + 1
+    lines.append(", ".join(f"{n} {label}" for label, n in counts.items())
+                 + (f"; the unfinished runs that have started need {_duration(remaining)} more at their own rates"
+                    if remaining else ""))
+    return "\n".join(line.rstrip() for line in lines)
+
+
 def _duration(seconds: float) -> str:
     minutes = int(seconds // 60)
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min {int(seconds % 60):02d} s"

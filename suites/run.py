@@ -15,7 +15,7 @@ import torch
 
 import envs
 from envs.errors import UsageError, require_writable
-from suites import launchers, suite_file
+from suites import launchers, progress, suite_file
 from suites.definitions import SUITES, Suite, get_suite
 from suites.options import RunOptions
 from suites.plan import check_records_match, plan, seed_groups
@@ -79,11 +79,14 @@ def main(argv: list[str] | None = None) -> int:
         runs = plan(suite, options)
         results = options.results
         check_records_match(runs, results)
-        if not options.dry_run:
+        if not (options.dry_run or options.status):
             require_writable(results, "--results")
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    if options.status:
+        print(progress.status_table([(s.run_id, results / "runs" / s.run_id, s.steps) for s in runs]))
+        return 0
     statuses = {s.run_id: run_status(results / "runs" / s.run_id) for s in runs}
     if options.dry_run:
         for group in seed_groups(runs, options.seed_batch):

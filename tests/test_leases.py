@@ -99,3 +99,35 @@ def test_two_launchers_on_one_results_folder_train_every_run_once(tmp_path):
             summary = out[out.rindex("absolute metric / reason"):]
             line = next(x for x in summary.splitlines() if x.startswith(f"smoke/smac_3m/mappo/seed_{seed} "))
             assert line.split()[1] in ("COMPLETED", "HELD", "done"), line
+
+
+def test_the_status_view_reads_every_run_from_the_results_folder(tmp_path, capsys):
+    from suites import run as cli
+    from suites.experiment import execute
+    from suites.plan import plan
+    from tests.test_suites import InterruptedAt
+
+    command = ["smoke", "--tasks", "smac/3m", "--algorithms", "mappo", "--seeds", "5", "--steps", "768",
+               "--eval-episodes", "2", "--backend", "sim", "--results", str(tmp_path)]
+    specs = plan(*cli.read_command(command))
+    dirs = [tmp_path / "runs" / spec.run_id for spec in specs]
+    execute(specs[0], tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        execute(specs[1], tmp_path, progress=InterruptedAt(300))
+    dirs[2].mkdir(parents=True)
+    (dirs[2] / "checkpoint.pt").write_text("not a checkpoint")
+    with pytest.raises(RuntimeError):
+        execute(specs[2], tmp_path)
+    _plant(dirs[3], "node7", 4242)  # trained right now by another node, which reports its progress
+    (dirs[3] / "progress.json").write_text(json.dumps({"steps": 300, "total": 768, "steps_per_second": 10.0}))
+
+    assert cli.main([*command, "--status"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line.split() for line in out if line.startswith("smoke/")}
+    assert rows[specs[0].run_id][1:3] == ["done", "768/768"]
+    assert rows[specs[1].run_id][1] == "interrupted"
+    assert rows[specs[2].run_id][1] == "failed"
+    running = " ".join(rows[specs[3].run_id])
+    assert "running 300/768 10 steps/s 0 min 46 s by process 4242 on node7" in running
+    assert rows[specs[4].run_id][1:3] == ["pending", "0/768"]
+    assert out[-1].startswith("1 done, 1 interrupted, 1 failed, 1 running, 1 pending")
