@@ -86,10 +86,14 @@ def execute_safely(group: Group, results: Path, progress=None) -> list[Outcome]:
 
 
 class _SuiteAndRun:
-    """The tqdm interface the runner uses, moving the suite's bar along with the run's."""
+    """The tqdm interface the runner uses, moving the suite's bar along with the run's, and refreshing the
+    suite's ETA (each run's own rate: ``progress.SuiteEta``) every ``ETA_EVERY`` seconds."""
 
-    def __init__(self, suite, run):
-        self.suite, self.run = suite, run
+    ETA_EVERY = 10.0
+
+    def __init__(self, suite, run, eta=None):
+        self.suite, self.run, self.eta = suite, run, eta
+        self.refreshed = time.monotonic()
 
     @property
     def n(self) -> int:
@@ -98,6 +102,9 @@ class _SuiteAndRun:
     def update(self, steps: int) -> None:
         self.run.update(steps)
         self.suite.update(steps)
+        if self.eta is not None and time.monotonic() - self.refreshed > self.ETA_EVERY:
+            self.refreshed = time.monotonic()
+            self.suite.set_postfix_str(self.eta())
 
     def set_postfix_str(self, text: str) -> None:
         self.run.set_postfix_str(text)
@@ -105,7 +112,7 @@ class _SuiteAndRun:
 
 def run_sequential(groups: list[Group], results: Path) -> list[Outcome]:
     """In this process, one group after another: a suite bar (runs done of all, the ETA of the whole suite
-    from its measured steps per second) above the running group's own bar."""
+    from each run's own measured rate) above the running group's own bar."""
     from tqdm import tqdm
 
     terminal = sys.stderr.isatty()  # else plain lines every 30 s, for log files
@@ -113,23 +120,29 @@ def run_sequential(groups: list[Group], results: Path) -> list[Outcome]:
     total = len(runs_of(groups))
     budget = sum(s.steps for s in runs_of(groups))
     suite = tqdm(total=budget, unit="step", dynamic_ncols=True, position=0,
-                 bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps [{elapsed}<{remaining}]"
+                 bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps [{elapsed}, {postfix}]"
                  ) if terminal else progress.PlainBar(budget, every=float("inf"))
     write = tqdm.write if terminal else progress.PlainBar.write
+    estimate = progress.SuiteEta([(s.run_id, results / "runs" / s.run_id, s.steps, (s.algorithm, s.variant, s.task))
+                                  for s in runs_of(groups)])
     try:
         for group in groups:
             failures = sum(o.status == FAILED for o in outcomes)
+            finished = frozenset(o.run_id for o in outcomes)
+            suite.set_postfix_str(estimate.left(finished))
             suite.set_description_str(f"suite: {len(outcomes)}/{total} runs done" + (f", {failures} failed" if failures else ""))
             steps = sum(s.steps for s in group)
             bar = (tqdm(total=steps, desc=group_label(group), unit="step", dynamic_ncols=True, position=1, leave=False)
-                   if terminal else progress.PlainBar(steps, f"{suite.desc}; {group_label(group)}"))
+                   if terminal else progress.PlainBar(steps, f"{suite.desc}, {suite.postfix}; {group_label(group)}"))
             try:
-                outcomes += execute_safely(group, results, progress=_SuiteAndRun(suite, bar))
+                outcomes += execute_safely(group, results, progress=_SuiteAndRun(
+                    suite, bar, lambda finished=finished: estimate.left(finished)))
             finally:
                 bar.close()
             suite.update(steps - bar.n)  # a run that failed early leaves the rest of its budget to the bar
             for outcome in outcomes[-len(group):]:
                 write(f"{outcome.status.lower():10s}{outcome.run_id}  {outcome.detail}")
+        suite.set_postfix_str("")
         suite.set_description_str(f"suite: {total}/{total} runs done")
     finally:
         suite.close()

@@ -121,6 +121,35 @@ def status_table(runs: list[tuple[str, Path, int]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+class SuiteEta:
+    """The time a suite has left, from each run's own rate. Runs of one algorithm on one task train at about
+    the same speed, so the rate a run of that kind has shown (its progress file) stands for the others of its
+    kind not yet started, and a kind not yet seen borrows the slowest rate seen so far. One smoothed rate over
+    the whole suite, as tqdm keeps, mixes fast MAPPO steps with world-model learner pauses and jumps between
+    minutes and hours."""
+
+    def __init__(self, runs: list[tuple[str, Path, int, tuple]]):
+        self.runs = runs  # (run id, record dir, budget, kind)
+        self.rates: dict[tuple, float] = {}
+
+    def left(self, finished: set[str]) -> str:
+        """ETA text for the runs not in ``finished``."""
+        states = {run_id: read(record_dir) or {} for run_id, record_dir, _, _ in self.runs}
+        for run_id, _, _, kind in self.runs:
+            if states[run_id].get("steps_per_second"):
+                self.rates[kind] = states[run_id]["steps_per_second"]
+        if not self.rates:
+            return "ETA unknown"
+        slowest, seconds = min(self.rates.values()), 0.0
+        for run_id, _, total, kind in self.runs:
+            if run_id in finished:
+                continue
+            state = states[run_id]
+            rate = state.get("steps_per_second") or self.rates.get(kind, slowest)
+            seconds += max(0, total - state.get("steps", 0)) / rate
+        return f"ETA {_duration(seconds)}"
+
+
 def _duration(seconds: float) -> str:
     minutes = int(seconds // 60)
     return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min {int(seconds % 60):02d} s"
@@ -149,7 +178,7 @@ class PlainBar:
     def set_description_str(self, text: str) -> None:
         """A new description is a line of its own (the suite's runs done, as each run starts and at the end)."""
         if text != self.desc:
-            print(text, file=sys.stderr, flush=True)
+            print(text + (f", {self.postfix}" if self.postfix else ""), file=sys.stderr, flush=True)
         self.desc = text
 
     def close(self) -> None:

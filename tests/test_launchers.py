@@ -314,3 +314,23 @@ def test_every_run_option_has_one_flag_and_the_file_takes_all_but_the_suites_own
     suite.write_text('name = "s"\ntasks = ["smac/3m"]\nsteps = 256\njobs = "2"\n')
     assert cli.main([str(suite), "--dry-run"]) == 2
     assert "jobs must be an integer >= 1, got '2'" in capsys.readouterr().err
+
+
+def test_the_suite_eta_comes_from_each_kind_of_runs_own_rate(tmp_path):
+    """A fast kind of run (1,000 steps/s) and a slow one (10 steps/s): the slow runs' remaining steps set the
+    ETA, and a kind not yet seen borrows the slowest rate so far (tqdm's one smoothed rate would mix them)."""
+    from suites.progress import SuiteEta
+
+    def run(name, kind, steps=None, rate=None):
+        record = tmp_path / name
+        record.mkdir()
+        if steps is not None:
+            (record / "progress.json").write_text(json.dumps({"steps": steps, "total": 1000, "steps_per_second": rate}))
+        return (name, record, 1000, kind)
+
+    runs = [run("fast_0", "mappo", 1000, 1000.0), run("slow_0", "mamba", 500, 10.0), run("slow_1", "mamba"),
+            run("new_0", "mabl")]
+    eta = SuiteEta(runs)
+    # slow_0: 500 left at 10/s; slow_1: 1000 at its kind's 10/s; new_0: 1000 at the slowest seen, 10/s
+    assert eta.left({"fast_0"}) == "ETA 4 min 10 s"
+    assert SuiteEta(runs[:1]).left(set()) == "ETA 0 min 00 s" and SuiteEta([run("x", "y")]).left(set()) == "ETA unknown"
