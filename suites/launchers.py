@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -302,20 +303,45 @@ def _report(finished: list[Outcome], outcomes: dict) -> None:
         print(f"{outcome.status.lower():10s}{outcome.run_id}", flush=True)
 
 
-def run_submitit(groups: list[Group], results: Path, cluster: str, parameters: dict,
+class SubmititJob:
+    """A group as a submitit job that requeues itself. Before its time limit, or when preempted, submitit
+    sends the job SIGUSR2: the runs stop at their next safe point with a checkpoint (``suites/stopping.py``),
+    then submitit's own handler, which the loop had put aside, requeues the job with the same call
+    (``checkpoint``: submitit's Checkpointable protocol), which resumes the runs from those checkpoints."""
+
+    def __call__(self, group: Group, results: Path) -> list[Outcome]:
+        from suites.stopping import StopRequested
+
+        try:
+            return execute_safely(group, results)
+        except StopRequested as stop:
+            if callable(stop.previous_handler):  # submitit's: requeue, then exit
+                stop.previous_handler(signal.Signals[stop.signal_name], None)
+            raise
+
+    def checkpoint(self, group: Group, results: Path):
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self, group, results)
+
+
+def run_submitit(groups: list[Group], results: Path, cluster: str, parameters: dict, requeues: int = 3,
                  poll_interval: float = 1.0) -> list[Outcome]:
-    """Each group one job (a SLURM job array, or local processes); a job that dies, times out or is cancelled
-    is reported FAILED like a run that raises. Ctrl-C cancels the unfinished jobs (rerun to resume them).
-    ``parameters`` are submitit's (``timeout_min``, ``gpus_per_node``, ``cpus_per_task``, ``slurm_partition``,
-    ``slurm_array_parallelism``); job logs go to ``<results>/submitit/<job id>_*``."""
+    """Each group one job (a SLURM job array, or local processes); a job that reaches its time limit or is
+    preempted checkpoints and is requeued (at most ``requeues`` times for the time limit; preemptions do not
+    count); a job that dies, times out for good or is cancelled is reported FAILED like a run that raises.
+    Ctrl-C cancels the unfinished jobs (rerun to resume them). ``parameters`` are submitit's
+    (``timeout_min``, ``gpus_per_node``, ``cpus_per_task``, ``slurm_partition``, ``slurm_array_parallelism``);
+    job logs go to ``<results>/submitit/<job id>_*``."""
     try:
         import submitit
     except ImportError:
         raise UsageError(SUBMITIT_HINT) from None
     results = results.resolve()  # jobs may start elsewhere
-    executor = submitit.AutoExecutor(folder=str(results / "submitit"), cluster=cluster)  # files named by job id
+    executor = submitit.AutoExecutor(folder=str(results / "submitit"), cluster=cluster,  # files named by job id
+                                     slurm_max_num_timeout=requeues, local_max_num_timeout=requeues)
     executor.update_parameters(name="marl-wm-bench", **parameters)
-    jobs = executor.map_array(execute_safely, groups, [results] * len(groups))
+    jobs = executor.map_array(SubmititJob(), groups, [results] * len(groups))
     print(f"submitted {len(jobs)} job(s) to {cluster} (logs: {results / 'submitit'})", flush=True)
     pending, outcomes, summarised = dict(zip(jobs, groups)), {}, time.monotonic()
     try:

@@ -17,15 +17,15 @@ from envs.errors import UsageError
 WANDB_PROJECT = "marl-wm-bench"  # --wandb without a project name
 
 
-def positive_int(flag: str):
-    """argparse type: a whole number of at least 1, with the option's name in the message."""
+def positive_int(flag: str, least: int = 1):
+    """argparse type: a whole number of at least ``least``, with the option's name in the message."""
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{flag} must be an integer, got {text!r}") from None
-        if value < 1:
-            raise argparse.ArgumentTypeError(f"{flag} must be >= 1, got {value}")
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{flag} must be >= {least}, got {value}")
         return value
     return parse
 
@@ -82,6 +82,8 @@ class RunOptions:
     time: int | None = _option(None, "submitit: time limit per run in minutes (default 1440)", kind="positive")
     array_parallelism: int | None = _option(None, "submitit on slurm: at most this many runs at once (default: SLURM's)",
                                             kind="positive")
+    requeues: int | None = _option(None, "submitit: how many times a job that reaches its time limit checkpoints and "
+                                         "is requeued to go on (default 3; preemptions do not count)", kind="count")
     wandb: str = _option("", f"also log every run to Weights & Biases (project default {WANDB_PROJECT}); offline into "
                              "each run's directory when there are no credentials. Needs pip install -e '.[wandb]'",
                          kind="project", metavar="PROJECT")
@@ -106,7 +108,8 @@ class RunOptions:
         for f in dataclasses.fields(cls):
             flag = "--" + cls.key(f).replace("_", "-")
             kind, extra = f.metadata["kind"], dict(f.metadata["argparse"])
-            extra.update({"positive": dict(type=positive_int(flag)), "float": dict(type=float),
+            extra.update({"positive": dict(type=positive_int(flag)), "count": dict(type=positive_int(flag, 0)),
+                          "float": dict(type=float),
                           "flag": dict(action="store_true"), "names": dict(nargs="+"), "path": dict(type=Path),
                           "assignments": dict(action="append"), "project": dict(nargs="?", const=WANDB_PROJECT),
                           "str": {}}[kind])
@@ -130,7 +133,8 @@ class RunOptions:
             elif kind == "project" and isinstance(value, bool):
                 value = WANDB_PROJECT if value else ""
             elif not _fits(kind, value):
-                wanted = {"positive": "an integer >= 1", "float": "a number", "flag": "true or false"}.get(kind, "a text")
+                wanted = {"positive": "an integer >= 1", "count": "an integer >= 0", "float": "a number",
+                          "flag": "true or false"}.get(kind, "a text")
                 raise UsageError(f"suite file {path}: {key} must be {wanted}, got {value!r}")
             out[f.name] = float(value) if kind == "float" else value
         return out
@@ -150,8 +154,8 @@ class RunOptions:
 
 
 def _fits(kind: str, value) -> bool:
-    if kind == "positive":
-        return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    if kind in ("positive", "count"):
+        return isinstance(value, int) and not isinstance(value, bool) and value >= (kind == "positive")
     if kind == "float":
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind == "flag":

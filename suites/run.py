@@ -61,7 +61,8 @@ def launch(runs: list[RunSpec], options: RunOptions) -> list:
         parameters = {"timeout_min": options.time or 1440, "gpus_per_node": int(gpus), "cpus_per_task": max(1, int(cpus)),
                       "slurm_partition": options.partition, "slurm_array_parallelism": options.array_parallelism}
         return launchers.run_submitit(groups, options.results, options.cluster,
-                                      {k: v for k, v in parameters.items() if v is not None})
+                                      {k: v for k, v in parameters.items() if v is not None},
+                                      3 if options.requeues is None else options.requeues)
     if options.jobs == 1:
         return launchers.run_sequential(groups, options.results)
     return launchers.run_parallel(groups, options.results, options.jobs, torch.cuda.device_count())

@@ -20,6 +20,7 @@ class StopRequested(KeyboardInterrupt):
     def __init__(self, signal_name: str, steps: list[int]):
         super().__init__(f"{signal_name}: stopped at step(s) {', '.join(map(str, steps))}, checkpointed")
         self.signal_name, self.steps = signal_name, steps
+        self.previous_handler = None  # what the signal did before the loop took it over (submitit: requeue)
 
 
 class StopSignals:
@@ -45,6 +46,9 @@ class StopSignals:
         saved = {s: signal.signal(s, self._handle) for s in SIGNALS}
         try:
             yield self
+        except StopRequested as err:
+            err.previous_handler = saved.get(signal.Signals[err.signal_name])
+            raise
         finally:
             for s, handler in saved.items():
                 signal.signal(s, handler)

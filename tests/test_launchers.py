@@ -231,7 +231,7 @@ def test_ray_missing_says_how_to_install(tmp_path, capsys, monkeypatch):
     (["--launcher", "ray", "--gpus-per-run", "-1"], "--gpus-per-run must be >= 0"),
     (["--launcher", "submitit"], "--launcher submitit needs --cluster, one of: slurm, local"),
     (["--launcher", "submitit", "--cluster", "pbs"], "--launcher submitit needs --cluster, one of: slurm, local (got 'pbs')"),
-    (["--partition", "gpu"], "--cluster, --partition, --time and --array-parallelism need --launcher submitit"),
+    (["--partition", "gpu"], "--cluster, --partition, --time, --array-parallelism and --requeues need --launcher submitit"),
     (["--launcher", "submitit", "--cluster", "local", "--partition", "gpu"], "--partition applies only to --cluster slurm"),
     (["--launcher", "submitit", "--cluster", "slurm", "--gpus-per-run", "0.5"],
      "--gpus-per-run with submitit is a whole number of GPUs, got 0.5"),

@@ -1,5 +1,6 @@
 """Stopping on a signal (``suites/stopping.py``): a checkpoint at the next safe point, the record INTERRUPTED at
 the step reached, and a rerun that resumes it to the uninterrupted run's series, bit for bit."""
+import importlib.util
 import json
 import os
 import signal
@@ -22,8 +23,8 @@ def _argv(results: Path) -> list[str]:
             "--eval-episodes", "2", "--backend", "sim", "--results", str(results)]
 
 
-@pytest.mark.parametrize("name", ["SIGTERM", "SIGUSR1"])
-def test_a_signal_checkpoints_the_run_where_it_is_and_a_rerun_resumes_it_exactly(tmp_path, name):
+def test_a_signal_checkpoints_the_run_where_it_is_and_a_rerun_resumes_it_exactly(tmp_path):
+    name = "SIGTERM"
     whole = subprocess.run(_argv(tmp_path / "whole"), cwd=ROOT, capture_output=True, text=True)
     assert whole.returncode == 0, whole.stderr
     proc = subprocess.Popen(_argv(tmp_path / "cut"), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -70,3 +71,39 @@ def test_a_checkpoint_of_another_format_is_refused_with_what_to_do(tmp_path):
     with pytest.raises(RuntimeError, match=f"has format {CHECKPOINT_FORMAT - 1}, this version reads format "
                                            f"{CHECKPOINT_FORMAT}; delete it to restart this run from scratch"):
         execute(spec, tmp_path)
+
+
+def test_the_first_stop_signal_is_noted_a_second_ctrl_c_stops_at_once_and_others_change_nothing():
+    from suites.stopping import StopSignals
+
+    stop = StopSignals()
+    with stop.active():
+        os.kill(os.getpid(), signal.SIGUSR1)  # SLURM's warning before the time limit
+        assert stop.requested == "SIGUSR1"
+        os.kill(os.getpid(), signal.SIGTERM)  # a launcher passing the stop on
+        assert stop.requested == "SIGUSR1"
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL  # put back
+
+
+@pytest.mark.skipif(importlib.util.find_spec("submitit") is None, reason="submitit not installed (pip install -e '.[submitit]')")
+def test_a_submitit_job_that_reaches_its_time_limit_checkpoints_is_requeued_and_completes(tmp_path):
+    """submitit's local executor, 1 minute per job with its warning signal 50 s early: every 10 s (start-up
+    included) the run checkpoints at the step reached and the job is requeued, until the run completes; 40,000
+    MAPPO `tiny` steps need at least two such slices on a 2-core machine."""
+    driver = (
+        "import json, sys; from pathlib import Path; import envs; from suites.launchers import run_submitit; "
+        "from suites.spec import RunSpec; "
+        "spec = RunSpec(suite='req', task='smac/3m', algorithm='mappo', preset='tiny', seed=0, steps=40000, "
+        "eval_interval=40000, eval_episodes=1, backend='sim', env_spec=envs.env_spec('smac/3m', 'sim')); "
+        "out = run_submitit([(spec,)], Path(sys.argv[1]), 'local', {'timeout_min': 1, 'signal_delay_s': 50}, "
+        "requeues=10); print(json.dumps([o.status for o in out]))")
+    done = subprocess.run([sys.executable, "-c", driver, str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0 and done.stdout.strip().endswith('["COMPLETED"]'), done.stdout + done.stderr
+    run_dir = tmp_path / "runs" / "req/smac_3m/mappo/seed_0"
+    statuses = [record["status"] for _, record in attempts(run_dir)]
+    assert len(statuses) >= 2 and statuses[-1] == "COMPLETED" and set(statuses[:-1]) == {"INTERRUPTED"}, statuses
+    first = json.loads((run_dir / "1" / "info.json").read_text())
+    assert first["interrupted_by"] == "SIGUSR2" and 0 < first["interrupted_at_step"] < 40000
