@@ -154,7 +154,8 @@ def _train(specs: list[RunSpec], results_dir: Path, progress, leases: list[RunLe
     records = [RunRecord(spec, results_dir, group, thread_settings) for spec in specs]
     ios = [MemberIO(spec, r.record_dir, r.log, progress, on_failure=r.failed, say=r.say)
            for spec, r in zip(specs, records)]
-    heartbeat, stop = Heartbeat(leases), StopSignals()
+    stop = StopSignals()
+    heartbeat = Heartbeat(leases, on_lost=stop.abandon)
     try:
         with heartbeat, stop.active():
             results = train_members(ios, records[0].algo_config, stop)

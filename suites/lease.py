@@ -7,17 +7,18 @@ A lease is stale, and taken over, when its holder is a process of this host that
 when its heartbeat is older than ``STALE_SECONDS`` (a kill -9 elsewhere, a dead node: after 10 minutes). The
 lease is created with an atomic hard link of a complete file, and a stale one is moved aside by one atomic
 rename that only one contender can win, so two processes never both hold it. A holder whose lease was taken
-over (its heartbeat stalled for 10 minutes) stops as if interrupted, so it never writes beside the new holder.
+over (its heartbeat stalled for 10 minutes) stops at its next step without writing a checkpoint, so it never
+writes beside the new holder.
 """
 from __future__ import annotations
 
-import _thread
 import json
 import os
 import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,11 +114,12 @@ class RunLease:
 
 
 class Heartbeat:
-    """Touches ``leases`` every ``HEARTBEAT_SECONDS`` from a daemon thread while the block runs; a lease found
-    taken over interrupts the main thread (the runs stop as interrupted, writing nothing more)."""
+    """Touches ``leases`` every ``HEARTBEAT_SECONDS`` from a daemon thread while the block runs; when one is
+    found taken over, calls ``on_lost`` once (the training loop then stops at its next step, writing nothing
+    more: ``suites/stopping.py``)."""
 
-    def __init__(self, leases: list[RunLease], every: float = HEARTBEAT_SECONDS):
-        self.leases, self.every = leases, every
+    def __init__(self, leases: list[RunLease], on_lost: Callable[[], None], every: float = HEARTBEAT_SECONDS):
+        self.leases, self.on_lost, self.every = leases, on_lost, every
         self._stop = threading.Event()
         self.lost: list[RunLease] = []
 
@@ -130,7 +132,7 @@ class Heartbeat:
         while not self._stop.wait(self.every):
             self.lost = [lease for lease in self.leases if not lease.held()]
             if self.lost:
-                _thread.interrupt_main()
+                self.on_lost()
                 return
 
     def __exit__(self, *exc) -> None:

@@ -23,6 +23,10 @@ class StopRequested(KeyboardInterrupt):
         self.previous_handler = None  # what the signal did before the loop took it over (submitit: requeue)
 
 
+class LeaseLost(KeyboardInterrupt):
+    """Another process took over the run's lease (``suites/lease.py``): stop at once, writing nothing more."""
+
+
 class StopSignals:
     """While active, the first stop signal only sets ``requested`` (its name); a second SIGINT raises
     KeyboardInterrupt at once. Only the main thread can install handlers: elsewhere (a Ray task's thread)
@@ -30,6 +34,10 @@ class StopSignals:
 
     def __init__(self):
         self.requested: str | None = None
+        self.lost = False  # the lease was taken over: stop without a checkpoint
+
+    def abandon(self) -> None:
+        self.lost = True
 
     def _handle(self, signum, frame) -> None:
         name = signal.Signals(signum).name

@@ -27,7 +27,7 @@ from suites.evaluation import ABSOLUTE_FACTOR, EpisodeStats, evaluate, evaluatio
 from suites.metrics import MetricLog
 from suites.progress import RunProgress
 from suites.spec import RunSpec
-from suites.stopping import StopRequested, StopSignals
+from suites.stopping import LeaseLost, StopRequested, StopSignals
 
 CHECKPOINT_FORMAT = 3  # written into every checkpoint; another number is refused with a clear message
 
@@ -264,6 +264,8 @@ def train_members(ios: list[MemberIO], config, stop: StopSignals | None = None) 
     batched, batch = (), None
     try:
         while True:
+            if stop.lost:
+                raise LeaseLost("another process took over this run; stopped without writing more")
             if stop.requested:  # the safe point: every member checkpoints at the step it reached
                 for k, m in enumerate(members):
                     if m.error is None:

@@ -5,11 +5,14 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
+import torch
 
+from suites import lease
 from suites.lease import LEASE, STALE_SECONDS, Heartbeat, RunLease, live_holder
 from suites.records import DONE, attempts, run_status
 
@@ -60,21 +63,49 @@ def test_only_the_holder_releases_and_a_second_process_here_is_refused(tmp_path)
     assert not (tmp_path / LEASE).exists()
 
 
-def test_a_holder_whose_lease_was_taken_over_stops(tmp_path):
-    mine = RunLease(tmp_path)
+def test_a_holder_whose_lease_was_taken_over_stops_without_writing(tmp_path, monkeypatch):
+    """The heartbeat finds the lease taken over; the training loop stops at its next step, as interrupted, and
+    writes no checkpoint beside the new holder."""
+    from suites.experiment import execute
+    from suites.spec import RunSpec
+    from tests.test_suites import TINY
+
+    spec = RunSpec(seed=0, **{**TINY, "steps": 20_000, "eval_interval": 20_000})
+    run_dir = tmp_path / "runs" / spec.run_id
+    real_init = lease.Heartbeat.__init__
+
+    def quick(self, leases, on_lost, every=0.2):
+        real_init(self, leases, on_lost, every)
+    monkeypatch.setattr(lease.Heartbeat, "__init__", quick)
+
+    def take_over():  # once training is under way (step 0's checkpoint written), another node takes the run over
+        while not (run_dir / "checkpoint.pt").exists():
+            time.sleep(0.05)
+        _plant(run_dir, "node7", 4242)
+    threading.Thread(target=take_over, daemon=True).start()
+    with pytest.raises(KeyboardInterrupt, match="another process took over this run"):
+        execute(spec, tmp_path)
+    checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    assert checkpoint["steps"] == 0  # the step-0 evaluation's; nothing written when it stopped
+    assert json.loads((run_dir / LEASE).read_text())["token"] == "theirs"  # the new holder's lease left alone
+    (number, record), = attempts(run_dir)
+    assert record["status"] == "INTERRUPTED"
+
+
+def test_the_heartbeat_calls_back_once_when_the_lease_is_gone(tmp_path):
+    mine, calls = RunLease(tmp_path), []
     assert mine.acquire() is None
-    with pytest.raises(KeyboardInterrupt):
-        with Heartbeat([mine], every=0.05) as heartbeat:
-            _plant(tmp_path, "node7", 4242)  # another process took it over
-            time.sleep(5)
-    assert heartbeat.lost == [mine]
+    with Heartbeat([mine], on_lost=lambda: calls.append(1), every=0.05) as heartbeat:
+        _plant(tmp_path, "node7", 4242)
+        time.sleep(0.5)
+    assert calls == [1] and heartbeat.lost == [mine]
 
 
 def test_the_heartbeat_keeps_a_lease_fresh(tmp_path, monkeypatch):
     mine = RunLease(tmp_path)
     assert mine.acquire() is None
     os.utime(tmp_path / LEASE, (time.time() - 100, time.time() - 100))
-    with Heartbeat([mine], every=0.05):
+    with Heartbeat([mine], on_lost=lambda: None, every=0.05):
         time.sleep(0.5)
     assert time.time() - (tmp_path / LEASE).stat().st_mtime < 5
     mine.release()
