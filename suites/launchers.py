@@ -150,6 +150,33 @@ def run_sequential(groups: list[Group], results: Path) -> list[Outcome]:
     return outcomes
 
 
+def attach(held: list[RunSpec], results: Path, poll_interval: float = 2.0) -> list[Outcome]:
+    """Wait for runs another process is training (their leases) to finish there; their outcomes then, from their
+    records: COMPLETED, FAILED, or still unfinished (INTERRUPTED there, or its process gone)."""
+    from suites.lease import live_holder
+    from suites.records import DONE, attempts, completed_summary, run_status
+    from suites.records import FAILED as FAILED_STATE
+
+    waiting, summarised = list(held), time.monotonic()
+    while any(live_holder(results / "runs" / s.run_id) is not None for s in waiting):
+        if time.monotonic() - summarised >= SUMMARY_EVERY:
+            print_summary(held, {}, results)
+            summarised = time.monotonic()
+        time.sleep(poll_interval)
+    outcomes = []
+    for spec in held:
+        run_dir = results / "runs" / spec.run_id
+        state = run_status(run_dir)
+        if state == DONE:
+            outcomes.append(completed(spec, completed_summary(run_dir)["absolute"]))
+        elif state == FAILED_STATE:
+            trace = attempts(run_dir)[-1][1].get("fail_trace") or ["failed in the other process"]
+            outcomes.append(Outcome(spec.run_id, FAILED, trace[-1].strip()))
+        else:
+            outcomes.append(Outcome(spec.run_id, "UNFINISHED", "stopped in the other process; rerun to resume it"))
+    return outcomes
+
+
 def spread_devices(groups: list[Group], gpu_count: int) -> list[Group]:
     """Groups on a bare ``cuda`` device go round-robin to ``cuda:0 .. cuda:<gpu_count-1>``."""
     if gpu_count < 2:

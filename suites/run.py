@@ -1,7 +1,7 @@
 """``python -m suites.run SUITE [options]``: run a suite, resuming where it stopped.
 
-Exit codes: 0 every run completed (or is being trained by another process, which this command leaves alone),
-1 some run failed (the others still ran), 2 bad usage.
+Exit codes: 0 every run completed (runs another process is training are waited for, not trained twice),
+1 some run failed or was left unfinished (the others still ran), 2 bad usage.
 """
 from __future__ import annotations
 
@@ -103,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     todo = [s for s in runs if statuses[s.run_id] != DONE]
     try:
         outcomes = {o.run_id: (o.status, o.detail) for o in launch(todo, options)} if todo else {}
+        held = [s for s in todo if outcomes[s.run_id][0] == launchers.HELD]
+        if held:  # attach: report them when the process training them has finished them
+            print(f"\nwaiting for {len(held)} run(s) another process is training (Ctrl-C stops waiting; they go "
+                  "on there)", flush=True)
+            outcomes.update({o.run_id: (o.status, o.detail) for o in launchers.attach(held, results)})
     except KeyboardInterrupt as err:
         where = f" ({err})" if str(err) else ""
         print(f"\ninterrupted{where}: rerun the same command to resume from the last checkpoint", file=sys.stderr)
@@ -113,13 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     print("\nrun".ljust(width + 1), "status           absolute metric / reason")
     for run_id, status, detail in summary:
         print(run_id.ljust(width), f"{status:16s}", detail)
-    held = [r for r, st, _ in summary if st == launchers.HELD]
-    if held:
-        print(f"\n{len(held)} run(s) are being trained by another process (left alone): rerun this command when it "
-              "has finished to see them done")
     failed = [r for r, st, _ in summary if st == "FAILED"]
     if failed:
         print(f"\n{len(failed)} run(s) failed: " + ", ".join(failed), file=sys.stderr)
+    unfinished = [r for r, st, _ in summary if st == "UNFINISHED"]
+    if unfinished:
+        print(f"\n{len(unfinished)} run(s) stopped unfinished in another process: rerun to resume them", file=sys.stderr)
+    if failed or unfinished:
         return 1
     return 0
 
