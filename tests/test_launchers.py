@@ -304,7 +304,7 @@ def test_every_run_option_has_one_flag_and_the_file_takes_all_but_the_suites_own
     for f in dataclasses.fields(RunOptions):
         assert flags[f.name] == ["--" + RunOptions.key(f).replace("_", "-")]
     assert set(RunOptions.file_keys()) == {RunOptions.key(f) for f in dataclasses.fields(RunOptions)} - {
-        "seeds", "algorithms", "tasks", "budget", "steps", "eval_episodes", "preset", "results", "dry_run"}
+        "seeds", "algorithms", "tasks", "budget", "steps", "eval_episodes", "preset", "results", "dry_run", "status"}
     suite = tmp_path / "s.toml"
     suite.write_text('name = "s"\ntasks = ["smac/3m"]\nalgorithms = ["mappo"]\nsteps = 256\nseed_batch = 2\njobs = 2\n'
                      'set = ["mappo.lr=1e-3", "mappo.ppo_epoch=3"]\n')
