@@ -20,7 +20,7 @@ RUN = "smoke/smac_3m/mappo/seed_0"
 
 def _argv(results: Path) -> list[str]:
     return [sys.executable, "-m", "suites.run", "smoke", "--tasks", "smac/3m", "--algorithms", "mappo", "--seeds", "1",
-            "--eval-episodes", "2", "--backend", "sim", "--results", str(results)]
+            "--steps", "3840", "--eval-episodes", "2", "--backend", "sim", "--results", str(results)]
 
 
 def test_a_signal_checkpoints_the_run_where_it_is_and_a_rerun_resumes_it_exactly(tmp_path):
@@ -43,7 +43,7 @@ def test_a_signal_checkpoints_the_run_where_it_is_and_a_rerun_resumes_it_exactly
     info = json.loads((run_dir / str(number) / "info.json").read_text())
     checkpoint = torch.load(run_dir / "checkpoint.pt", weights_only=False)
     assert info["interrupted_by"] == name and info["interrupted_at_step"] == checkpoint["steps"]
-    assert 1280 < checkpoint["steps"] < 5120 and checkpoint["evaluated_at"] == 1280  # not an evaluation's checkpoint
+    assert 1280 < checkpoint["steps"] < 2560 and checkpoint["evaluated_at"] == 1280  # not an evaluation's checkpoint
 
     again = subprocess.run(_argv(tmp_path / "cut"), cwd=ROOT, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
