@@ -30,7 +30,7 @@ from pathlib import Path
 from envs.errors import UsageError
 from suites import progress
 from suites.lease import HeldElsewhere, live_holder
-from suites.records import attempts
+from suites.records import attempts, completed_summary
 from suites.spec import RunSpec
 
 COMPLETED, FAILED, HELD = "COMPLETED", "FAILED", "HELD"  # HELD: another process is training the run
@@ -153,28 +153,15 @@ def run_sequential(groups: list[Group], results: Path) -> list[Outcome]:
 def attach(held: list[RunSpec], results: Path, poll_interval: float = 2.0) -> list[Outcome]:
     """Wait for runs another process is training (their leases) to finish there; their outcomes then, from their
     records: COMPLETED, FAILED, or still unfinished (INTERRUPTED there, or its process gone)."""
-    from suites.lease import live_holder
-    from suites.records import DONE, attempts, completed_summary, run_status
-    from suites.records import FAILED as FAILED_STATE
-
     waiting, summarised = list(held), time.monotonic()
     while any(live_holder(results / "runs" / s.run_id) is not None for s in waiting):
         if time.monotonic() - summarised >= SUMMARY_EVERY:
             print_summary(held, {}, results)
             summarised = time.monotonic()
         time.sleep(poll_interval)
-    outcomes = []
-    for spec in held:
-        run_dir = results / "runs" / spec.run_id
-        state = run_status(run_dir)
-        if state == DONE:
-            outcomes.append(completed(spec, completed_summary(run_dir)["absolute"]))
-        elif state == FAILED_STATE:
-            trace = attempts(run_dir)[-1][1].get("fail_trace") or ["failed in the other process"]
-            outcomes.append(Outcome(spec.run_id, FAILED, trace[-1].strip()))
-        else:
-            outcomes.append(Outcome(spec.run_id, "UNFINISHED", "stopped in the other process; rerun to resume it"))
-    return outcomes
+    return [recorded_outcome(spec, results, Outcome(spec.run_id, "UNFINISHED",
+                                                    "stopped in the other process; rerun to resume it"))
+            for spec in held]
 
 
 def spread_devices(groups: list[Group], gpu_count: int) -> list[Group]:
@@ -185,21 +172,25 @@ def spread_devices(groups: list[Group], gpu_count: int) -> list[Group]:
             for i, group in enumerate(groups)]
 
 
+def recorded_outcome(spec: RunSpec, results: Path, unfinished: Outcome) -> Outcome:
+    """A run's outcome from its record, as another process left it: COMPLETED with its absolute metric, FAILED
+    with the last line of its trace, else ``unfinished``."""
+    run_dir = results / "runs" / spec.run_id
+    runs = attempts(run_dir)
+    last = runs[-1][1] if runs else {}
+    if last.get("status") == COMPLETED:
+        return completed(spec, completed_summary(run_dir)["absolute"])
+    trace = last.get("fail_trace")
+    return Outcome(spec.run_id, FAILED, trace[-1].strip()) if trace else unfinished
+
+
 def _outcome_from_record(spec: RunSpec, results: Path, returncode: int, log: Path) -> Outcome:
     holder = live_holder(results / "runs" / spec.run_id)  # the worker has exited: a live holder is another process
     if holder is not None:
         return Outcome(spec.run_id, HELD, f"being trained by {holder}; left alone")
-    runs = attempts(results / "runs" / spec.run_id)
-    last = runs[-1][1] if runs else {}
-    if last.get("status") == COMPLETED:  # a group's process exits 1 when any member failed
-        info_path = results / "runs" / spec.run_id / str(runs[-1][0]) / "info.json"
-        try:
-            return completed(spec, json.loads(info_path.read_text())["absolute"])
-        except (OSError, ValueError, KeyError):
-            return Outcome(spec.run_id, COMPLETED, "")
-    trace = last.get("fail_trace") or []
-    reason = trace[-1].strip() if trace else f"worker exited with code {returncode}; see {log}"
-    return Outcome(spec.run_id, FAILED, reason)
+    # a group's process exits 1 when any member failed: each member's record says how it ended
+    return recorded_outcome(spec, results, Outcome(spec.run_id, FAILED,
+                                                   f"worker exited with code {returncode}; see {log}"))
 
 
 SUMMARY_EVERY = 30.0  # seconds between the process and Ray launchers' summary lines
