@@ -45,15 +45,23 @@ class StackedNetworks:
     def __init__(self, members: Sequence[Networks]):
         self.members, self.template = list(members), members[0]
         self.params, self.buffers = stack_module_state(self.members)
+        self._subsets: dict[tuple[str, ...], tuple[dict, dict]] = {}  # by the modules a call names
+
+    def _tensors(self, modules: tuple[str, ...] | None) -> tuple[dict, dict]:
+        """The stacked parameters and buffers of ``modules`` (all when None), picked out once per set of modules
+        (the stacked tensors themselves never change identity: they are updated in place)."""
+        if modules is None:
+            return self.params, self.buffers
+        if modules not in self._subsets:
+            self._subsets[modules] = tuple({name: t for name, t in tensors.items() if name.split(".", 1)[0] in modules}
+                                           for tensors in (self.params, self.buffers))
+        return self._subsets[modules]
 
     def call(self, fn: Callable, *args, modules: tuple[str, ...] | None = None):
         """``fn(*args)`` of every member at once: ``args`` carry the member axis first, so do the results.
         ``fn`` must be a method of the template member's algorithm (it reads the template's modules);
         ``modules`` names the ones it uses (default: all), as swapping costs time per tensor."""
-        params, buffers = self.params, self.buffers
-        if modules is not None:
-            params, buffers = ({name: t for name, t in tensors.items() if name.split(".", 1)[0] in modules}
-                               for tensors in (params, buffers))
+        params, buffers = self._tensors(modules)
 
         def one(params, buffers, *member_args):
             return functional_call(self.template, (params, buffers), (fn, *member_args), strict=False)
