@@ -15,13 +15,15 @@ into the template member's modules in turn, so the batched path has no second co
 from __future__ import annotations
 
 import abc
+import math
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from algorithms import sampling
 from algorithms.base import Divergence, check_finite
 
 
@@ -57,16 +59,21 @@ class StackedNetworks:
                                            for tensors in (self.params, self.buffers))
         return self._subsets[modules]
 
-    def call(self, fn: Callable, *args, modules: tuple[str, ...] | None = None):
+    def call(self, fn: Callable, *args, modules: tuple[str, ...] | None = None,
+             generators: Sequence[torch.Generator | None] | None = None):
         """``fn(*args)`` of every member at once: ``args`` carry the member axis first, so do the results.
         ``fn`` must be a method of the template member's algorithm (it reads the template's modules);
-        ``modules`` names the ones it uses (default: all), as swapping costs time per tensor."""
+        ``modules`` names the ones it uses (default: all), as swapping costs time per tensor. Where ``fn``
+        draws (through ``algorithms/sampling.py``), member k draws from ``generators[k]``."""
         params, buffers = self._tensors(modules)
 
-        def one(params, buffers, *member_args):
-            return functional_call(self.template, (params, buffers), (fn, *member_args), strict=False)
+        def one(params, buffers, member, *member_args):
+            with sampling.members(generators, member) if generators is not None else nullcontext():
+                return functional_call(self.template, (params, buffers), (fn, *member_args), strict=False)
 
-        return vmap(one)(params, buffers, *args)
+        members = torch.arange(len(self.members), device=next(iter(self.params.values())).device)
+        in_dims = (0, 0, 0, *(None if a is None else 0 for a in args))  # None: an input a task does not have
+        return vmap(one, in_dims, randomness="error" if generators is None else "same")(params, buffers, members, *args)
 
     def parameters(self, module: str) -> list[torch.Tensor]:
         """The stacked parameters of one module, in its ``parameters()`` order (the order its optimiser holds)."""
@@ -82,39 +89,60 @@ class StackedNetworks:
 
 
 class StackedAdam:
-    """One ``torch.optim.Adam`` over a module's stacked parameters, holding the members' moments stacked. Adam
-    works elementwise, so each member's slice takes exactly the step its own optimiser would. All members must
-    have taken the same number of steps (one step counter serves them all): see ``same_steps``."""
+    """Adam over the stacked parameters of K members' copies of one module, each member with its own moments and
+    its own step count, so that members that began learning at different times each take exactly their own
+    step. The update is ``torch.optim.Adam``'s (L2 weight decay, no AMSGrad) with the bias corrections of each
+    member's step count; it equals each member's own optimiser's step to float rounding."""
 
     def __init__(self, optimisers: Sequence[torch.optim.Adam], stacked: list[torch.Tensor]):
-        self.optimisers = list(optimisers)
-        self.adam = torch.optim.Adam(stacked)
-        self.adam.param_groups[0].update({k: v for k, v in optimisers[0].param_groups[0].items() if k != "params"})
+        self.optimisers, self.params = list(optimisers), stacked
+        self.group = {k: v for k, v in optimisers[0].param_groups[0].items() if k != "params"}
+        if self.group.get("amsgrad") or self.group.get("maximize"):
+            raise ValueError("StackedAdam implements Adam without amsgrad or maximize")
         own = [o.param_groups[0]["params"] for o in optimisers]
-        for i, p in enumerate(stacked):
-            states = [o.state.get(mine[i]) for o, mine in zip(optimisers, own)]
-            if states[0]:
-                self.adam.state[p] = {"step": states[0]["step"].clone(),
-                                      **{k: torch.stack([s[k] for s in states]) for k in ("exp_avg", "exp_avg_sq")}}
+        self.steps = [int(next(iter(o.state.values()))["step"]) if o.state else 0 for o in optimisers]
 
-    @staticmethod
-    def same_steps(optimisers: Sequence[torch.optim.Optimizer]) -> bool:
-        def steps(o):
-            return float(next(iter(o.state.values()))["step"]) if o.state else 0.0
+        def moments(i: int, name: str) -> torch.Tensor:
+            return torch.stack([o.state[mine[i]][name] if mine[i] in o.state else torch.zeros_like(mine[i])
+                                for o, mine in zip(optimisers, own)])
 
-        return len({steps(o) for o in optimisers}) == 1
+        self.exp_avg = [moments(i, "exp_avg") for i in range(len(stacked))]
+        self.exp_avg_sq = [moments(i, "exp_avg_sq") for i in range(len(stacked))]
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        lr, (beta1, beta2), eps, decay = (self.group[k] for k in ("lr", "betas", "eps", "weight_decay"))
+        self.steps = [s + 1 for s in self.steps]
+        step_size = [lr / (1 - beta1 ** s) for s in self.steps]
+        bias_correction2_sqrt = [math.sqrt(1 - beta2 ** s) for s in self.steps]
+        per_member: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
+            key = (p.dtype, p.device, p.dim())
+            if key not in per_member:  # [K, 1, ...] to broadcast over each member's slice
+                shape = (-1,) + (1,) * (p.dim() - 1)
+                per_member[key] = tuple(torch.tensor(values, dtype=p.dtype, device=p.device).view(shape)
+                                        for values in (step_size, bias_correction2_sqrt))
+            size, correction = per_member[key]
+            grad = p.grad if decay == 0 else p.grad.add(p, alpha=decay)
+            m.lerp_(grad, 1 - beta1)
+            v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            p.sub_(m / (v.sqrt() / correction).add_(eps) * size)
 
     @torch.no_grad()
     def write_back(self, members: Sequence[int]) -> None:
-        """Give each of ``members`` (indices) its slice of the moments and the step count, as its own optimiser
+        """Give each of ``members`` (indices) its slice of the moments and its step count, as its own optimiser
         state, so its checkpoint and any later solo step continue from them."""
+        on_device = self.group.get("fused") or self.group.get("capturable")
         for k in members:
             own = self.optimisers[k].param_groups[0]["params"]
-            for mine, p in zip(own, self.adam.param_groups[0]["params"]):
-                state = self.adam.state.get(p)
-                if state:
-                    self.optimisers[k].state[mine] = {"step": state["step"].clone(), "exp_avg": state["exp_avg"][k].clone(),
-                                                      "exp_avg_sq": state["exp_avg_sq"][k].clone()}
+            for mine, m, v in zip(own, self.exp_avg, self.exp_avg_sq):
+                step = torch.tensor(float(self.steps[k]), dtype=torch.float32 if on_device else torch.get_default_dtype(),
+                                    device=mine.device if on_device else "cpu")
+                self.optimisers[k].state[mine] = {"step": step, "exp_avg": m[k].clone(), "exp_avg_sq": v[k].clone()}
 
 
 def clip_members(stacked: list[torch.Tensor], max_norm: float) -> torch.Tensor:
@@ -143,18 +171,73 @@ def diverged_members(losses: dict[str, torch.Tensor], grad_norms: dict[str, torc
     return diverged
 
 
+def take(x: torch.Tensor, index: torch.Tensor, axis: int) -> torch.Tensor:
+    """Each member's own selection along ``axis``: ``x[k].index_select(axis - 1, index[k])`` for every k, as one
+    gather (``index_select`` with a different index per member has no vmap batching rule: a loop)."""
+    shape = [1] * x.dim()
+    shape[0], shape[axis] = index.shape
+    return x.gather(axis, index.view(shape).expand(*x.shape[:axis], index.shape[1], *x.shape[axis + 1:]))
+
+
+def _default_generator_state(device: torch.device) -> torch.Tensor:
+    return torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
+
+
+@contextmanager
+def own_generators(draws: Sequence[Callable[[], AbstractContextManager]], device):
+    """Each member's torch generator as a ``torch.Generator`` of its own, for draws made for all members at once
+    (``algorithms/sampling.py``); what they drew is each member's own generator state afterwards."""
+    device = torch.device(device)
+    generators = []
+    for draw in draws:
+        with draw():
+            generators.append(torch.Generator(device).set_state(_default_generator_state(device)))
+    try:
+        yield generators
+    finally:
+        for draw, generator in zip(draws, generators):
+            with draw():
+                if device.type == "cuda":
+                    torch.cuda.set_rng_state(generator.get_state(), device)
+                else:
+                    torch.set_rng_state(generator.get_state())
+
+
+class Waiting:
+    """A member's outcome when its update is due and waits to be computed with the other members'
+    (``MemberBatch.update_waiting``); its environments hold still meanwhile."""
+
+    def __repr__(self) -> str:
+        return "WAITING"
+
+
+WAITING = Waiting()
+
+
 class MemberBatch(abc.ABC):
     """An algorithm's seed members acting and learning as one. ``draws[k]`` swaps member k's generators in
-    (a context manager), for every random draw of its own. Made by ``Algorithm.member_batch``."""
+    (a context manager), for every random draw of its own. Made by ``Algorithm.member_batch``.
+
+    Where members' updates fall on different steps (the world models learn after each finished episode of a
+    member's own), a member whose update is due waits (``WAITING``; the group loop holds its environments
+    still) until every running member waits, and then all update together: each member's series is the one
+    it would have alone, only its wall-clock timing changes."""
 
     def __init__(self, draws: Sequence[Callable[[], AbstractContextManager]]):
         self.draws = list(draws)
 
     @abc.abstractmethod
-    def act(self, obs, avail_actions, memory, first) -> list[tuple[torch.Tensor, torch.Tensor, dict]]:
-        """Each member's ``act`` (exploring) on its inputs (member axis first)."""
+    def act(self, obs, avail_actions, memory, first, neighbours=None,
+            held: frozenset[int] = frozenset()) -> list[tuple[torch.Tensor, torch.Tensor, dict] | None]:
+        """Each member's ``act`` (exploring) on its inputs (member axis first); members in ``held`` (indices)
+        are waiting: they draw nothing and get None."""
 
     @abc.abstractmethod
-    def observe_and_update(self, transitions) -> list[dict[str, float] | Divergence]:
-        """Each member's ``observe`` of its transition, then its ``update``: its metrics, or the Divergence that
-        stopped it (its modules then keep what they held before the update)."""
+    def observe_and_update(self, transitions: list) -> list[dict[str, float] | Divergence | Waiting | None]:
+        """Each member's ``observe`` of its transition (None for a held member), then its ``update``: its
+        metrics, the Divergence that stopped it (its modules then keep what they held before the update),
+        ``WAITING`` where its update waits for the others', or None for a held member."""
+
+    def update_waiting(self) -> list[dict[str, float] | Divergence | None]:
+        """The waiting members' updates, computed together: each one's outcome (None: it was not waiting)."""
+        return [None] * len(self.draws)

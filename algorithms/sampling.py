@@ -1,15 +1,28 @@
-"""The world models' random draws, in one place: categorical classes, Bernoulli outcomes and the PPO
-minibatch order. One switch, :func:`deterministic`, makes every one of them take its most likely value (the
-likeliest class, the likelier outcome, the identity order), which is what the checks against the official
-code need (``suites/checks/official_parity.py``) without patching any module. Code that draws goes through
-these functions, so that the switch reaches it."""
+"""The world models' random draws, in one place: categorical classes, Bernoulli outcomes, dropout masks, the
+PPO minibatch order and replay positions. Code that draws goes through these functions, so that two
+switches reach every draw:
+
+- :func:`deterministic` makes each draw take its most likely value (the likeliest class, the likelier
+  outcome, the identity order), which is what the checks against the official code need
+  (``suites/checks/official_parity.py``) without patching any module;
+- :func:`members` makes each draw inside a computation vectorised over seed members (``torch.func.vmap``,
+  ``algorithms/members.py``) come from each member's own generator, in the order and with the shapes its
+  solo run draws, so that a member's numbers do not depend on the others'.
+
+Every draw is a uniform or a Bernoulli mask whose shape, not its values, comes from the computation, so it can
+be made per member outside the vectorised values (``bernoulli(p)`` is ``rand < p``: the same bits as
+``torch.bernoulli`` on the CPU).
+"""
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 
 import torch
 
 _deterministic = False
+# Where draws come from: None (the process-wide generators), or (generators, index) as set by :func:`members`
+_source: tuple[Sequence[torch.Generator | None], torch.Tensor | None] | None = None
 
 
 @contextmanager
@@ -23,6 +36,38 @@ def deterministic():
         _deterministic = saved
 
 
+@contextmanager
+def members(generators: Sequence[torch.Generator | None], index: torch.Tensor | None = None):
+    """Within the block, every draw is made once per member, from ``generators[k]`` (None: the process-wide
+    one). Outside ``vmap`` (``index`` None) a draw returns the members' draws stacked, ``[K, ...]``; inside a
+    ``vmap(..., randomness="same")`` over members, with ``index`` the vmapped ``arange(K)``, member k receives
+    its own."""
+    global _source
+    saved, _source = _source, (generators, index)
+    try:
+        yield
+    finally:
+        _source = saved
+
+
+def drawing_from(generator: torch.Generator):
+    """Within the block, every draw comes from ``generator``."""
+    return members([generator], torch.zeros((), dtype=torch.long))
+
+
+def _draw(make: Callable[[torch.Generator | None], torch.Tensor]) -> torch.Tensor:
+    if _source is None:
+        return make(None)
+    generators, index = _source
+    drawn = torch.stack([make(g) for g in generators])
+    return drawn if index is None else drawn[index]
+
+
+def uniform(shape: Sequence[int], dtype=None, device=None) -> torch.Tensor:
+    """Uniform draws in [0, 1)."""
+    return _draw(lambda g: torch.rand(tuple(shape), dtype=dtype, device=device, generator=g))
+
+
 def sample_index(probs: torch.Tensor) -> torch.Tensor:
     """One draw from each categorical ``probs[..., K]`` by inverting its CDF: one uniform per
     categorical, scaled to the row's total so that float rounding never lands past the last class with
@@ -32,7 +77,7 @@ def sample_index(probs: torch.Tensor) -> torch.Tensor:
     if _deterministic:
         return probs.argmax(-1)
     cdf = probs.cumsum(-1)
-    u = torch.rand(probs.shape[:-1] + (1,), dtype=probs.dtype, device=probs.device) * cdf[..., -1:]
+    u = uniform(probs.shape[:-1] + (1,), probs.dtype, probs.device) * cdf[..., -1:]
     return (cdf < u).sum(-1)
 
 
@@ -40,11 +85,20 @@ def bernoulli(probs: torch.Tensor) -> torch.Tensor:
     """One 0/1 draw per probability."""
     if _deterministic:
         return (probs > 0.5).to(probs.dtype)
-    return torch.bernoulli(probs)
+    return (uniform(probs.shape, probs.dtype, probs.device) < probs).to(probs.dtype)
 
 
 def permutation(n: int, device) -> torch.Tensor:
     """A random order of ``n`` samples (``torch.rand`` argsorted: ``torch.randperm`` syncs with the host)."""
     if _deterministic:
         return torch.arange(n, device=device)
-    return torch.rand(n, device=device).argsort()
+    return uniform((n,), device=device).argsort()
+
+
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """``F.dropout``, with the mask ATen draws for it on the CPU (``bernoulli_(1 - p)`` on an empty tensor of
+    ``x``'s shape, scaled by ``1 / (1 - p)``), so a solo run's numbers are those of ``nn.Dropout``."""
+    if not training or p == 0:
+        return x
+    keep = _draw(lambda g: torch.empty(x.shape, dtype=x.dtype, device=x.device).bernoulli_(1 - p, generator=g))
+    return x * keep.div_(1 - p)

@@ -7,6 +7,8 @@ its own stepped one after another behind the same interface. Either way member `
 """
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import torch
 
 import envs
@@ -23,10 +25,15 @@ class StackedMembers(MultiAgentEnv):
         self.num_envs = self.members * self.member_envs
 
     def reset(self) -> Step:
-        return Step.cat([part.reset() for part in self.parts])
+        self.last = [part.reset() for part in self.parts]
+        return Step.cat(self.last)
 
-    def step(self, actions: torch.Tensor) -> Step:
-        return Step.cat([part.step(a) for part, a in zip(self.parts, actions.split(self.member_envs))])
+    def step(self, actions: torch.Tensor, held: Collection[int] = ()) -> Step:
+        """Step every member's environments, except those of the members in ``held`` (indices), which stay
+        where they were (their rows repeat their last step)."""
+        self.last = [last if k in held else part.step(a)
+                     for k, (part, last, a) in enumerate(zip(self.parts, self.last, actions.split(self.member_envs)))]
+        return Step.cat(self.last)
 
     def get_state(self) -> dict | None:
         states = [part.get_state() for part in self.parts]
@@ -45,6 +52,21 @@ class StackedMembers(MultiAgentEnv):
     def close(self) -> None:
         for part in self.parts:
             part.close()
+
+
+def step_holding(env: MultiAgentEnv, actions: torch.Tensor, held: Collection[int]) -> Step:
+    """``env.step(actions)`` for every member except those in ``held`` (indices), whose environments stay exactly
+    where they were, generators included: a member that waits for the others (``algorithms/members.py``)
+    continues its own stream afterwards. Their rows of the result are not to be read."""
+    if not held:
+        return env.step(actions)
+    if isinstance(env, StackedMembers):
+        return env.step(actions, held)
+    saved = {k: env.member_state(k) for k in held}
+    step = env.step(actions)
+    for k, state in saved.items():
+        env.load_member_state(k, state)
+    return step
 
 
 def make_members(task: str, seeds: list[int], num_envs: int = 1, device: str = "cpu", backend: str = "auto",

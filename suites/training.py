@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 
 from algorithms import Divergence, Transition, make_algorithm
-from envs.members import make_members
+from algorithms.members import WAITING, Waiting
+from envs.members import make_members, step_holding
 from suites.checkpoint import atomic_save, rng_state, seed_everything, set_rng_state
 from suites.errors import DiskFull
 from suites.evaluation import ABSOLUTE_FACTOR, EpisodeStats, evaluate, evaluation_rank
@@ -99,6 +100,7 @@ class Member:
         self.steps, self.evals, self.best = 0, 0, (-float("inf"), -float("inf"))
         self.evaluated_at = self.saved_at = self.started_steps = 0  # steps at the latest evaluation and checkpoint
         self.error: BaseException | None = None
+        self.waiting = False  # its update is due and waits for the other members' (algorithms/members.py)
         self.elapsed = 0.0
         # wall seconds of this attempt: acting, its share of the batched environment step, observing and learning
         self.seconds = {"act": 0.0, "env": 0.0, "learn": 0.0}
@@ -200,14 +202,17 @@ class Member:
         self.seconds["learn"] += time.perf_counter() - started
         self.record(metrics)
 
-    def record(self, metrics: dict[str, float] | Divergence) -> None:
-        """Log what the algorithm reported after a step; a Divergence stops this member (raised, with where)."""
+    def record(self, metrics: dict[str, float] | Divergence | Waiting, advance: bool = True) -> None:
+        """Log what the algorithm reported after a step (``advance``: count the step; a waiting member's update
+        reports later, at the same step); a Divergence stops this member (raised, with where)."""
         if isinstance(metrics, Divergence):
             raise Divergence(f"{metrics} at {self.steps} environment steps; last good checkpoint: "
                              f"{self.ckpt_path}") from metrics
-        for name, value in metrics.items():
+        self.waiting = metrics is WAITING
+        for name, value in ({} if self.waiting else metrics).items():
             self.log.log(name, value, self.steps)
-        self.report.advance(self.step.done.shape[0])
+        if advance:
+            self.report.advance(self.step.done.shape[0])
 
     def fail(self, err: BaseException) -> None:
         """Stop this member alone: its record says why; its environments idle from now on."""
@@ -267,29 +272,35 @@ def train_members(ios: list[MemberIO], config, stop: StopSignals | None = None) 
             if stop.lost:
                 raise LeaseLost("another process took over this run; stopped without writing more")
             if stop.requested:  # the safe point: every member checkpoints at the step it reached
+                _release(batch, batched, started)  # after the updates it owes, as alone
                 for k, m in enumerate(members):
                     if m.error is None:
                         m.checkpoint(env, k)
                 raise StopRequested(stop.requested, [m.steps for m in members])
             for k, m in enumerate(members):
-                if m.unfinished and m.due():
+                if m.unfinished and not m.waiting and m.due():
                     _guarded(m, started, m.evaluate_and_checkpoint, env, k)
-            running = [m for m in members if m.unfinished and m.steps < m.spec.steps]
+            running = [m for m in members if m.unfinished and (m.steps < m.spec.steps or m.waiting)]
             if not running:
                 break
             if tuple(running) != batched:  # who computes as one changes only when a member stops
-                batched, batch = tuple(running), _member_batch(running)
+                _release(batch, batched, started)
+                batched, batch = tuple(running), None if len(members) == 1 else _member_batch(running)
+            if batch is not None and all(m.waiting for m in running):
+                _release(batch, batched, started)
+                continue
             if batch is not None:
                 moves = _act_together(batch, running)
             else:
                 moves = {id(m): _guarded(m, started, m.act) for m in running}
             actions = torch.cat([moves[id(m)][0] if moves.get(id(m)) else idle_actions(m.step) for m in members])
             stepping = time.perf_counter()
-            nxt = env.step(actions)
-            for m in running:
-                m.seconds["env"] += (time.perf_counter() - stepping) / len(running)
+            nxt = step_holding(env, actions, [k for k, m in enumerate(members) if m.waiting])
+            stepped = [m for m in running if not m.waiting]
+            for m in stepped:
+                m.seconds["env"] += (time.perf_counter() - stepping) / len(stepped)
             if batch is not None:
-                _learn_together(batch, [m for m in running if moves.get(id(m))], moves, nxt, started)
+                _learn_together(batch, running, moves, nxt, started)
                 continue
             for m in running:
                 if moves[id(m)]:
@@ -303,35 +314,56 @@ def train_members(ios: list[MemberIO], config, stop: StopSignals | None = None) 
 
 
 def _member_batch(members: list[Member]):
-    """The running members' algorithm computed as one, where it can be (``Algorithm.member_batch``)."""
-    if len(members) < 2:
-        return None
+    """The running members' algorithm computed as one, where it can be (``Algorithm.member_batch``); also when
+    one member is left running, so that its numbers do not depend on when the others stopped."""
     return type(members[0].algo).member_batch([m.algo for m in members], [m.generators.active for m in members])
 
 
 def _act_together(batch, members: list[Member]) -> dict:
-    """Every member's exploring action in one call; the time is shared out equally."""
+    """The exploring action of every member that is not waiting, in one call; the time is shared out equally."""
     started = time.perf_counter()
+    acting = [m for m in members if not m.waiting]
 
     def stacked(get) -> torch.Tensor:
         return torch.stack([get(m) for m in members])
 
-    moves = _together(members, batch.act, stacked(lambda m: m.step.obs), stacked(lambda m: m.step.avail_actions),
-                      stacked(lambda m: m.memory), stacked(lambda m: m.first))
-    for m in members:
-        m.seconds["act"] += (time.perf_counter() - started) / len(members)
-    return {id(m): move for m, move in zip(members, moves or [])}
+    neighbours = stacked(lambda m: m.step.info["neighbours"]) if "neighbours" in members[0].step.info else None
+    moves = _together(acting, batch.act, stacked(lambda m: m.step.obs), stacked(lambda m: m.step.avail_actions),
+                      stacked(lambda m: m.memory), stacked(lambda m: m.first), neighbours,
+                      frozenset(k for k, m in enumerate(members) if m.waiting))
+    for m in acting:
+        m.seconds["act"] += (time.perf_counter() - started) / len(acting)
+    return {id(m): move for m, move in zip(members, moves or []) if move is not None}
 
 
 def _learn_together(batch, members: list[Member], moves: dict, nxt, started: float) -> None:
-    """Every member observes its share of the step and learns, in one call; each records its own outcome (a
-    member that diverged stops alone)."""
+    """Every member that acted observes its share of the step and learns, in one call; each records its own
+    outcome (a member that diverged stops alone; one whose update waits records it later, ``_release``)."""
     began = time.perf_counter()
-    transitions = [m.advance(*moves[id(m)], nxt.rows(m.rows.start, m.rows.stop)) for m in members]
-    outcomes = _together(members, batch.observe_and_update, transitions)
+    transitions = [m.advance(*moves[id(m)], nxt.rows(m.rows.start, m.rows.stop)) if id(m) in moves else None
+                   for m in members]
+    learning = [m for m, tr in zip(members, transitions) if tr is not None]
+    outcomes = _together(learning, batch.observe_and_update, transitions)
     for m, outcome in zip(members, outcomes or []):
-        m.seconds["learn"] += (time.perf_counter() - began) / len(members)
-        _guarded(m, started, m.record, outcome)
+        if outcome is not None:
+            m.seconds["learn"] += (time.perf_counter() - began) / len(learning)
+            _guarded(m, started, m.record, outcome)
+
+
+def _release(batch, members: tuple[Member, ...], started: float) -> None:
+    """The updates of the waiting members among ``members`` (those ``batch`` computes for), computed together
+    (``MemberBatch.update_waiting``); each records its outcome at the step it waited at."""
+    waiting = [m for m in members if m.waiting]
+    if batch is None or not waiting:
+        return
+    began = time.perf_counter()
+    outcomes = _together(waiting, batch.update_waiting)
+    for m in waiting:
+        m.waiting = False
+    for m, outcome in zip(members, outcomes or []):
+        if outcome is not None:
+            m.seconds["learn"] += (time.perf_counter() - began) / len(waiting)
+            _guarded(m, started, m.record, outcome, False)
 
 
 def _together(members: list[Member], work, *args):

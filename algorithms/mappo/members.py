@@ -9,16 +9,7 @@ import torch
 from algorithms.base import Divergence
 from algorithms.mappo.agent import LOSSES, MAPPO
 from algorithms.mappo.networks import action_distribution
-from algorithms.members import MemberBatch, Networks, StackedAdam, StackedNetworks, clip_members, diverged_members
-
-
-def take(x: torch.Tensor, index: torch.Tensor, axis: int) -> torch.Tensor:
-    """Each member's own selection along ``axis``: ``x[k].index_select(axis - 1, index[k])`` for every k, as one
-    gather (``index_select`` with a different index per member has no vmap batching rule: a loop)."""
-    shape = [1] * x.dim()
-    shape[0], shape[axis] = index.shape
-    return x.gather(axis, index.view(shape).expand(*x.shape[:axis], index.shape[1], *x.shape[axis + 1:]))
-
+from algorithms.members import MemberBatch, Networks, StackedAdam, StackedNetworks, clip_members, diverged_members, take
 
 # On a CPU, one update for all members pays while a member's minibatch is small: the vectorised call's own
 # cost per operation is then the larger part. Past about this many values per hidden layer (minibatch rows x
@@ -45,13 +36,12 @@ class MAPPOMembers(MemberBatch):
 
     @staticmethod
     def fits(members: list[MAPPO]) -> bool:
-        """Members can be computed as one when their rollouts are equally far along and their optimisers have
-        taken equally many steps: always, unless they resumed from checkpoints of different runs' progress."""
-        return (len({len(m.rollout) for m in members}) == 1 and StackedAdam.same_steps([m.actor_opt for m in members])
-                and StackedAdam.same_steps([m.critic_opt for m in members]))
+        """Members can be computed as one when their rollouts are equally far along: always, unless they resumed
+        from checkpoints of different runs' progress."""
+        return len({len(m.rollout) for m in members}) == 1
 
     @torch.no_grad()
-    def act(self, obs, avail_actions, memory, first):
+    def act(self, obs, avail_actions, memory, first, neighbours=None, held=frozenset()):
         """``MAPPO.act`` of every member; each member's actions are drawn from its own generators, as
         ``Categorical.sample`` draws them (one multinomial over its rows)."""
         logits, h_next, h = self.nets.call(self.template.policy, obs, avail_actions, memory, first, modules=("actor",))
@@ -129,8 +119,8 @@ class MAPPOMembers(MemberBatch):
         """``MAPPO._ppo_step`` for all members; members whose numbers stop being finite join ``diverged``."""
         cfg = self.template.config
         out = self.nets.call(self.template.losses, mb, h0)
-        self.actor_opt.adam.zero_grad()
-        self.critic_opt.adam.zero_grad()
+        self.actor_opt.zero_grad()
+        self.critic_opt.zero_grad()
         out["train/actor_loss"].sum().backward()  # member k's loss reaches member k's slice only
         (out["train/value_loss"] * cfg.value_loss_coef).sum().backward()
         out = {k: v.detach() for k, v in out.items()}
@@ -138,6 +128,6 @@ class MAPPOMembers(MemberBatch):
         grad_critic = clip_members(self.nets.parameters("critic"), cfg.max_grad_norm)
         for k, err in diverged_members({k: out[k] for k in LOSSES}, {"actor": grad_actor, "critic": grad_critic}).items():
             diverged.setdefault(k, err)
-        self.actor_opt.adam.step()
-        self.critic_opt.adam.step()
+        self.actor_opt.step()
+        self.critic_opt.step()
         return {**out, "train/actor_grad_norm": grad_actor, "train/critic_grad_norm": grad_critic}

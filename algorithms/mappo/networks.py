@@ -5,8 +5,9 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from algorithms.layers import gru_cell
 
 
 def _orthogonal(layer: nn.Linear, gain: float) -> nn.Linear:
@@ -31,17 +32,6 @@ class MLPBase(nn.Module):
         return self.mlp(self.feature_norm(x))
 
 
-def gru_cell(x: torch.Tensor, h: torch.Tensor, cell: nn.GRUCell) -> torch.Tensor:
-    """One step of ``cell``: the operations ATen's ``gru_cell`` runs on the CPU, in its order (so the result is
-    bit for bit the same there), written out because ``torch.gru_cell`` has no batching rule for
-    ``torch.func.vmap`` (seed members, ``algorithms/members.py``)."""
-    i_r, i_z, i_n = F.linear(x, cell.weight_ih, cell.bias_ih).chunk(3, -1)
-    h_r, h_z, h_n = F.linear(h, cell.weight_hh, cell.bias_hh).chunk(3, -1)
-    reset, update = (h_r + i_r).sigmoid(), (h_z + i_z).sigmoid()
-    new = (i_n + h_n * reset).tanh()
-    return (h - new) * update + new
-
-
 class RecurrentLayer(nn.Module):
     """A one-layer GRU with orthogonal weights, zero biases and an output LayerNorm (rnn.py).
 
@@ -59,7 +49,8 @@ class RecurrentLayer(nn.Module):
         """``x`` [T,M,H], ``h`` [M,H], ``masks`` [T,M] (0 where the hidden state resets)."""
         outs = []
         for t in range(x.shape[0]):
-            h = gru_cell(x[t], h * masks[t].unsqueeze(-1), self.cell)
+            c = self.cell
+            h = gru_cell(x[t], h * masks[t].unsqueeze(-1), c.weight_ih, c.weight_hh, c.bias_ih, c.bias_hh)
             outs.append(h)
         return self.norm(torch.stack(outs)), h
 

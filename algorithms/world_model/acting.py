@@ -5,9 +5,9 @@ After jbr-ai-labs/mamba@2c97258 ``agent/controllers/DreamerController.py`` and
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from algorithms.base import Transition
+from algorithms.layers import one_hot
 from algorithms.sampling import sample_index
 from algorithms.world_model.config import WorldModelConfig
 from algorithms.world_model.losses import masked_logits
@@ -51,7 +51,7 @@ class DecentralisedPolicy:
         post = model.agent_posterior_latent(deter, model.observation_encoder(obs))
         logits = masked_logits(self.actor(post.features()), avail_actions if self.spec.action_masks else None)
         actions = sample_index(logits.softmax(-1)) if explore else logits.argmax(-1)
-        next_memory = torch.cat([deter, post.stoch, F.one_hot(actions, self.spec.n_actions).float()], -1)
+        next_memory = torch.cat([deter, post.stoch, one_hot(actions, self.spec.n_actions)], -1)
         return actions, next_memory
 
 

@@ -88,15 +88,23 @@ class WorldModelAgent(Algorithm):
 
     # ------------------------------------------------------------------ learning, on the official schedule
     def update(self) -> dict[str, float]:
-        calls = int(self.episode_credit)
+        calls = self.due_calls()
         if calls == 0:
-            return {}
-        self.episode_credit -= calls
-        if len(self.replay) < self.config.min_buffer_size or not self.replay.ready():
             return {}
         for _ in range(calls):
             self.learner_call()
         return self.collect_metrics()
+
+    def due_calls(self) -> int:
+        """The learner calls owed now, one per episode finished since the last (the credit is spent), or 0 while
+        the replay holds fewer than ``min_buffer_size`` steps or no whole sequence."""
+        calls = int(self.episode_credit)
+        if calls == 0:
+            return 0
+        self.episode_credit -= calls
+        if len(self.replay) < self.config.min_buffer_size or not self.replay.ready():
+            return 0
+        return calls
 
     def learner_call(self) -> None:
         """``model_epochs`` world-model steps, then ``epochs`` policy rounds; replays CUDA graphs of both on a
@@ -124,6 +132,12 @@ class WorldModelAgent(Algorithm):
         """Means over the learner calls since the last report, with a single host sync."""
         return {**self.guard.report(self._current()), "train/learner_calls": float(self.learner_calls)}
 
+    @classmethod
+    def member_batch(cls, members, draws):
+        from algorithms.world_model.members import WorldModelMembers  # it builds on this module
+
+        return WorldModelMembers(members, draws)
+
     # ------------------------------------------------------------------ checkpoints
     def state_dict(self):
         return {
@@ -141,5 +155,9 @@ class WorldModelAgent(Algorithm):
         self.behaviour.load_state_dict(state)
         self.replay.load_state_dict(state["replay"])
         self.episode_credit, self.learner_calls = state["episode_credit"], state["learner_calls"]
-        self._model_graph.reset()  # the optimisers' state tensors were replaced
+        self.reset_graphs()
+
+    def reset_graphs(self) -> None:
+        """Recapture the learner's CUDA graphs at the next call: the optimisers' state tensors were replaced."""
+        self._model_graph.reset()
         self._policy_graph.reset()

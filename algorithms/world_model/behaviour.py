@@ -11,8 +11,8 @@ from __future__ import annotations
 import copy
 
 import torch
-import torch.nn.functional as F
 
+from algorithms.layers import one_hot
 from algorithms.sampling import bernoulli, permutation, sample_index
 from algorithms.world_model.config import WorldModelConfig
 from algorithms.world_model.divergence import DivergenceGuard
@@ -57,7 +57,7 @@ class ImaginedActorCritic:
             avails.append(avail)
             logits_seq.append(logits)
             if t < cfg.horizon - 1:  # the official code's final transition is never read
-                state = model.transition(F.one_hot(action, self.spec.n_actions).float(), state)
+                state = model.transition(one_hot(action, self.spec.n_actions), state)
         traj = ModelState.stack(states)
         states.clear()  # memory: the per-step tensors are copied into traj
         reward = model.reward_model(next_features(traj, cfg.reward_uses_global)).mean(-2, keepdim=True)
@@ -98,12 +98,11 @@ class ImaginedActorCritic:
         for _ in range(cfg.ppo_epochs):
             order = permutation(samples, adv.device)
             for idx in order.split(cfg.ppo_minibatch):
-                logits = masked_logits(self.actor(flat["agent_feat"][idx]), flat["avail"][idx] if "avail" in flat else None)
-                loss, entropy = ppo_actor_loss(logits, flat["old_logits"][idx], flat["action"][idx], adv[idx],
-                                               self.entropy_weight, cfg.ppo_clip)
+                minibatch = {k: v[idx] for k, v in flat.items()}
+                loss, entropy = self.actor_loss(minibatch, adv[idx], self.entropy_weight)
                 actor_norm = self.guard.step(self.actor_opt, self.actor, loss, cfg.grad_clip_policy)
                 self.entropy_weight.mul_(cfg.entropy_annealing)
-                value_loss = ((flat["returns"][idx] - self.critic(flat["critic_feat"][idx])) ** 2 / 2).mean()
+                value_loss = self.value_loss(minibatch)
                 value_norm = self.guard.step(self.critic_opt, self.critic, value_loss, cfg.grad_clip_policy)
                 if self.target_critic is not None:  # TARGET_UPDATE = 1: copied after every update
                     with torch.no_grad():
@@ -113,6 +112,16 @@ class ImaginedActorCritic:
                     sums[f"train/{name}"] = sums.get(f"train/{name}", 0.0) + value.detach()
         count = cfg.ppo_epochs * -(-samples // cfg.ppo_minibatch)
         return {name: total / count for name, total in sums.items()}
+
+    def actor_loss(self, minibatch: dict[str, torch.Tensor], adv: torch.Tensor,
+                   entropy_weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The clipped PPO loss of one minibatch of imagined samples, and the policy's mean entropy."""
+        logits = masked_logits(self.actor(minibatch["agent_feat"]), minibatch.get("avail"))
+        return ppo_actor_loss(logits, minibatch["old_logits"], minibatch["action"], adv, entropy_weight,
+                              self.config.ppo_clip)
+
+    def value_loss(self, minibatch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return ((minibatch["returns"] - self.critic(minibatch["critic_feat"])) ** 2 / 2).mean()
 
     def state_dict(self) -> dict:
         return {"target_critic": None if self.target_critic is None else self.target_critic.state_dict(),

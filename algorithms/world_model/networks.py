@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from algorithms.sampling import sample_index
+from algorithms.layers import one_hot
+from algorithms.sampling import dropout, sample_index
 
 
 def mlp(in_dim: int, out_dim: int, layers: int, hidden: int, activation=nn.ReLU) -> nn.Sequential:
@@ -67,8 +68,8 @@ def straight_through_sample(logits: torch.Tensor, n_categoricals: int, n_classes
     """One-hot sample per categorical with straight-through gradients: ``one_hot + probs - sg(probs)``."""
     shaped = logits.view(*logits.shape[:-1], n_categoricals, n_classes)
     probs = shaped.softmax(-1)
-    one_hot = torch.zeros_like(probs).scatter_(-1, sample_index(probs.detach()).unsqueeze(-1), 1.0)
-    return (one_hot + probs - probs.detach()).view(logits.shape)
+    sample = one_hot(sample_index(probs.detach()), n_classes, probs.dtype)
+    return (sample + probs - probs.detach()).view(logits.shape)
 
 
 def sinusoid_table(n_position: int, d: int) -> torch.Tensor:
@@ -85,7 +86,8 @@ class AgentAttention(nn.Module):
 
     The layers are ``nn.TransformerEncoderLayer`` modules (the official code's: same parameters, names and
     initialisation); their forward is written out below with the same arithmetic (scaled dot-product
-    attention with dropout on the weights, residual + LayerNorm, ReLU feed-forward), because the library
+    attention with dropout on the weights, residual + LayerNorm, ReLU feed-forward; dropout drawn through
+    ``algorithms/sampling.py``, the same masks as ``nn.Dropout``), because the library
     path's argument checks and layout copies cost more than the arithmetic over a few dozen agents
     (docs/performance.md has the measurements). The official
     table has 30 positions; it is grown to the number of agents when a task has more."""
@@ -105,9 +107,13 @@ class AgentAttention(nn.Module):
         if mask is not None:
             mask = mask.unsqueeze(1)  # the same for every head
         for layer in self.encoder.layers:
-            x = layer.norm1(x + layer.dropout1(self._attend(layer.self_attn, x, mask)))
-            x = layer.norm2(x + layer.dropout2(layer.linear2(layer.dropout(F.relu(layer.linear1(x))))))
+            x = layer.norm1(x + self._dropout(layer.dropout1, self._attend(layer.self_attn, x, mask)))
+            hidden = self._dropout(layer.dropout, F.relu(layer.linear1(x)))
+            x = layer.norm2(x + self._dropout(layer.dropout2, layer.linear2(hidden)))
         return x.view(*lead, n, d)
+
+    def _dropout(self, module: nn.Dropout, x: torch.Tensor) -> torch.Tensor:
+        return dropout(x, module.p, self.training)
 
     def _attend(self, attention: nn.MultiheadAttention, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """Multi-head self-attention ``[B, N, d] -> [B, N, d]`` with the module's packed projections."""
@@ -117,7 +123,7 @@ class AgentAttention(nn.Module):
         scores = q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5
         if mask is not None:
             scores = scores.masked_fill(mask, float("-inf"))
-        weights = F.dropout(scores.softmax(-1), attention.dropout, self.training)
+        weights = dropout(scores.softmax(-1), attention.dropout, self.training)
         return attention.out_proj((weights @ v).transpose(1, 2).reshape(b, n, d))
 
 

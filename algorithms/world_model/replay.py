@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import torch
 
+from algorithms.sampling import uniform
+
 
 class SequenceReplay:
     FIELDS = ("obs", "state", "avail", "fake", "action", "reward", "done", "last")
@@ -87,7 +89,7 @@ class SequenceReplay:
         :meth:`ready`."""
         n_starts = self._valid_starts()
         ends = n_starts.cumsum(0)
-        position = torch.minimum((torch.rand(batch_size, device=self.device) * ends[-1]).long(), ends[-1] - 1)
+        position = torch.minimum((uniform((batch_size,), device=self.device) * ends[-1]).long(), ends[-1] - 1)
         env = torch.searchsorted(ends, position, right=True).clamp(max=self.num_envs - 1)
         offset = position - (ends[env] - n_starts[env])
         start = torch.where(self.count[env] == self.size, self.next_idx[env] + offset, offset)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from algorithms.layers import gru_cell
 from algorithms.world_model.config import WorldModelConfig
 from algorithms.world_model.networks import AgentAttention, Decoder, DiscreteLatent, Encoder, mlp
 
@@ -80,13 +81,11 @@ class RecurrentLevel(nn.Module):
     def step(self, x: torch.Tensor, deter: torch.Tensor) -> torch.Tensor:
         """GRU update for ``[..., N, in]`` inputs (all leading axes folded into the GRU batch).
 
-        The official code calls ``nn.GRU`` on sequences of length 1; the GRU-cell kernel on the same
-        parameters computes the same equations without cuDNN's per-call sequence set-up, and can be
-        captured in a CUDA graph."""
+        The official code calls ``nn.GRU`` on sequences of length 1; one GRU-cell step on the same parameters
+        computes the same equations without cuDNN's per-call sequence set-up, can be captured in a CUDA graph
+        and vectorised over seed members."""
         c = self.cell
-        out = torch.gru_cell(x.reshape(-1, x.shape[-1]), deter.reshape(-1, deter.shape[-1]), c.weight_ih_l0,
-                             c.weight_hh_l0, c.bias_ih_l0, c.bias_hh_l0)
-        return out.view(deter.shape)
+        return gru_cell(x, deter, c.weight_ih_l0, c.weight_hh_l0, c.bias_ih_l0, c.bias_hh_l0)
 
 
 class WorldModel(nn.Module):
