@@ -40,6 +40,17 @@ class Networks(nn.Module):
         return fn(*args)
 
 
+def _map_tensors(fn: Callable, tree):
+    """``fn`` applied to every tensor in nested tuples, lists and dicts."""
+    if isinstance(tree, torch.Tensor):
+        return fn(tree)
+    if isinstance(tree, dict):
+        return {k: _map_tensors(fn, v) for k, v in tree.items()}
+    if isinstance(tree, (tuple, list)):
+        return type(tree)(_map_tensors(fn, v) for v in tree)
+    return tree
+
+
 class StackedNetworks:
     """K members' ``Networks`` as stacked tensors ``[K, ...]``: trainable leaves for one optimiser, plus
     buffers (updated in place through their slices)."""
@@ -66,14 +77,27 @@ class StackedNetworks:
         ``modules`` names the ones it uses (default: all), as swapping costs time per tensor. Where ``fn``
         draws (through ``algorithms/sampling.py``), member k draws from ``generators[k]``."""
         params, buffers = self._tensors(modules)
+        device = next(iter(self.params.values())).device
+        alone = len(self.members) == 1
+        if alone:  # a vmap over one member runs other kernels (gradients differ in the last bits): pad with a copy
+            params = {n: torch.cat([p, p.detach()]) for n, p in params.items()}
+            padded, buffers = buffers, {n: torch.cat([b, b]) for n, b in buffers.items()}
+            args = _map_tensors(lambda a: torch.cat([a, a]), args)
+            generators = None if generators is None else [*generators, torch.Generator(device)]
 
         def one(params, buffers, member, *member_args):
             with sampling.members(generators, member) if generators is not None else nullcontext():
                 return functional_call(self.template, (params, buffers), (fn, *member_args), strict=False)
 
-        members = torch.arange(len(self.members), device=next(iter(self.params.values())).device)
+        members = torch.arange(2 if alone else len(self.members), device=device)
         in_dims = (0, 0, 0, *(None if a is None else 0 for a in args))  # None: an input a task does not have
-        return vmap(one, in_dims, randomness="error" if generators is None else "same")(params, buffers, members, *args)
+        out = vmap(one, in_dims, randomness="error" if generators is None else "same")(params, buffers, members, *args)
+        if not alone:
+            return out
+        with torch.no_grad():
+            for name, buffer in padded.items():  # what the call wrote into the buffers
+                buffer.copy_(buffers[name][:1])
+        return _map_tensors(lambda o: o[:1], out)
 
     def parameters(self, module: str) -> list[torch.Tensor]:
         """The stacked parameters of one module, in its ``parameters()`` order (the order its optimiser holds)."""
