@@ -154,6 +154,38 @@ def test_a_diverging_member_fails_alone_and_the_others_are_unchanged(tmp_path, m
     _close_series(_learning(_metrics(tmp_path / "group", specs[0])), _learning(_metrics(tmp_path / "solo", specs[0])))
 
 
+def test_a_diverging_world_model_member_fails_alone_and_the_other_goes_on_bit_for_bit(tmp_path, monkeypatch):
+    """A member whose world-model loss stops being finite (its replayed rewards poisoned) fails with its solo
+    run's message; the other's series equals its series beside a healthy member, bit for bit (it computes
+    alone afterwards, with the same numbers)."""
+    from algorithms.world_model.agent import WorldModelAgent
+    from algorithms.world_model.replay import SequenceReplay
+
+    made, real_init, real_sample = [], WorldModelAgent.__init__, SequenceReplay.sample
+
+    def count(self, *args, **kwargs):
+        made.append(self)
+        real_init(self, *args, **kwargs)
+
+    def poisoned(self, size):
+        batch = real_sample(self, size)
+        if self is made[1].replay:
+            batch["reward"] = batch["reward"] + float("inf")
+        return batch
+
+    specs = _specs(0, 1, algorithm="mamba")
+    monkeypatch.setattr(WorldModelAgent, "__init__", count)
+    monkeypatch.setattr(SequenceReplay, "sample", poisoned)
+    results = execute_group(specs, tmp_path / "group")
+    monkeypatch.undo()
+
+    assert isinstance(results[1], Exception) and "'train/reward_loss' is not finite" in str(results[1])
+    assert _status(tmp_path / "group", specs[1])["status"] == "FAILED"
+    assert run_status(tmp_path / "group" / "runs" / specs[0].run_id) == DONE
+    execute_group(specs, tmp_path / "healthy")
+    assert _learning(_metrics(tmp_path / "group", specs[0])) == _learning(_metrics(tmp_path / "healthy", specs[0]))
+
+
 @pytest.mark.parametrize("algorithm", ["mappo", "mamba"])
 def test_an_interrupted_group_resumes_every_member_to_the_uninterrupted_series(tmp_path, algorithm):
     specs = _specs(0, 1, steps=768, algorithm=algorithm)
