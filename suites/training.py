@@ -343,6 +343,8 @@ def _learn_together(batch, members: list[Member], moves: dict, nxt, started: flo
     transitions = [m.advance(*moves[id(m)], nxt.rows(m.rows.start, m.rows.stop)) if id(m) in moves else None
                    for m in members]
     learning = [m for m, tr in zip(members, transitions) if tr is not None]
+    if not learning:  # acting failed for all of them
+        return
     outcomes = _together(learning, batch.observe_and_update, transitions)
     for m, outcome in zip(members, outcomes or []):
         if outcome is not None:

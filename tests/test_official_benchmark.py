@@ -26,7 +26,6 @@ from suites.checks.official_parity import (
     in_our_layout,
     our_name,
     random_batch,
-    sample_from,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,7 +134,7 @@ def test_the_official_wrapper_view_of_our_simulator_plays_episodes_as_our_runner
     assert (view.reset()[0] == reference.obs[0, 0].numpy()).all()  # the restarted battle, as our runner continues
 
 
-def test_a_pinned_sample_is_the_replay_sequence_at_that_start_in_the_official_shift():
+def test_the_replay_sequence_at_a_start_is_in_the_official_shift():
     replay = SequenceReplay(50, 1, 2, 3, 4, 5, seq_length=4, device="cpu")
     for k in range(12):
         full = torch.full((1, 2), k)
@@ -144,7 +143,7 @@ def test_a_pinned_sample_is_the_replay_sequence_at_that_start_in_the_official_sh
                    torch.zeros(1, dtype=torch.bool), torch.zeros(1, dtype=torch.bool))
     starts = int(replay._valid_starts()[0])
     for start in (0, starts - 1):
-        seq = sample_from(replay, start, starts)
+        seq = replay.sequences(torch.tensor([start]))
         assert seq["obs"][:, 0, 0, 0].tolist() == [start + 1, start + 2, start + 3]  # entries 1..L-1
         assert seq["reward"][:, 0, 0].tolist() == [start, start + 1, start + 2]  # entries 0..L-2
 

@@ -87,9 +87,14 @@ class SequenceReplay:
         Starts are uniform over all valid starts of all streams: one uniform position in their concatenation,
         mapped to (stream, offset). Without host reads, so it can run inside a CUDA graph; call it only when
         :meth:`ready`."""
+        total = self._valid_starts().sum()
+        return self.sequences(torch.minimum((uniform((batch_size,), device=self.device) * total).long(), total - 1))
+
+    def sequences(self, position: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The sequences at ``position`` ``[batch]`` in the concatenation of all streams' valid starts, in the
+        layout of :meth:`sample`."""
         n_starts = self._valid_starts()
         ends = n_starts.cumsum(0)
-        position = torch.minimum((uniform((batch_size,), device=self.device) * ends[-1]).long(), ends[-1] - 1)
         env = torch.searchsorted(ends, position, right=True).clamp(max=self.num_envs - 1)
         offset = position - (ends[env] - n_starts[env])
         start = torch.where(self.count[env] == self.size, self.next_idx[env] + offset, offset)

@@ -337,21 +337,11 @@ def compare_collection(checkout: Path, algorithm: str, task: str, episodes: int,
     # every sequence start the official sampler may draw (it never crosses the write position)
     worst, starts = 0.0, int(ours.replay._valid_starts()[0])
     for start in range(starts):
-        mine = sample_from(ours.replay, start, starts)
+        mine = ours.replay.sequences(torch.tensor([start]))
         for key, value in in_our_layout(memory.get_transitions(np.arange(start, start + length)[None])).items():
             worst = max(worst, relative(mine[key].double(), value.double()))
     out[f"collection: every sampled sequence ({starts} starts)"] = worst
     return out, f"{episodes} episodes, {entries} entries, {battles_ended} ended by the battle (absorbing entries)"
-
-
-def sample_from(replay, start: int, starts: int) -> dict[str, torch.Tensor]:
-    """Our replay's sequence at ``start`` of its one stream: its uniform draw pinned to that start."""
-    saved = torch.rand
-    torch.rand = lambda size, **kwargs: torch.full((size,), (start + 0.5) / starts, **kwargs)
-    try:
-        return replay.sample(1)
-    finally:
-        torch.rand = saved
 
 
 def task_spec(task: str):
