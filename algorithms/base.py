@@ -43,15 +43,16 @@ class Transition:
     extras: dict[str, torch.Tensor] = field(default_factory=dict)  # whatever ``act`` returned
 
     @classmethod
-    def between(cls, step: Step, first: torch.Tensor, actions: torch.Tensor, nxt: Step,
+    def between(cls, step: Step, first: torch.Tensor, actions: torch.Tensor, next_step: Step,
                 extras: dict[str, torch.Tensor] | None = None) -> Transition:
-        """The transition from ``step`` (where ``actions`` were taken) to ``nxt``, the env's answer."""
+        """The transition from ``step`` (where ``actions`` were taken) to ``next_step``, the env's answer."""
+        after = next_step
         return cls(
             obs=step.obs, state=step.state, avail_actions=step.avail_actions, alive=step.alive, first=first,
-            actions=actions, reward=nxt.reward, done=nxt.done, terminated=nxt.terminated, next_obs=nxt.obs,
-            agent_reward=nxt.info.get("agent_reward", nxt.reward.unsqueeze(-1).expand_as(nxt.alive)),
-            next_state=nxt.state, next_avail_actions=nxt.avail_actions, next_alive=nxt.alive, final_obs=nxt.final_obs,
-            final_state=nxt.final_state, final_avail_actions=nxt.final_avail_actions, final_alive=nxt.final_alive,
+            actions=actions, reward=after.reward, done=after.done, terminated=after.terminated, next_obs=after.obs,
+            agent_reward=after.info.get("agent_reward", after.reward.unsqueeze(-1).expand_as(after.alive)),
+            next_state=after.state, next_avail_actions=after.avail_actions, next_alive=after.alive, final_obs=after.final_obs,
+            final_state=after.final_state, final_avail_actions=after.final_avail_actions, final_alive=after.final_alive,
             extras=extras or {},
         )
 

@@ -26,15 +26,15 @@ class EpisodeStats:
         self.running = torch.zeros(2, num_envs, device=device)  # return and length of the unfinished episodes
         self.totals: dict[str, torch.Tensor] = {}
 
-    def add(self, nxt, counted: torch.Tensor | None = None) -> None:
+    def add(self, next_step, counted: torch.Tensor | None = None) -> None:
         """One batched step; the episodes it ends are summed where ``counted`` (default: all of them)."""
-        self.running += torch.stack([nxt.reward, torch.ones_like(nxt.reward)])
-        ending = (nxt.done if counted is None else counted).float()
+        self.running += torch.stack([next_step.reward, torch.ones_like(next_step.reward)])
+        ending = (next_step.done if counted is None else counted).float()
         finished = {"return_mean": self.running[0], "episode_length": self.running[1], "episodes": torch.ones_like(ending)}
-        finished.update({name: nxt.info[k].float() for k, name in self.outcomes})
+        finished.update({name: next_step.info[k].float() for k, name in self.outcomes})
         for name, value in finished.items():
             self.totals[name] = self.totals.get(name, 0.0) + (value * ending).sum()
-        self.running *= 1.0 - nxt.done.float()
+        self.running *= 1.0 - next_step.done.float()
 
     def report(self) -> dict[str, float]:
         """Means over the episodes finished since the last report (nothing if none finished); resets them."""

@@ -30,7 +30,7 @@ from suites.progress import RunProgress
 from suites.spec import RunSpec
 from suites.stopping import LeaseLost, StopRequested, StopSignals
 
-CHECKPOINT_FORMAT = 3  # written into every checkpoint; another number is refused with a clear message
+CHECKPOINT_FORMAT = 4  # written into every checkpoint; another number is refused with a clear message
 
 
 class MemberGenerators:
@@ -122,22 +122,22 @@ class Member:
 
     def _resume(self, env, member: int) -> None:
         try:
-            ck = torch.load(self.ckpt_path, weights_only=False, map_location=self.spec.device)
+            saved = torch.load(self.ckpt_path, weights_only=False, map_location=self.spec.device)
         except Exception as err:
             raise RuntimeError(f"checkpoint {self.ckpt_path} is unreadable ({type(err).__name__}: {err}); "
                                "delete it to restart this run from scratch") from err
-        if ck.get("format") != CHECKPOINT_FORMAT:
-            raise RuntimeError(f"checkpoint {self.ckpt_path} has format {ck.get('format')!r}, this version reads "
+        if saved.get("format") != CHECKPOINT_FORMAT:
+            raise RuntimeError(f"checkpoint {self.ckpt_path} has format {saved.get('format')!r}, this version reads "
                                f"format {CHECKPOINT_FORMAT}; delete it to restart this run from scratch")
-        self.algo.load_state_dict(ck["algorithm"])
-        if ck["env"] is not None:
-            env.load_member_state(member, ck["env"])
-            self.step, self.memory, self.first = ck["step"], ck["memory"], ck["first"]
-        self.steps, self.evals, self.best = ck["steps"], ck["evals"], ck["best"]
-        self.evaluated_at, self.saved_at = ck["evaluated_at"], self.steps
-        self.collected.load_state_dict(ck["collect"])
-        self.generators.state = ck["rng"]
-        self.log.replay(ck["log"])
+        self.algo.load_state_dict(saved["algorithm"])
+        if saved["env"] is not None:
+            env.load_member_state(member, saved["env"])
+            self.step, self.memory, self.first = saved["step"], saved["memory"], saved["first"]
+        self.steps, self.evals, self.best = saved["steps"], saved["evals"], saved["best"]
+        self.evaluated_at, self.saved_at = saved["evaluated_at"], self.steps
+        self.collected.load_state_dict(saved["collect"])
+        self.generators.state = saved["rng"]
+        self.log.replay(saved["log"])
 
     def checkpoint(self, env, member: int) -> None:
         atomic_save({"format": CHECKPOINT_FORMAT, "algorithm": self.algo.state_dict(), "env": env.member_state(member),
@@ -181,18 +181,18 @@ class Member:
         self.seconds["act"] += time.perf_counter() - started
         return out
 
-    def advance(self, actions, next_memory, extras, nxt) -> Transition:
+    def advance(self, actions, next_memory, extras, next_step) -> Transition:
         """Take this member's share of the step: count it, and move on; returns the transition to observe."""
-        self.collected.add(nxt)
-        transition = Transition.between(self.step, self.first, actions, nxt, extras)
-        self.step, self.memory, self.first = nxt, next_memory, nxt.done
-        self.steps += nxt.done.shape[0]
+        self.collected.add(next_step)
+        transition = Transition.between(self.step, self.first, actions, next_step, extras)
+        self.step, self.memory, self.first = next_step, next_memory, next_step.done
+        self.steps += next_step.done.shape[0]
         return transition
 
-    def learn(self, actions, next_memory, extras, nxt) -> None:
+    def learn(self, actions, next_memory, extras, next_step) -> None:
         """Observe this member's share of the step and learn on the algorithm's own schedule."""
         started = time.perf_counter()
-        transition = self.advance(actions, next_memory, extras, nxt)
+        transition = self.advance(actions, next_memory, extras, next_step)
         with self.generators.active():
             self.algo.observe(transition)
             try:
@@ -295,16 +295,16 @@ def train_members(ios: list[MemberIO], config, stop: StopSignals | None = None) 
                 moves = {id(m): _guarded(m, started, m.act) for m in running}
             actions = torch.cat([moves[id(m)][0] if moves.get(id(m)) else idle_actions(m.step) for m in members])
             stepping = time.perf_counter()
-            nxt = step_holding(env, actions, [k for k, m in enumerate(members) if m.waiting])
+            next_step = step_holding(env, actions, [k for k, m in enumerate(members) if m.waiting])
             stepped = [m for m in running if not m.waiting]
             for m in stepped:
                 m.seconds["env"] += (time.perf_counter() - stepping) / len(stepped)
             if batch is not None:
-                _learn_together(batch, running, moves, nxt, started)
+                _learn_together(batch, running, moves, next_step, started)
                 continue
             for m in running:
                 if moves[id(m)]:
-                    _guarded(m, started, m.learn, *moves[id(m)], nxt.rows(m.rows.start, m.rows.stop))
+                    _guarded(m, started, m.learn, *moves[id(m)], next_step.rows(m.rows.start, m.rows.stop))
     finally:
         gc.unfreeze()  # what the run leaves behind is collectable again
         env.close()
@@ -336,13 +336,13 @@ def _act_together(batch, members: list[Member]) -> dict:
     return {id(m): move for m, move in zip(members, moves or []) if move is not None}
 
 
-def _learn_together(batch, members: list[Member], moves: dict, nxt, started: float) -> None:
+def _learn_together(batch, members: list[Member], moves: dict, next_step, started: float) -> None:
     """Every member that acted observes its share of the step and learns, in one call; each records its own
     outcome (a member that diverged stops alone; one whose update waits records it later, ``_release``)."""
     began = time.perf_counter()
-    transitions = [m.advance(*moves[id(m)], nxt.rows(m.rows.start, m.rows.stop)) if id(m) in moves else None
+    transitions = [m.advance(*moves[id(m)], next_step.rows(m.rows.start, m.rows.stop)) if id(m) in moves else None
                    for m in members]
-    learning = [m for m, tr in zip(members, transitions) if tr is not None]
+    learning = [m for m, transition in zip(members, transitions) if transition is not None]
     if not learning:  # acting failed for all of them
         return
     outcomes = _together(learning, batch.observe_and_update, transitions)

@@ -60,7 +60,7 @@ def test_the_official_buffer_layout_converts_to_ours():
     rollout = our_rollout(buffer)
     assert [step["done"].tolist() for step in rollout] == [[False, False], [False, True], [False, False]]
     assert [step["first"].tolist() for step in rollout] == [[False, False], [False, False], [False, True]]
-    assert rollout[0]["obs"].shape == (threads, agents, 5) and rollout[0]["cin"].shape == (threads, agents, 7)
+    assert rollout[0]["obs"].shape == (threads, agents, 5) and rollout[0]["critic_input"].shape == (threads, agents, 7)
     assert rollout[0]["actions"].dtype == torch.long and rollout[0]["reward"].shape == (threads,)
 
 

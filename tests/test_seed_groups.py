@@ -329,14 +329,14 @@ def test_one_mappo_update_of_members_together_equals_their_solo_updates(dtype, t
             moves = batch.act(*(torch.stack([x] * 3) for x in (step.obs, step.avail_actions)), memory,
                               torch.stack([first] * 3))
             torch.set_default_dtype(torch.float32)  # the simulator's own
-            nxt = _cast(env.step(moves[0][0]), dtype)
+            next_step = _cast(env.step(moves[0][0]), dtype)
             torch.set_default_dtype(dtype)
-            transitions = [Transition.between(step, first, a, nxt, extras) for a, _, extras in moves]
+            transitions = [Transition.between(step, first, a, next_step, extras) for a, _, extras in moves]
             draws_from["state"] = torch.get_rng_state()
             metrics = batch.observe_and_update(transitions)
             for own, transition in zip(solo, transitions):
                 own.observe(transition)
-            step, first, memory = nxt, nxt.done, torch.stack([m for _, m, _ in moves])
+            step, first, memory = next_step, next_step.done, torch.stack([m for _, m, _ in moves])
         solo_metrics = []
         for own in solo:
             torch.set_rng_state(draws_from["state"])
@@ -412,16 +412,16 @@ def test_one_world_model_learner_call_of_members_together_equals_their_solo_call
                 assert torch.equal(actions, moves[k][0])
                 assert (solo_memory[k] - moves[k][1]).abs().max() <= tolerance
             torch.set_default_dtype(torch.float32)  # the simulator's own
-            nxt = _cast(env.step(moves[0][0]), dtype)
+            next_step = _cast(env.step(moves[0][0]), dtype)
             torch.set_default_dtype(dtype)
-            transitions = [Transition.between(step, first, a, nxt, extras) for a, _, extras in moves]
+            transitions = [Transition.between(step, first, a, next_step, extras) for a, _, extras in moves]
             drawn["state"] = torch.get_rng_state()
             states.clear()
             outcomes = batch.observe_and_update(transitions)
             for own, transition in zip(solo, transitions):
                 torch.set_rng_state(drawn["state"])
                 own.observe(transition)
-            step, first, memory = nxt, nxt.done, torch.stack([m for _, m, _ in moves])
+            step, first, memory = next_step, next_step.done, torch.stack([m for _, m, _ in moves])
         assert outcomes == [WAITING] * 3
         drawn["state"] = torch.get_rng_state()
         states.clear()

@@ -299,17 +299,18 @@ def test_flatland_finished_trains_are_fake_with_zero_observations_and_rewards_st
     algo = _algo("mabl_single_level", FLATLAND_5)
     b, n = 1, 5
     alive = torch.tensor([[True, False, True, True, True]])
-    tr = Transition(obs=torch.ones(b, n, 205), state=torch.ones(b, 1025), avail_actions=torch.ones(b, n, 3, dtype=torch.bool),
-                    alive=alive, first=torch.tensor([True]), actions=torch.zeros(b, n, dtype=torch.long),
-                    reward=torch.ones(b), agent_reward=torch.arange(5.0).view(b, n), done=torch.tensor([False]),
-                    terminated=torch.tensor([False]),
-                    next_obs=torch.ones(b, n, 205), next_state=torch.ones(b, 1025),
-                    next_avail_actions=torch.ones(b, n, 3, dtype=torch.bool), next_alive=alive,
-                    final_obs=torch.ones(b, n, 205), final_state=torch.ones(b, 1025),
-                    final_avail_actions=torch.ones(b, n, 3, dtype=torch.bool),
-                    final_alive=torch.tensor([[True, False, False, True, True]]))
+    transition = Transition(
+        obs=torch.ones(b, n, 205), state=torch.ones(b, 1025), avail_actions=torch.ones(b, n, 3, dtype=torch.bool),
+        alive=alive, first=torch.tensor([True]), actions=torch.zeros(b, n, dtype=torch.long),
+        reward=torch.ones(b), agent_reward=torch.arange(5.0).view(b, n), done=torch.tensor([False]),
+        terminated=torch.tensor([False]),
+        next_obs=torch.ones(b, n, 205), next_state=torch.ones(b, 1025),
+        next_avail_actions=torch.ones(b, n, 3, dtype=torch.bool), next_alive=alive,
+        final_obs=torch.ones(b, n, 205), final_state=torch.ones(b, 1025),
+        final_avail_actions=torch.ones(b, n, 3, dtype=torch.bool),
+        final_alive=torch.tensor([[True, False, False, True, True]]))
     algo.replay = SequenceReplay(40, 1, n, 205, 1025, 3, 5, "cpu")
-    algo.observe(tr)
+    algo.observe(transition)
     d = algo.replay.data
     assert d["fake"][0, 0].tolist() == [False, True, False, False, False]
     assert d["obs"][0, 0, 1].abs().sum() == 0 and d["obs"][0, 0, 0].sum() == 205
@@ -431,9 +432,9 @@ def _run_steps(algo, env, steps, seed=0):
     memory, metrics = algo.initial_memory(env.num_envs), {}
     for _ in range(steps):
         actions, next_memory, extras = algo.act(step.obs, step.avail_actions, memory, first)
-        nxt = env.step(actions)
-        algo.observe(Transition.between(step, first, actions, nxt, extras))
-        step, memory, first = nxt, next_memory, nxt.done
+        next_step = env.step(actions)
+        algo.observe(Transition.between(step, first, actions, next_step, extras))
+        step, memory, first = next_step, next_memory, next_step.done
         metrics = algo.update() or metrics
     return metrics
 
@@ -449,11 +450,11 @@ def test_one_environment_reproduces_the_official_schedule():
     expected_calls = 0
     for _ in range(200):
         actions, memory, _ = algo.act(step.obs, step.avail_actions, memory, first)
-        nxt = env.step(actions)
-        algo.observe(Transition.between(step, first, actions, nxt))
-        expected_calls += int(nxt.done.item() and len(algo.replay) >= 60)
+        next_step = env.step(actions)
+        algo.observe(Transition.between(step, first, actions, next_step))
+        expected_calls += int(next_step.done.item() and len(algo.replay) >= 60)
         algo.update()
-        step, first = nxt, nxt.done
+        step, first = next_step, next_step.done
     assert expected_calls > 0 and algo.learner_calls == expected_calls
     samples = (algo.config.horizon - 1) * (algo.config.seq_length - 2) * algo.config.batch_size
     per_call = 2 * 2 * -(-samples // 50)

@@ -16,7 +16,7 @@ from algorithms.mappo.losses import masked_mean, policy_loss, value_loss
 from algorithms.mappo.networks import Actor, Critic, ValueNorm, action_distribution
 
 LOSSES = ("train/policy_loss", "train/value_loss", "train/entropy", "train/actor_loss")  # checked for divergence
-_STORED = ("obs", "cin", "avail", "active", "actor_h", "critic_h", "first", "actions", "log_prob", "value",
+_STORED = ("obs", "critic_input", "avail", "active", "actor_h", "critic_h", "first", "actions", "log_prob", "value",
            "reward", "done")
 
 
@@ -86,23 +86,24 @@ class MAPPO(Algorithm):
     def value(self, state, first, critic_h) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Critic inputs, values ``[B,N]``, the memory they started from (reset where ``first``) and the next."""
         b, n = state.shape[0], self.spec.n_agents
-        cin = self._with_ids(state.unsqueeze(1).expand(b, n, -1))
+        critic_input = self._with_ids(state.unsqueeze(1).expand(b, n, -1))
         h = critic_h * (~first).float().repeat_interleave(n).unsqueeze(-1)
-        v, h_next = self.critic(cin.reshape(1, b * n, -1), h, torch.ones(1, b * n, device=self.device))
-        return cin, v.view(b, n), h.view(b, n, -1), h_next
+        v, h_next = self.critic(critic_input.reshape(1, b * n, -1), h, torch.ones(1, b * n, device=self.device))
+        return critic_input, v.view(b, n), h.view(b, n, -1), h_next
 
-    def observe(self, tr: Transition) -> None:
-        if self.store(tr, *self.value(tr.state, tr.first, self.critic_memory(tr.state.shape[0]))):
-            self.bootstrap = self.value(tr.next_state, tr.done, self.critic_h)[1]
+    def observe(self, transition: Transition) -> None:
+        if self.store(transition, *self.value(transition.state, transition.first, self.critic_memory(transition.state.shape[0]))):
+            self.bootstrap = self.value(transition.next_state, transition.done, self.critic_h)[1]
 
-    def store(self, tr: Transition, cin, value, h, h_next) -> bool:
+    def store(self, transition: Transition, critic_input, value, h, h_next) -> bool:
         """Append one step (its critic outputs computed by ``value``); True when the rollout is full and needs
         its bootstrap value."""
         self.critic_h = h_next
+        t = transition
         self.rollout.append(dict(
-            obs=tr.obs, cin=cin, avail=tr.avail_actions, active=tr.alive.float(), actor_h=tr.extras["actor_h"],
-            critic_h=h, first=tr.first, actions=tr.actions, log_prob=tr.extras["log_prob"], value=value,
-            reward=tr.reward, done=tr.done,
+            obs=t.obs, critic_input=critic_input, avail=t.avail_actions, active=t.alive.float(), actor_h=t.extras["actor_h"],
+            critic_h=h, first=t.first, actions=t.actions, log_prob=t.extras["log_prob"], value=value, reward=t.reward,
+            done=t.done,
         ))
         return len(self.rollout) == self.config.episode_length
 
@@ -161,9 +162,9 @@ class MAPPO(Algorithm):
         chunked = lambda x: time_chunks(x, L)  # noqa: E731
         first = data["first"].unsqueeze(-1).expand(T, b, n)
         series = {k: chunked(v) for k, v in dict(
-            obs=self._with_ids(data["obs"].flatten(0, 1)).view(T, b, n, -1), cin=data["cin"], avail=data["avail"],
-            active=active, actions=data["actions"], log_prob=data["log_prob"], value=data["value"], returns=returns,
-            adv=adv).items()}
+            obs=self._with_ids(data["obs"].flatten(0, 1)).view(T, b, n, -1), critic_input=data["critic_input"],
+            avail=data["avail"], active=active, actions=data["actions"], log_prob=data["log_prob"], value=data["value"],
+            returns=returns, adv=adv).items()}
         masks = chunked((~first).float())
         series["masks"] = torch.cat([torch.ones_like(masks[:1]), masks[1:]])  # chunk-start states are already reset
         return series, {k: chunked(data[k])[0] for k in ("actor_h", "critic_h")}
@@ -178,7 +179,7 @@ class MAPPO(Algorithm):
         pol = policy_loss(log_prob, mb["log_prob"], mb["adv"], cfg.clip_param,
                           mb["active"] if cfg.policy_active_masks else ones)
         entropy = masked_mean(dist.entropy(), mb["active"])
-        values, _ = self.critic(mb["cin"], h0["critic_h"], mb["masks"])
+        values, _ = self.critic(mb["critic_input"], h0["critic_h"], mb["masks"])
         target = mb["returns"]
         if cfg.use_valuenorm:
             self.value_norm.update(target)

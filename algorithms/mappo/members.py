@@ -58,13 +58,13 @@ class MAPPOMembers(MemberBatch):
 
     def observe_and_update(self, transitions):
         def stacked(name: str) -> torch.Tensor:
-            return torch.stack([getattr(tr, name) for tr in transitions])
+            return torch.stack([getattr(transition, name) for transition in transitions])
 
-        critic_h = torch.stack([m.critic_memory(tr.state.shape[0]) for m, tr in zip(self.members, transitions)])
-        cin, value, h, h_next = self.nets.call(self.template.value, stacked("state"), stacked("first"), critic_h,
+        critic_h = torch.stack([m.critic_memory(transition.state.shape[0]) for m, transition in zip(self.members, transitions)])
+        critic_input, value, h, h_next = self.nets.call(self.template.value, stacked("state"), stacked("first"), critic_h,
                                                modules=("critic",))
-        full = [m.store(tr, cin[k], value[k], h[k], h_next[k].clone())
-                for k, (m, tr) in enumerate(zip(self.members, transitions))]
+        full = [m.store(transition, critic_input[k], value[k], h[k], h_next[k].clone())
+                for k, (m, transition) in enumerate(zip(self.members, transitions))]
         if not all(full):  # the rollouts fill together (``fits``)
             return [{} for _ in self.members]
         bootstrap = self.nets.call(self.template.value, stacked("next_state"), stacked("done"), h_next,

@@ -55,15 +55,16 @@ class DecentralisedPolicy:
         return actions, next_memory
 
 
-def store(replay: SequenceReplay, tr: Transition, per_agent_done: bool) -> None:
+def store(replay: SequenceReplay, transition: Transition, per_agent_done: bool) -> None:
     """One batched transition into the replay. Flatland (``per_agent_done``): finished trains are absorbing
     ("fake") agents; SMAC: the team's done for every agent, fake only in absorbing entries."""
-    n = tr.alive.shape[1]
+    n = transition.alive.shape[1]
     if per_agent_done:
-        fake = ~tr.alive
-        done = tr.done.unsqueeze(1) | ~tr.final_alive
+        fake = ~transition.alive
+        done = transition.done.unsqueeze(1) | ~transition.final_alive
     else:
-        fake = torch.zeros_like(tr.alive)
-        done = tr.done.unsqueeze(1).expand(-1, n)
-    obs = tr.obs * (~fake).unsqueeze(-1).float()
-    replay.add(obs, tr.state, tr.avail_actions, fake, tr.actions, tr.agent_reward, done, tr.done, tr.terminated)
+        fake = torch.zeros_like(transition.alive)
+        done = transition.done.unsqueeze(1).expand(-1, n)
+    obs = transition.obs * (~fake).unsqueeze(-1).float()
+    replay.add(obs, transition.state, transition.avail_actions, fake, transition.actions, transition.agent_reward, done,
+               transition.done, transition.terminated)

@@ -82,9 +82,9 @@ class WorldModelAgent(Algorithm):
             actions, memory = self.policy.act(obs, avail_actions, memory, first, explore, neighbours)
         return actions, memory, {}
 
-    def observe(self, tr: Transition) -> None:
-        store(self.replay, tr, self.config.per_agent_done)
-        self.episode_credit += int(tr.done.sum()) * self.config.learner_calls_per_episode
+    def observe(self, transition: Transition) -> None:
+        store(self.replay, transition, self.config.per_agent_done)
+        self.episode_credit += int(transition.done.sum()) * self.config.learner_calls_per_episode
 
     # ------------------------------------------------------------------ learning, on the official schedule
     def update(self) -> dict[str, float]:

@@ -152,7 +152,7 @@ def our_rollout(buffer) -> list[dict[str, torch.Tensor]]:
     for t in range(buffer.episode_length):
         first = t64(buffer.masks[t, :, 0, 0]) == 0
         steps.append(dict(
-            obs=t64(buffer.obs[t]), cin=t64(buffer.share_obs[t]), avail=t64(buffer.available_actions[t]) > 0,
+            obs=t64(buffer.obs[t]), critic_input=t64(buffer.share_obs[t]), avail=t64(buffer.available_actions[t]) > 0,
             active=t64(buffer.active_masks[t, ..., 0]), actor_h=t64(buffer.rnn_states[t, :, :, 0]),
             critic_h=t64(buffer.rnn_states_critic[t, :, :, 0]), first=first,
             actions=t64(buffer.actions[t, ..., 0]).long(), log_prob=t64(buffer.action_log_probs[t, ..., 0]),

@@ -256,14 +256,14 @@ class OfficialStarCraftView:
         return self.current.state[0].numpy()
 
     def step(self, actions):
-        self.current = nxt = self.env.step(torch.stack(actions).view(1, -1))
-        n, reward, done = self.n_agents, float(nxt.reward[0]), float(nxt.done[0])
-        info = {"battle_won": bool(nxt.info["won"][0])}
-        if nxt.info["episode_limit"][0]:
+        self.current = next_step = self.env.step(torch.stack(actions).view(1, -1))
+        n, reward, done = self.n_agents, float(next_step.reward[0]), float(next_step.done[0])
+        info = {"battle_won": bool(next_step.info["won"][0])}
+        if next_step.info["episode_limit"][0]:
             info["episode_limit"] = True
-        obs = dict(enumerate(nxt.final_obs[0].numpy()))
+        obs = dict(enumerate(next_step.final_obs[0].numpy()))
         rest = ({i: reward for i in range(n)}, {i: done for i in range(n)}, info)
-        return (obs, nxt.final_state[0].numpy(), *rest) if self.with_state else (obs, *rest)
+        return (obs, next_step.final_state[0].numpy(), *rest) if self.with_state else (obs, *rest)
 
 
 def official_worker_class():
@@ -315,10 +315,10 @@ def compare_collection(checkout: Path, algorithm: str, task: str, episodes: int,
             battles_ended += int(buffer["fake"].any())  # a battle's end appends absorbing entries
             while True:
                 actions, state, extras = ours.act(step.obs, step.avail_actions, state, first)
-                nxt = env.step(actions)
-                ours.observe(Transition.between(step, first, actions, nxt, extras))
-                step, first = nxt, nxt.done
-                if bool(nxt.done[0]):
+                next_step = env.step(actions)
+                ours.observe(Transition.between(step, first, actions, next_step, extras))
+                step, first = next_step, next_step.done
+                if bool(next_step.done[0]):
                     break
     entries = int(ours.replay.count[0])
     data = {key: value[:entries, 0] for key, value in ours.replay.data.items()}

@@ -53,10 +53,10 @@ def measure(workload: str, seconds: float) -> float:
         def advance():
             nonlocal step, memory, first
             actions, next_memory, extras = algo.act(step.obs, step.avail_actions, memory, first)
-            nxt = env.step(actions)
-            algo.observe(Transition.between(step, first, actions, nxt, extras))
+            next_step = env.step(actions)
+            algo.observe(Transition.between(step, first, actions, next_step, extras))
             algo.update()
-            step, memory, first = nxt, next_memory, nxt.done
+            step, memory, first = next_step, next_memory, next_step.done
             return env.num_envs
 
     warm_until = time.perf_counter() + min(5.0, seconds / 2)

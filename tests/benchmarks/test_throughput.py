@@ -56,9 +56,9 @@ def test_mappo_tiny_update(benchmark):
         nonlocal step, memory, first
         for _ in range(algo.config.episode_length):
             actions, memory, extras = algo.act(step.obs, step.avail_actions, memory, first)
-            nxt = env.step(actions)
-            algo.observe(Transition.between(step, first, actions, nxt, extras))
-            step, first = nxt, nxt.done
+            next_step = env.step(actions)
+            algo.observe(Transition.between(step, first, actions, next_step, extras))
+            step, first = next_step, next_step.done
         return algo.update()
 
     metrics = benchmark.pedantic(collect_and_update, rounds=3, iterations=1)
