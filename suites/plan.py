@@ -10,8 +10,9 @@ from pathlib import Path
 import torch
 
 import envs
-from algorithms import check_algorithm, parse_sweep
+from algorithms import check_algorithm
 from envs.errors import UsageError
+from suites.assignments import parse_sweep
 from suites.definitions import Suite
 from suites.launchers import CLUSTERS, LAUNCHERS, RAY_HINT, SUBMITIT_HINT
 from suites.metrics import WANDB_HINT
