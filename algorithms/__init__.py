@@ -11,7 +11,7 @@ from envs.spec import EnvSpec
 
 __all__ = [
     "REGISTRY", "Algorithm", "Divergence", "Transition",
-    "check_algorithm", "config_defaults", "list_algorithms", "make_algorithm", "make_config",
+    "check_algorithm", "config_defaults", "display_name", "list_algorithms", "make_algorithm", "make_config",
 ]
 
 
@@ -58,6 +58,12 @@ def make_config(name: str, spec: EnvSpec, preset: str = "paper", overrides: dict
             raise UsageError(f"unknown {name} config fields: {', '.join(sorted(unknown))}")
         config = dataclasses.replace(config, **overrides)
     return config
+
+
+def display_name(name: str) -> str:
+    """How papers and our figures name ``name`` (its config's ``DISPLAY_NAME``)."""
+    check_algorithm(name)
+    return _load(name)[1].DISPLAY_NAME or name
 
 
 def config_defaults(name: str) -> dict:

@@ -64,6 +64,7 @@ class AlgorithmConfig:
     the run's config.json records, ``num_envs`` how many training environments the runner steps."""
 
     ALGORITHM: ClassVar[str] = ""  # the registry name, for messages
+    DISPLAY_NAME: ClassVar[str] = ""  # as a paper names it; recorded with each run, read by the analysis
     # Fields checked whenever a config is made: above zero (whole numbers: at least 1), zero or more, or
     # between 0 and 1. A value outside trains nothing or nonsense, so it is refused before anything runs.
     POSITIVE: ClassVar[tuple[str, ...]] = ("num_envs",)

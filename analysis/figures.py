@@ -20,16 +20,24 @@ from suites.definitions import ALGORITHMS, SCRIPTED  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="paper")
 
-DISPLAY = {"mabl": "MABL", "mamba": "MAMBA", "mappo": "MAPPO", "mabl_single_level": "MABL (single level)",
-           "attack_nearest": "Attack nearest (script)", "focus_fire": "Focus fire (script)"}
 MARKERS = ("o", "s", "D", "^", "v", "P", "X", "*", "<", ">")
 KNOWN = (*ALGORITHMS, *SCRIPTED)
 
 
+_names: dict[str, str] = {}  # algorithm -> display name, from the records (``name_algorithms``)
+
+
+def name_algorithms(names: dict[str, str]) -> None:
+    """Name algorithms as their runs recorded it (``LoadReport.display_names``, from each algorithm's config)."""
+    _names.clear()
+    _names.update(names)
+
+
 def display_name(algorithm: str) -> str:
-    """``mabl_single_level`` -> "MABL (single level)"; a variant ``mabl+reward_global`` -> "MABL + reward_global"."""
+    """``mabl_single_level`` -> "MABL (single level)"; a variant ``mabl+reward_global`` -> "MABL + reward_global";
+    an algorithm without a recorded name keeps its own."""
     base, _, variant = algorithm.partition("+")
-    name = DISPLAY.get(base, base)
+    name = _names.get(base, base)
     return f"{name} + {variant}" if variant else name
 
 
@@ -169,12 +177,13 @@ def interval_plot(table: pd.DataFrame, row: str, value: str, title: str, path: P
     return _save(fig, path, caption)
 
 
-def ablation(per_task: pd.DataFrame, label: str, title: str, path: Path, caption: str) -> list[Path]:
-    """Per task, the IQM over seeds of MABL and the single-level ablation, with 95% intervals."""
+def ablation(per_task: pd.DataFrame, pair: tuple[str, str], label: str, title: str, path: Path,
+             caption: str) -> list[Path]:
+    """Per task, the IQM over seeds of an algorithm and its ablation (``pair``), with 95% intervals."""
     _, colour, marker = _style(per_task.algorithm.unique())
     tasks = sorted(per_task.task.unique())
     fig, ax = plt.subplots(figsize=(1.2 * len(tasks) + 3, 3.8))
-    for offset, algo in ((-0.12, "mabl"), (0.12, "mabl_single_level")):
+    for offset, algo in zip((-0.12, 0.12), pair):
         rows = per_task[per_task.algorithm == algo].set_index("task").reindex(tasks)
         x = [i + offset for i in range(len(tasks))]
         point, lower, upper = (rows[c].to_numpy() for c in ("point", "lower", "upper"))  # a Series of one task warns

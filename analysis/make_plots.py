@@ -38,12 +38,15 @@ from envs.errors import UsageError, require_writable  # noqa: E402
 DEFAULT_RESULTS = Path("results")  # in the working directory
 
 
-def ablation_table(per_task: pd.DataFrame, improvement: pd.DataFrame, seeds: int) -> pd.DataFrame:
-    """Per task and across tasks: MABL and single-level IQM, and P(MABL > single level) taken from the
-    improvement table (the same seeded bootstrap, so it is not computed twice)."""
-    rows = per_task[per_task.algorithm.isin(["mabl", "mabl_single_level"])]
-    across = improvement[improvement.comparison == "P(mabl > mabl_single_level)"]
-    across = across.rename(columns={"comparison": "statistic"}).assign(task="all tasks", algorithm="mabl", seeds=seeds)
+def ablation_table(per_task: pd.DataFrame, improvement: pd.DataFrame, pair: tuple[str, str], seeds: int
+                   ) -> pd.DataFrame:
+    """Per task and across tasks: the IQM of an algorithm and of its ablation (``pair``), and the probability
+    that the first improves on the second, taken from the improvement table (the same seeded bootstrap, so it
+    is not computed twice)."""
+    full, ablated = pair
+    rows = per_task[per_task.algorithm.isin(pair)]
+    across = improvement[improvement.comparison == f"P({full} > {ablated})"]
+    across = across.rename(columns={"comparison": "statistic"}).assign(task="all tasks", algorithm=full, seeds=seeds)
     return pd.concat([rows, across[rows.columns]], ignore_index=True)
 
 
@@ -56,10 +59,11 @@ def caption(matrices: dict, reps: int, what: str) -> str:
 
 
 def analyse(group: pd.DataFrame, stem: str, benchmark: str, title: str, metric: str, score: tuple[float, str],
-            results: Path, reps: int, compare: tuple[str, ...] = ()) -> list[Path]:
+            results: Path, reps: int, comparisons: dict, compare: tuple[str, ...] = ()) -> list[Path]:
     """Every output of one benchmark (``benchmark`` names the family and backend) for ``metric``, divided by
     ``score``'s divisor onto rliable's [0, 1] scale (performance profiles, optimality gap) and labelled by
-    its label; returns the files written."""
+    its label; ``comparisons`` are those the suite declared (its records'), ``compare`` more improvement
+    targets. Returns the files written."""
     figs, tabs = results / "figures", results / "tables"
     divisor, label = score
     absolute = group[group.metric == f"absolute/{metric}"].assign(value=lambda f: f.value / divisor)
@@ -84,16 +88,19 @@ def analyse(group: pd.DataFrame, stem: str, benchmark: str, title: str, metric: 
                                      caption(matrices, reps, f"IQM of the evaluation {label} across runs and tasks"))
     written += figures.profiles(stats.performance_profiles(matrices, reps), label, title, figs / f"{stem}_profiles",
                                 caption(matrices, reps, f"Performance profiles of the absolute {label}"))
-    improvement = stats.improvement_table(matrices, reps, tuple(dict.fromkeys(("mabl", *compare))))
+    pair = tuple(comparisons["ablation"])  # the ablation table reads P(algorithm > its ablation) from here
+    targets = tuple(dict.fromkeys((*comparisons["improvement"], *compare, *pair[:1])))
+    improvement = stats.improvement_table(matrices, reps, targets)
     if len(improvement):
         written += write_table(improvement, tabs / f"{stem}_improvement")
         written += figures.interval_plot(improvement, "comparison", "probability of improvement", title,
                                          figs / f"{stem}_improvement",
                                          caption(matrices, reps, f"Probability of improvement, absolute {label}"),
                                          limits=(0, 1))
-    if {"mabl", "mabl_single_level"} <= set(matrices):
-        written += write_table(ablation_table(per_task, improvement, len(matrices["mabl"])), tabs / f"{stem}_ablation")
-        written += figures.ablation(per_task, label, f"{title}: ablation", figs / f"{stem}_ablation",
+    if pair and set(pair) <= set(matrices):
+        written += write_table(ablation_table(per_task, improvement, pair, len(matrices[pair[0]])),
+                               tabs / f"{stem}_ablation")
+        written += figures.ablation(per_task, pair, label, f"{title}: ablation", figs / f"{stem}_ablation",
                                     caption(matrices, reps, f"IQM over seeds of the absolute {label}, per task"))
     exported = list(dict.fromkeys([metric, "return_mean"]))  # the headline first, as before --metric existed
     written.append(write_marl_eval(group, benchmark, exported, results / "marl_eval" / f"{stem}.json"))
@@ -119,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     for warning in caught:
         print(f"warning: {warning.message}", file=sys.stderr)
     print(report)
+    figures.name_algorithms(report.display_names)
     recorded = sorted(p.name for p in (args.results / "runs").glob("*") if p.is_dir())
     if args.suite and args.suite not in recorded:
         print(f"no records of suite {args.suite!r} under {args.results / 'runs'}; suites recorded there: "
@@ -153,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         benchmark = family if backend == family else f"{family}_{backend}"  # smac_sim, smac_sc2, flatland
         stem = f"{suite}_{benchmark}" + ("" if metric == described.metric else f"_{metric}")
         written = analyse(group, stem, benchmark, f"{label}: {suite}", metric, described.scores[metric], args.results,
-                          args.reps, tuple(args.compare))
+                          args.reps, report.comparisons[suite], tuple(args.compare))
         analysed += 1
         print(f"\n{label}, suite {suite}: {group.groupby(['task', 'algorithm', 'seed']).ngroups} run(s), "
               f"{len(written)} file(s) under {args.results}")

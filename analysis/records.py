@@ -10,7 +10,6 @@ silently included.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import warnings
 from collections import Counter
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from suites.records import algorithm_label, attempts, run_status
+from suites.records import RECORD_FORMAT, algorithm_label, attempts, run_status
 
 COLUMNS = ["suite", "family", "task", "backend", "algorithm", "preset", "seed", "step", "metric", "value", "status"]
 CONFIG_KEYS = ["suite", "family", "task", "backend", "algorithm", "preset", "seed"]
@@ -39,14 +38,7 @@ class Benchmark:
 
     @classmethod
     def recorded(cls, env_spec: dict) -> Benchmark:
-        """From a record's ``env_spec``. Records written before specs carried their family's description
-        (scores, title) get it from the family registry, which loads without torch."""
-        if "scores" not in env_spec:
-            from envs import FAMILIES
-
-            family = FAMILIES[env_spec["family"]]
-            env_spec = {**env_spec, "benchmark": family.benchmark(env_spec["backend"]),
-                        "scores": [dataclasses.asdict(score) for score in family.scores]}
+        """From a record's ``env_spec``."""
         scores = {s["metric"]: (s["scale"], s["label"]) for s in env_spec["scores"]}
         return cls(env_spec["benchmark"], env_spec["metric"], scores)
 
@@ -56,6 +48,8 @@ class LoadReport:
     loaded: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (run dir, reason)
     benchmarks: dict[tuple[str, str], Benchmark] = field(default_factory=dict)  # (family, backend) -> description
+    display_names: dict[str, str] = field(default_factory=dict)  # algorithm -> its name in figures, as recorded
+    comparisons: dict[str, dict] = field(default_factory=dict)  # suite -> its comparisons, as its runs recorded them
 
     def skip(self, run_dir: Path, reason: str) -> None:
         self.skipped.append((str(run_dir), reason))
@@ -88,13 +82,21 @@ def load_records(results: Path, suite: str | None = None, prefixes: tuple[str, .
         attempt = run_dir / str(completed[-1])
         try:
             config = json.loads((attempt / "config.json").read_text())
+            if config.get("record_format") != RECORD_FORMAT:
+                report.skip(run_dir, f"record of another format ({config.get('record_format')!r}; this version "
+                                     f"reads format {RECORD_FORMAT}: rerun the run, or analyse it with the version "
+                                     f"that wrote it)")
+                continue
             metrics = json.loads((attempt / "metrics.json").read_text())
             head = [config[k] for k in CONFIG_KEYS]
             benchmark = Benchmark.recorded(config["env_spec"])
-            head[CONFIG_KEYS.index("algorithm")] = algorithm_label(config["algorithm"], config.get("variant", ""))
+            head[CONFIG_KEYS.index("algorithm")] = algorithm_label(config["algorithm"], config["variant"])
+            named, compared = config["display_name"], config["comparisons"]
         except (OSError, ValueError, KeyError) as err:
             report.skip(run_dir, f"unreadable record ({type(err).__name__}: {err})")
             continue
+        report.display_names[config["algorithm"]] = named
+        report.comparisons[config["suite"]] = compared
         rows = [(*head, step, name, value, "COMPLETED")
                 for name, series in metrics.items() if prefixes is None or name.startswith(prefixes)
                 for step, value in zip(series["steps"], series["values"])]

@@ -121,7 +121,7 @@ def performance_profiles(matrices: dict[str, np.ndarray], reps: int) -> pd.DataF
                       for algo, (p, lo, hi) in est.items()], ignore_index=True)
 
 
-def improvement_table(matrices: dict[str, np.ndarray], reps: int, targets: tuple[str, ...] = ("mabl",)) -> pd.DataFrame:
+def improvement_table(matrices: dict[str, np.ndarray], reps: int, targets: tuple[str, ...]) -> pd.DataFrame:
     """P(target > baseline): the probability that a run of ``target`` beats one of the baseline on a
     random task (Mann-Whitney), for each target present and each other algorithm, with intervals.
     ``all_ties``: every run of both scored the same on each task, so the 0.5 says nothing but that."""

@@ -33,6 +33,10 @@ class Suite:
     default_budget: str = "paper"
     seeds: int = 5
     eval_episodes: int = 32
+    # The comparisons the suite makes, recorded with its runs for the analysis: the algorithms whose probability
+    # of improving on each other one is tabled, and an ablation pair (the algorithm, then it without a part).
+    improvement: tuple[str, ...] = ("mabl",)
+    ablation: tuple[str, ...] = ("mabl", "mabl_single_level")
 
     def preset_for(self, algorithm: str) -> str:
         return self.algorithm_presets.get(algorithm, self.preset)

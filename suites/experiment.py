@@ -12,11 +12,12 @@ import gc
 import sys
 from pathlib import Path
 
+from algorithms import display_name
 from suites import threads
 from suites.lease import STALE_SECONDS, Heartbeat, HeldElsewhere, RunLease
 from suites.metrics import MetricLog, tensorboard_writer, wandb_run
 from suites.provenance import git, versions
-from suites.records import DONE, algorithm_label, completed_summary, mark_interrupted, run_status
+from suites.records import DONE, RECORD_FORMAT, algorithm_label, completed_summary, mark_interrupted, run_status
 from suites.spec import RunSpec
 from suites.stopping import StopRequested, StopSignals
 from suites.training import MemberIO, train_members
@@ -29,7 +30,9 @@ def run_config(spec: RunSpec, group: tuple[int, ...] = (), thread_settings: dict
     ``thread_settings``: this process's (``suites/threads.py``)."""
     algo_config, env_spec = spec.algorithm_config(), spec.env_spec
     return {
-        "suite": spec.suite, "task": spec.task, "family": env_spec.family, "algorithm": spec.algorithm,
+        "record_format": RECORD_FORMAT, "suite": spec.suite, "task": spec.task, "family": env_spec.family,
+        "algorithm": spec.algorithm, "display_name": display_name(spec.algorithm),
+        "comparisons": {"improvement": list(spec.improvement), "ablation": list(spec.ablation)},
         "variant": spec.variant, "preset": spec.preset, "overrides": dict(spec.overrides),
         "algorithm_config": dataclasses.asdict(algo_config),
         "backend": spec.backend, "seed": spec.seed, "seed_group": list(group or (spec.seed,)),

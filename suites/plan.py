@@ -28,8 +28,8 @@ def plan(suite: Suite, options: RunOptions) -> list[RunSpec]:
     for t in tasks:
         envs.check_task(t)
     algos = options.algorithms or suite.algorithms
-    for a in algos:
-        check_algorithm(a)
+    for a in (*algos, *suite.improvement, *suite.ablation):  # a comparison may name a variant: mabl+NAME
+        check_algorithm(a.partition("+")[0])
     budget = options.budget or suite.default_budget
     if budget not in suite.budgets:
         raise UsageError(f"unknown budget {budget!r} for suite {suite.name}; "
@@ -49,7 +49,8 @@ def plan(suite: Suite, options: RunOptions) -> list[RunSpec]:
                     eval_episodes=options.eval_episodes or suite.eval_episodes, device=options.device,
                     backend=env_specs[t].backend, env_spec=env_specs[t], compile_env=options.compile_env,
                     overrides=tuple(sorted(overrides.items())), variant=variant_name(options.variant, point),
-                    wandb=options.wandb, threads=options.threads or 0)
+                    wandb=options.wandb, threads=options.threads or 0, improvement=suite.improvement,
+                    ablation=suite.ablation)
             for t in tasks for a in algos for point, overrides in grids[a] for k in range(options.seeds or suite.seeds)]
 
 

@@ -21,6 +21,9 @@ import envs
 DONE, PARTIAL, FAILED, PENDING = "done", "partial", "failed", "pending"
 
 
+RECORD_FORMAT = 2  # written into every config.json; the analysis refuses another with a clear reason
+
+
 def algorithm_label(algorithm: str, variant: str = "") -> str:
     """What records, tables and figures call a run's algorithm: ``mabl``, or ``mabl+<variant>``."""
     return f"{algorithm}+{variant}" if variant else algorithm

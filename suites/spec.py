@@ -30,8 +30,12 @@ class RunSpec:
     wandb: str = ""  # Weights & Biases project to log to as well ("": off)
     threads: int = 0  # torch CPU threads of the run's process (0: OMP_NUM_THREADS, else 1; suites/threads.py)
     env_spec: EnvSpec | None = None  # resolved with the backend when the spec is made (or read back from JSON)
+    improvement: tuple[str, ...] = ()  # the comparisons of its suite (``Suite.improvement``, ``Suite.ablation``)
+    ablation: tuple[str, ...] = ()
 
     def __post_init__(self):
+        for name in ("improvement", "ablation"):  # lists when read back from JSON
+            object.__setattr__(self, name, tuple(getattr(self, name)))
         if isinstance(self.env_spec, dict):
             object.__setattr__(self, "env_spec", EnvSpec.from_dict(self.env_spec))
         elif self.env_spec is None:

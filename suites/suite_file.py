@@ -2,7 +2,8 @@
 
 A file holds every field of a :class:`~suites.definitions.Suite` (``name``, ``tasks``, ``budgets`` or
 ``steps`` with ``eval_interval``, ``algorithms``, ``preset``, ``algorithm_presets``, ``default_budget``,
-``seeds``, ``eval_episodes``, ``description``) and, optionally, run options: the fields of
+``seeds``, ``eval_episodes``, ``description``, and the comparisons ``improvement`` and ``ablation``) and,
+optionally, run options: the fields of
 :class:`~suites.options.RunOptions` that a file may set, under their command-line names (``set``,
 ``variant``, ``device``, ``backend``, ``launcher``, ...). They pass the same checks as the command line's,
 which override them (a ``--set`` of the same field replaces the file's). ``suites/examples/`` has an
@@ -25,7 +26,7 @@ else:  # Python 3.10
     import tomli as tomllib
 
 SUITE_KEYS = ("name", "description", "tasks", "algorithms", "preset", "algorithm_presets", "budgets",
-              "default_budget", "seeds", "eval_episodes", "steps", "eval_interval")
+              "default_budget", "seeds", "eval_episodes", "steps", "eval_interval", "improvement", "ablation")
 
 
 def is_suite_file(name: str) -> bool:
@@ -91,7 +92,16 @@ def _suite(path: Path, content: dict) -> Suite:
                  algorithms=_strings(path, "algorithms", content.get("algorithms", list(ALGORITHMS))),
                  preset=str(content.get("preset", "paper")), algorithm_presets=dict(presets), budgets=budgets,
                  default_budget=default_budget, seeds=_positive(path, "seeds", content.get("seeds", 5)),
-                 eval_episodes=_positive(path, "eval_episodes", content.get("eval_episodes", 32)))
+                 eval_episodes=_positive(path, "eval_episodes", content.get("eval_episodes", 32)),
+                 improvement=_strings(path, "improvement", content.get("improvement", list(Suite.improvement))),
+                 ablation=_ablation(path, content.get("ablation", list(Suite.ablation))))
+
+
+def _ablation(path: Path, value) -> tuple[str, ...]:
+    pair = _strings(path, "ablation", value) if value else ()
+    if len(pair) not in (0, 2):
+        raise UsageError(f"suite file {path}: ablation is a pair [\"algorithm\", \"its ablation\"] or [], got {value!r}")
+    return pair
 
 
 def _budgets(path: Path, content: dict) -> dict[str, tuple[int, int]]:

@@ -95,8 +95,14 @@ def write_record(results, suite: str, task: str, algorithm: str, seed: int, fami
     run_dir = results / "runs" / run_id(suite, task, algorithm, seed, backend, variant)
     attempt = run_dir / "1"
     attempt.mkdir(parents=True)
-    config = dict(suite=suite, family=family, task=task, backend=backend, algorithm=algorithm, variant=variant,
-                  preset="tiny", seed=seed, env_spec=dataclasses.asdict(env_spec))
+    from algorithms import display_name
+    from suites.definitions import Suite
+    from suites.records import RECORD_FORMAT
+
+    config = dict(record_format=RECORD_FORMAT, suite=suite, family=family, task=task, backend=backend,
+                  algorithm=algorithm, display_name=display_name(algorithm), variant=variant, preset="tiny", seed=seed,
+                  comparisons={"improvement": list(Suite.improvement), "ablation": list(Suite.ablation)},
+                  env_spec=dataclasses.asdict(env_spec))
     evals = evals or {}
     metrics = {f"eval/{metric}": {"steps": list(evals), "values": list(evals.values())},
                "eval/return_mean": {"steps": list(evals), "values": [20 * v for v in evals.values()]}}

@@ -256,15 +256,28 @@ def test_the_analysis_never_imports_torch_or_the_environments():
     assert not [m for m in loaded if m.split(".")[0] == "torch" or m in ("envs.base", "envs.smac.simulator")]
 
 
-def test_records_written_before_specs_described_their_family_are_scored_from_the_family_registry(tmp_path):
-    _suite(tmp_path, seeds=2, tasks=("smac/3m",), algos=("mabl", "mappo"))
+def test_a_record_of_another_format_is_skipped_with_the_reason(tmp_path):
+    _suite(tmp_path, seeds=1, tasks=("smac/3m",), algos=("mabl", "mappo"))
+    config = next((tmp_path / "runs").glob("**/mappo/**/config.json"))
+    recorded = json.loads(config.read_text())
+    del recorded["record_format"]
+    config.write_text(json.dumps(recorded))
+    with pytest.warns(SkippedRecord, match=r"record of another format \(None; this version reads format 2: rerun"):
+        _, report = load_records(tmp_path)
+    assert report.loaded == 1
+
+
+def test_names_and_comparisons_come_from_the_records(tmp_path):
+    """Display names are the algorithms' own (recorded from their configs) and the comparisons the suite's
+    (recorded with its runs): the analysis knows no algorithm by name."""
+    _suite(tmp_path, seeds=2, tasks=("smac/3m",), algos=("mamba", "mappo"))
     for config in (tmp_path / "runs").glob("**/config.json"):
         recorded = json.loads(config.read_text())
-        for key in ("scores", "outcomes", "action_masks", "benchmark"):
-            del recorded["env_spec"][key]
+        recorded["comparisons"] = {"improvement": ["mappo"], "ablation": ["mamba", "mappo"]}
+        if recorded["algorithm"] == "mamba":
+            recorded["display_name"] = "My MAMBA"
         config.write_text(json.dumps(recorded))
-    frame, report = load_records(tmp_path)
-    assert report.loaded == 4
-    assert report.benchmarks["smac", "sim"].title == "SMAC (simulator)"
-    assert report.benchmarks["smac", "sim"].scores["return_mean"] == (20.0, "return / 20")
-    assert make_plots.main(["--results", str(tmp_path), "--reps", "20", "--metric", "return_mean"]) == 0
+    assert make_plots.main(["--results", str(tmp_path), "--reps", "20"]) == 0
+    improvement = (tmp_path / "tables" / "synthetic_smac_sim_improvement.csv").read_text()
+    assert "P(mappo > mamba)" in improvement and "P(mamba > mappo)" in improvement  # the pair's own, too
+    assert "My MAMBA" in (tmp_path / "tables" / "synthetic_smac_sim_ablation.md").read_text()

@@ -46,6 +46,8 @@ seeds = 1
 eval_episodes = 2
 set = ["lr=1e-3", "ppo_epoch=3"]
 backend = "sim"
+improvement = ["mappo"]
+ablation = []
 """)
     results = tmp_path / "results"
     assert cli.main([str(suite), "--set", "lr=2e-3", "--results", str(results)]) == 0
@@ -55,6 +57,7 @@ backend = "sim"
     assert (config["suite"], config["budget_steps"], config["eval_interval"], config["eval_episodes"]) == (
         "from_file", 256, 128, 2)
     assert config["overrides"] == {"lr": 2e-3, "ppo_epoch": 3}  # the command line's lr replaced the file's
+    assert config["comparisons"] == {"improvement": ["mappo"], "ablation": []} and config["display_name"] == "MAPPO"
 
 
 @pytest.mark.skipif(importlib.util.find_spec("wandb") is None, reason="needs Weights & Biases (pip install -e '.[wandb]')")
@@ -78,6 +81,8 @@ def test_a_flag_with_an_optional_value_in_a_suite_file_does_not_swallow_the_file
     ('name = "x"\ntasks = ["smac/3m"]\nsteps = 100\njobs = 0\n', "bad.toml: jobs must be an integer >= 1, got 0"),
     ('name = "x"\ntasks = ["smac/3m"]\nsteps = 100\nset = ["mappo.lr=fast"]\n', "mappo.lr must be a number, got 'fast'"),
     ('name = "x"\ntasks = ["smac/3m"\n', "is not valid TOML"),
+    ('name = "x"\ntasks = ["smac/3m"]\nsteps = 100\nablation = ["mabl"]\n', "ablation is a pair"),
+    ('name = "x"\ntasks = ["smac/3m"]\nsteps = 100\nimprovement = ["mabel"]\n', "unknown algorithm 'mabel'"),
 ])
 def test_a_bad_suite_file_is_refused_with_what_is_wrong(text, message, tmp_path, capsys):
     suite = _write(tmp_path / "bad.toml", text)

@@ -118,7 +118,7 @@ def test_tied_best_cells_are_all_bold_and_a_row_of_ties_has_none(tmp_path):
 
 def test_a_probability_of_improvement_from_ties_alone_says_so(tmp_path):
     zeros = np.zeros((3, 2))
-    table = stats.improvement_table({"mabl": zeros, "mamba": zeros, "mappo": np.ones((3, 2))}, reps=10)
+    table = stats.improvement_table({"mabl": zeros, "mamba": zeros, "mappo": np.ones((3, 2))}, reps=10, targets=("mabl",))
     assert table.set_index("comparison").all_ties.to_dict() == {"P(mabl > mamba)": True, "P(mabl > mappo)": False}
     write_table(table, tmp_path / "improvement")
     lines = (tmp_path / "improvement.md").read_text().splitlines()
@@ -130,7 +130,7 @@ def test_the_ablation_figure_uses_the_whole_score_scale(tmp_path, monkeypatch):
     monkeypatch.setattr(figures, "_save", lambda fig, path, caption: shown.setdefault("ylim", fig.axes[0].get_ylim()) and [])
     per_task = pd.DataFrame([dict(task="smac/3m", algorithm=a, point=p, lower=p, upper=p + 0.0125)
                              for a, p in (("mabl", 0.0), ("mabl_single_level", 0.0125))])
-    figures.ablation(per_task, "win rate", "ablation", tmp_path / "ablation", "caption")
+    figures.ablation(per_task, ("mabl", "mabl_single_level"), "win rate", "ablation", tmp_path / "ablation", "caption")
     assert shown["ylim"] == pytest.approx((-0.03, 1.03))
 
 

@@ -34,6 +34,7 @@ SINGLE_LEVEL = dict(communication=False, global_level=False, critic_features="ag
 @dataclass(frozen=True)
 class MABLConfig(WorldModelConfig):
     ALGORITHM: ClassVar[str] = "mabl"
+    DISPLAY_NAME: ClassVar[str] = "MABL"
     PRESETS: ClassVar[dict[str, dict]] = {
         "paper_smac": dict(SMAC, **BI_LEVEL_SMAC),
         "paper_flatland": dict(FLATLAND, **BI_LEVEL_FLATLAND),
@@ -45,5 +46,6 @@ class MABLConfig(WorldModelConfig):
 @dataclass(frozen=True)
 class MABLSingleLevelConfig(WorldModelConfig):
     ALGORITHM: ClassVar[str] = "mabl_single_level"
+    DISPLAY_NAME: ClassVar[str] = "MABL (single level)"
     # Every MABL preset with the global level removed; nothing else differs.
     PRESETS: ClassVar[dict[str, dict]] = {name: dict(values, **SINGLE_LEVEL) for name, values in MABLConfig.PRESETS.items()}

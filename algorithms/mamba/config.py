@@ -23,6 +23,7 @@ FLATLAND_SIZES = dict(hidden=400, model_hidden=400, embed=400, deterministic=600
 @dataclass(frozen=True)
 class MAMBAConfig(WorldModelConfig):
     ALGORITHM: ClassVar[str] = "mamba"
+    DISPLAY_NAME: ClassVar[str] = "MAMBA"
     PRESETS: ClassVar[dict[str, dict]] = {
         "paper_smac": dict(MAMBA_ARCHITECTURE),
         "paper_flatland": dict(MAMBA_ARCHITECTURE, **FLATLAND_SIZES, capacity=500_000, min_buffer_size=2500,

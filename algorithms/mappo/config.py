@@ -25,6 +25,7 @@ SUPER_HARD_SCRIPTS = {
 @dataclass(frozen=True)
 class MAPPOConfig(AlgorithmConfig):
     ALGORITHM: ClassVar[str] = "mappo"
+    DISPLAY_NAME: ClassVar[str] = "MAPPO"
     POSITIVE: ClassVar[tuple[str, ...]] = (
         "num_envs", "episode_length", "ppo_epoch", "num_mini_batch", "data_chunk_length", "hidden_size", "lr",
         "critic_lr", "opti_eps", "clip_param", "max_grad_norm", "huber_delta")

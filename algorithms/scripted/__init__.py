@@ -42,10 +42,12 @@ class ScriptedConfig(AlgorithmConfig):
 
 class AttackNearestConfig(ScriptedConfig):
     ALGORITHM = "attack_nearest"
+    DISPLAY_NAME = "Attack nearest (script)"
 
 
 class FocusFireConfig(ScriptedConfig):
     ALGORITHM = "focus_fire"
+    DISPLAY_NAME = "Focus fire (script)"
 
 
 class ScriptedPolicy(Algorithm):
