@@ -2,7 +2,8 @@
 
 One row per logged scalar: suite, family, task, backend, algorithm, preset, seed, step, metric, value,
 status. How each benchmark (a family on one backend) is titled and scored comes from the environment spec
-its runs recorded, so the analysis needs no knowledge of any family. A named variant's runs carry
+its runs recorded, each algorithm's display name from its config and the comparisons from the suite, as
+recorded too, so the analysis needs no knowledge of any family, algorithm or suite. A named variant's runs carry
 ``<algorithm>+<variant>`` as their algorithm, so every statistic and figure treats them as an algorithm of
 their own. Only each run's COMPLETED attempt is loaded; partial, failed and unreadable records (a
 half-written JSON, a missing file) are skipped with one warning each and listed in the report, never
