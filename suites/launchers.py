@@ -29,7 +29,7 @@ from pathlib import Path
 
 from envs.errors import UsageError
 from suites import progress
-from suites.lease import HeldElsewhere, live_holder
+from suites.lease import RAY_TASK_VARIABLE, HeldElsewhere, live_holder
 from suites.records import attempts, completed_summary
 from suites.spec import RunSpec
 
@@ -282,9 +282,19 @@ def local_ray(ray, **options):
             os.environ[SINGLE_MACHINE] = environment
 
 
+def ray_task(group: Group, results: Path) -> list[Outcome]:
+    """A group as a Ray task: a retry of it (after its worker died) takes over the leases its earlier attempt
+    left (``suites/lease.py``) and resumes the runs from their checkpoints."""
+    import ray
+
+    os.environ[RAY_TASK_VARIABLE] = ray.get_runtime_context().get_task_id()
+    return execute_safely(group, results)
+
+
 def run_ray(groups: list[Group], results: Path, address: str | None, gpus_per_run: float,
-            cpus_per_run: float = 1.0) -> list[Outcome]:
-    """Each group is a Ray task; a task whose worker dies is reported FAILED like one that raises."""
+            cpus_per_run: float = 1.0, retries: int = 3) -> list[Outcome]:
+    """Each group is a Ray task, retried up to ``retries`` times when its worker dies (a node lost, the
+    process killed); a task whose last attempt dies is reported FAILED like one that raises."""
     try:
         import ray
     except ImportError:
@@ -297,7 +307,7 @@ def run_ray(groups: list[Group], results: Path, address: str | None, gpus_per_ru
                 stack.callback(ray.shutdown)
             else:
                 stack.enter_context(local_ray(ray, **options))
-        task = ray.remote(execute_safely).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0)
+        task = ray.remote(ray_task).options(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=retries)
         futures = {task.remote(group, results): group for group in groups}
         outcomes = {}
         waiting = list(futures)

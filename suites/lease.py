@@ -4,7 +4,10 @@ results folder (a command started twice, a rerun while an array still runs, a se
 lease live and skips the run, saying who holds it.
 
 A lease is stale, and taken over, when its holder is a process of this host that no longer exists (at once), or
-when its heartbeat is older than ``STALE_SECONDS`` (a kill -9 elsewhere, a dead node: after 10 minutes). The
+when its heartbeat is older than ``STALE_SECONDS`` (a kill -9 elsewhere, a dead node: after 10 minutes), or at
+once by a later attempt of the holder's own cluster job: a SLURM job requeued after a preemption that gave
+no time to checkpoint (the same ``SLURM_JOB_ID``, a higher ``SLURM_RESTART_COUNT``), or a Ray task retried
+after its worker died (``RAY_TASK_VARIABLE``; Ray runs a task's attempts one after another). The
 lease is created with an atomic hard link of a complete file, and a stale one is moved aside by one atomic
 rename that only one contender can win, so two processes never both hold it. A holder whose lease was taken
 over (its heartbeat stalled for 10 minutes) stops at its next step without writing a checkpoint, so it never
@@ -25,6 +28,17 @@ from pathlib import Path
 LEASE = "lease.json"
 HEARTBEAT_SECONDS = 30.0
 STALE_SECONDS = 600.0
+RAY_TASK_VARIABLE = "SUITES_RAY_TASK"  # set by the Ray launcher's task: the task's id (the same across retries)
+
+
+def current_job() -> tuple[str, float]:
+    """The cluster job this process trains for, and which attempt of it this is (later attempts are larger):
+    ("", 0) outside SLURM and Ray."""
+    if os.environ.get(RAY_TASK_VARIABLE):
+        return f"ray:{os.environ[RAY_TASK_VARIABLE]}", time.time()
+    if os.environ.get("SLURM_JOB_ID"):
+        return f"slurm:{os.environ['SLURM_JOB_ID']}", float(os.environ.get("SLURM_RESTART_COUNT", 0))
+    return "", 0.0
 
 
 class HeldElsewhere(RuntimeError):
@@ -37,6 +51,12 @@ class Holder:
     pid: int
     since: float
     token: str
+    job: str = ""  # the cluster job it trains for, and its attempt (``current_job``)
+    attempt: float = 0.0
+
+    def superseded_by(self, other: Holder) -> bool:
+        """Whether ``other`` is a later attempt of this holder's own job (this one is then gone)."""
+        return bool(self.job) and self.job == other.job and self.attempt < other.attempt
 
     def __str__(self) -> str:
         return f"process {self.pid} on {self.host} (since {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(self.since))})"
@@ -73,7 +93,7 @@ class RunLease:
 
     def __init__(self, run_dir: Path):
         self.path = run_dir / LEASE
-        self.holder = Holder(socket.gethostname(), os.getpid(), time.time(), uuid.uuid4().hex)
+        self.holder = Holder(socket.gethostname(), os.getpid(), time.time(), uuid.uuid4().hex, *current_job())
 
     def acquire(self) -> Holder | None:
         """Take the lease; None when taken, else the live holder (another process)."""
@@ -87,7 +107,7 @@ class RunLease:
                     return None
                 except FileExistsError:
                     found = _read(self.path)
-                    if found is not None and _alive(*found):
+                    if found is not None and _alive(*found) and not found[0].superseded_by(self.holder):
                         return found[0]
                     try:  # stale (or half-gone): move it aside; one contender wins, the others retry
                         os.rename(self.path, self.path.with_name(f".stale.{self.holder.token}"))

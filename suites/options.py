@@ -83,7 +83,9 @@ class RunOptions:
     array_parallelism: int | None = _option(None, "submitit on slurm: at most this many runs at once (default: SLURM's)",
                                             kind="positive")
     requeues: int | None = _option(None, "submitit: how many times a job that reaches its time limit checkpoints and "
-                                         "is requeued to go on (default 3; preemptions do not count)", kind="count")
+                                         "is requeued to go on (preemptions do not count); ray: how many times a task "
+                                         "whose worker died is retried, resuming from checkpoints (default 3)",
+                                   kind="count")
     wandb: str = _option("", f"also log every run to Weights & Biases (project default {WANDB_PROJECT}); offline into "
                              "each run's directory when there are no credentials. Needs pip install -e '.[wandb]'",
                          kind="project", metavar="PROJECT")

@@ -88,9 +88,10 @@ def check_launcher(options: RunOptions) -> None:
     if options.launcher == "local" and (options.gpus_per_run is not None or options.cpus_per_run is not None):
         raise UsageError("--gpus-per-run and --cpus-per-run need --launcher ray or submitit")
     slurm = {"--partition": options.partition, "--time": options.time, "--array-parallelism": options.array_parallelism}
-    if options.launcher != "submitit" and (options.cluster or options.requeues is not None
-                                           or any(v is not None for v in slurm.values())):
-        raise UsageError("--cluster, --partition, --time, --array-parallelism and --requeues need --launcher submitit")
+    if options.launcher != "submitit" and (options.cluster or any(v is not None for v in slurm.values())):
+        raise UsageError("--cluster, --partition, --time and --array-parallelism need --launcher submitit")
+    if options.launcher == "local" and options.requeues is not None:
+        raise UsageError("--requeues needs --launcher submitit or ray")
     if options.launcher == "submitit":
         if options.cluster not in CLUSTERS:
             raise UsageError(f"--launcher submitit needs --cluster, one of: {', '.join(CLUSTERS)}"

@@ -55,14 +55,14 @@ def launch(runs: list[RunSpec], options: RunOptions) -> list:
     groups = seed_groups(runs, options.seed_batch)
     gpus = options.gpus_per_run if options.gpus_per_run is not None else float(options.device.startswith("cuda"))
     cpus = options.cpus_per_run if options.cpus_per_run is not None else 1.0
+    requeues = 3 if options.requeues is None else options.requeues
     if options.launcher == "ray":
-        return launchers.run_ray(groups, options.results, options.address, gpus, cpus)
+        return launchers.run_ray(groups, options.results, options.address, gpus, cpus, requeues)
     if options.launcher == "submitit":
         parameters = {"timeout_min": options.time or 1440, "gpus_per_node": int(gpus), "cpus_per_task": max(1, int(cpus)),
                       "slurm_partition": options.partition, "slurm_array_parallelism": options.array_parallelism}
         return launchers.run_submitit(groups, options.results, options.cluster,
-                                      {k: v for k, v in parameters.items() if v is not None},
-                                      3 if options.requeues is None else options.requeues)
+                                      {k: v for k, v in parameters.items() if v is not None}, requeues)
     if options.jobs == 1:
         return launchers.run_sequential(groups, options.results)
     return launchers.run_parallel(groups, options.results, options.jobs, torch.cuda.device_count())

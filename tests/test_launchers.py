@@ -3,6 +3,7 @@ import dataclasses
 import importlib.util
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -159,6 +160,38 @@ def test_ray_launcher_runs_a_suite_on_a_local_instance(tmp_path, capsys):
     assert "win_rate=" in out.out
 
 
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="Ray not installed (pip install -e '.[ray]')")
+def test_a_ray_task_whose_worker_dies_is_retried_and_resumes_its_run(tmp_path):
+    """The worker training a run is killed (kill -9, as a lost node): Ray retries the task, whose new attempt takes
+    over the lease the dead one left (its heartbeat still fresh) and completes the run."""
+    import signal
+    import threading
+
+    from suites import launchers
+    from suites.lease import LEASE
+    from suites.spec import RunSpec
+
+    spec = RunSpec(suite="t", task="smac/3m", algorithm="mappo", preset="tiny", seed=0, steps=4096,
+                   eval_interval=1024, eval_episodes=2, backend="sim")
+    lease_file = tmp_path / "runs" / spec.run_id / LEASE
+    killed = []
+
+    def kill_the_first_holder():
+        while not lease_file.exists():
+            time.sleep(0.05)
+        time.sleep(1.0)
+        pid = json.loads(lease_file.read_text())["pid"]
+        os.kill(pid, signal.SIGKILL)
+        killed.append(pid)
+
+    killer = threading.Thread(target=kill_the_first_holder, daemon=True)
+    killer.start()
+    outcomes = launchers.run_ray([(spec,)], tmp_path, None, 0.0, 1.0, retries=1)
+    killer.join(timeout=1)
+    assert killed and outcomes[0].status == "COMPLETED"
+    assert run_status(tmp_path / "runs" / spec.run_id) == DONE
+
+
 def _listening() -> set[tuple[str, int]]:
     """(address, port) of every TCP socket listening on this machine, from /proc/net/tcp and tcp6."""
     import socket
@@ -231,7 +264,8 @@ def test_ray_missing_says_how_to_install(tmp_path, capsys, monkeypatch):
     (["--launcher", "ray", "--gpus-per-run", "-1"], "--gpus-per-run must be >= 0"),
     (["--launcher", "submitit"], "--launcher submitit needs --cluster, one of: slurm, local"),
     (["--launcher", "submitit", "--cluster", "pbs"], "--launcher submitit needs --cluster, one of: slurm, local (got 'pbs')"),
-    (["--partition", "gpu"], "--cluster, --partition, --time, --array-parallelism and --requeues need --launcher submitit"),
+    (["--partition", "gpu"], "--cluster, --partition, --time and --array-parallelism need --launcher submitit"),
+    (["--requeues", "2"], "--requeues needs --launcher submitit or ray"),
     (["--launcher", "submitit", "--cluster", "local", "--partition", "gpu"], "--partition applies only to --cluster slurm"),
     (["--launcher", "submitit", "--cluster", "slurm", "--gpus-per-run", "0.5"],
      "--gpus-per-run with submitit is a whole number of GPUs, got 0.5"),

@@ -19,10 +19,11 @@ from suites.records import DONE, attempts, run_status
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _plant(run_dir: Path, host: str, pid: int, age: float = 0.0) -> None:
+def _plant(run_dir: Path, host: str, pid: int, age: float = 0.0, job: str = "", attempt: float = 0.0) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LEASE
-    path.write_text(json.dumps({"host": host, "pid": pid, "since": time.time() - age, "token": "theirs"}))
+    path.write_text(json.dumps({"host": host, "pid": pid, "since": time.time() - age, "token": "theirs", "job": job,
+                                "attempt": attempt}))
     os.utime(path, (time.time() - age, time.time() - age))
 
 
@@ -51,6 +52,27 @@ def test_a_stale_lease_is_taken_over(tmp_path, case):
     assert live_holder(tmp_path).token == mine.holder.token and mine.held()
     mine.release()
     assert not (tmp_path / LEASE).exists() and live_holder(tmp_path) is None
+
+
+@pytest.mark.parametrize("planted, environment, taken", [
+    (("slurm:77", 0), {"SLURM_JOB_ID": "77", "SLURM_RESTART_COUNT": "1"}, True),  # requeued after a hard preemption
+    (("slurm:77", 1), {"SLURM_JOB_ID": "77", "SLURM_RESTART_COUNT": "1"}, False),  # a second process of the job
+    (("slurm:76", 0), {"SLURM_JOB_ID": "77", "SLURM_RESTART_COUNT": "1"}, False),  # another job
+    (("ray:abc", time.time() - 60), {lease.RAY_TASK_VARIABLE: "abc"}, True),  # a Ray task retried
+    (("ray:abc", time.time() - 60), {lease.RAY_TASK_VARIABLE: "abd"}, False),
+])
+def test_a_later_attempt_of_the_holders_own_job_takes_its_lease_over_at_once(tmp_path, monkeypatch, planted,
+                                                                            environment, taken):
+    """The earlier attempt's heartbeat is fresh (it died moments ago, on another node), yet a later attempt of
+    the same cluster job resumes its runs at once instead of waiting 10 minutes for the lease to go stale."""
+    for name in ("SLURM_JOB_ID", "SLURM_RESTART_COUNT", lease.RAY_TASK_VARIABLE):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    _plant(tmp_path, "node7", 4242, job=planted[0], attempt=planted[1])
+    holder = RunLease(tmp_path).acquire()
+    assert (holder is None) == taken
+    assert (live_holder(tmp_path).host != "node7") == taken
 
 
 def test_only_the_holder_releases_and_a_second_process_here_is_refused(tmp_path):
