@@ -3,7 +3,14 @@ from __future__ import annotations
 
 import torch
 
-from envs.smac.simulator import N_NO_ATTACK, SmacSimulator
+import envs
+from envs.smac.layout import N_NO_ATTACK
+from envs.smac.simulator import SmacSimulator
+
+
+def simulator(map_name: str, **options) -> SmacSimulator:
+    """A SMAC simulator of ``map_name``, built as the family builds it (with its spec)."""
+    return envs.make(f"smac/{map_name}", backend="sim", **options)
 
 
 def random_actions(avail: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

@@ -7,11 +7,11 @@ import torch
 from algorithms import make_algorithm, make_config
 from algorithms.base import Algorithm
 from algorithms.mappo.losses import huber, policy_loss
-from envs.smac.simulator import SmacSimulator
+from tests.helpers import simulator
 
 
 def _mappo(preset="tiny", **overrides):
-    env = SmacSimulator("3m", num_envs=4, seed=0)
+    env = simulator("3m", num_envs=4, seed=0)
     cfg = make_config("mappo", env.spec, preset, overrides)
     return env, make_algorithm("mappo", env.spec, cfg)
 
@@ -78,8 +78,8 @@ def test_checkpoint_round_trip_restores_behaviour():
 
 def test_paper_preset_follows_the_per_map_scripts():
     for name, recurrent, mini in [("MMM2", True, 2), ("corridor", False, 1), ("6h_vs_8z", False, 1)]:
-        spec = SmacSimulator(name).spec
+        spec = simulator(name).spec
         cfg = make_config("mappo", spec, "paper")
         assert (cfg.recurrent, cfg.num_mini_batch, cfg.episode_length, cfg.ppo_epoch, cfg.num_envs) == \
             (recurrent, mini, 400, 5, 8)
-    assert make_config("mappo", SmacSimulator("MMM2").spec, "paper").gain == 1.0
+    assert make_config("mappo", simulator("MMM2").spec, "paper").gain == 1.0

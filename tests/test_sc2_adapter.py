@@ -4,7 +4,10 @@ import pytest
 import torch
 
 import envs
+from envs.smac.family import SMAC
 from envs.smac.sc2 import Sc2Env, sc2_available
+
+FAKE_SPEC = SMAC.describe("3m", "sc2", n_agents=2, obs_dim=4, state_dim=5, n_actions=3, episode_limit=3)
 
 
 class FakeStarCraft2Env:
@@ -45,7 +48,7 @@ class FakeStarCraft2Env:
 
 
 def test_adapter_batches_and_resets():
-    env = Sc2Env("3m", num_envs=2, env_factory=FakeStarCraft2Env)
+    env = Sc2Env(FAKE_SPEC, num_envs=2, env_factory=FakeStarCraft2Env)
     assert env.spec.backend == "sc2" and env.spec.n_agents == 2
     step = env.reset()
     assert step.obs.shape == (2, 2, 4) and step.state.shape == (2, 5) and step.avail_actions.dtype == torch.bool
@@ -61,6 +64,18 @@ def test_adapter_batches_and_resets():
     assert step.done.all() and step.info["won"].all() and not step.info["episode_limit"].any()
     env.close()
     assert all(e.closed for e in env.envs)
+
+
+def test_a_game_whose_sizes_differ_from_smacs_layout_is_refused_and_closed():
+    closed = []
+
+    class Other(FakeStarCraft2Env):
+        def close(self):
+            closed.append(self)
+
+    with pytest.raises(RuntimeError, match=r"StarCraft II's 3m does not have SMAC's layout: n_agents 2 \(SMAC's layout: 3\)"):
+        Sc2Env(envs.env_spec("smac/3m", "sim"), num_envs=2, env_factory=Other)
+    assert len(closed) == 2
 
 
 def test_missing_starcraft_is_one_clear_sentence():

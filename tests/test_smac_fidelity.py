@@ -16,9 +16,8 @@ from algorithms.scripted.policies import POLICIES
 from envs import UsageError
 from envs.flatland.tasks import TASKS
 from envs.smac.maps import MAPS
-from envs.smac.simulator import SmacSimulator
 from envs.smac.tactical_view import ObservationDecoder
-from tests.helpers import place
+from tests.helpers import place, simulator
 
 STOP = 1
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -34,7 +33,7 @@ def _script(name):
 def test_a_stopped_army_on_3s_vs_5z_is_destroyed_well_before_the_time_limit():
     """Zealots that cannot reach the stalker they picked used to press against the others until the limit
     (91% of battles); SMAClite and SMAX kill every stalker in about 30 steps."""
-    env = SmacSimulator("3s_vs_5z", num_envs=32, seed=0)
+    env = simulator("3s_vs_5z", num_envs=32, seed=0)
     step, running, lengths = env.reset(), torch.ones(32, dtype=torch.bool), torch.zeros(32)
     for t in range(1, env.map.limit + 1):
         step = env.step(step.avail_actions[..., STOP].long())  # stop while alive, no-op once dead
@@ -60,7 +59,7 @@ def _sealed_zealot(env):
 
 
 def test_an_enemy_gives_up_a_target_it_cannot_reach_for_one_it_can():
-    env = SmacSimulator("corridor", seed=0)
+    env = simulator("corridor", seed=0)
     env.reset()
     ring = _sealed_zealot(env)
     hp = lambda u: float(env.s.hp[0, u] + env.s.shield[0, u])  # noqa: E731
@@ -72,7 +71,7 @@ def test_an_enemy_gives_up_a_target_it_cannot_reach_for_one_it_can():
 
 def test_enemies_prefer_a_unit_that_attacks_them():
     """Two marines within scan range of an enemy marine: it takes the one shooting at it, though farther."""
-    env = SmacSimulator("3m", seed=0)
+    env = simulator("3m", seed=0)
     env.reset()
     place(env, {0: (15.0, 16.0), 1: (14.0, 16.0), 3: (19.0, 16.0)}, alive={0, 1, 3})
     step = env.step(torch.tensor([[STOP, 6 + 0, 0]]))  # ally 1 (farther) attacks enemy 0 (unit 3)
@@ -83,7 +82,7 @@ def test_enemies_prefer_a_unit_that_attacks_them():
 def test_the_armies_spawn_as_mirror_images(name):
     """Each army's offsets from its spawn point, in units of its spacing (the widest unit's diameter), are the
     other army's reflected across the line midway between the spawn points."""
-    env = SmacSimulator(name)
+    env = simulator(name)
     m, N, k = env.map, env.n_agents, min(env.n_agents, env.n_enemies)
     allies = (env.spawn[:N] - torch.tensor(m.ally_spawn)) / (2 * env.radius[:N].max())
     enemies = (env.spawn[N:] - torch.tensor(m.enemy_spawn)) / (2 * env.radius[N:].max())
@@ -94,7 +93,7 @@ def test_the_armies_spawn_as_mirror_images(name):
 
 
 def test_on_3m_each_marine_faces_its_mirror_image():
-    env = SmacSimulator("3m")
+    env = simulator("3m")
     allies, enemies = env.spawn[:3], env.spawn[3:]
     assert torch.equal(allies[:, 1].sort().values, enemies[:, 1].sort().values)  # same rows across the field
     assert (allies[:, 0] < 16).all() and (enemies[:, 0] > 16).all()
@@ -103,7 +102,7 @@ def test_on_3m_each_marine_faces_its_mirror_image():
 def test_agent_units_stay_passive_when_idle():
     """SMAC's *_RL units are Passive with Response Nothing (each map's UnitData.xml): a stopped marine
     under fire never shoots back; the stock enemy marine does shoot."""
-    env = SmacSimulator("3m", seed=0)
+    env = simulator("3m", seed=0)
     env.reset()
     place(env, {0: (14.0, 16.0), 3: (16.0, 16.0)}, alive={0, 3})
     for _ in range(4):
@@ -114,7 +113,7 @@ def test_agent_units_stay_passive_when_idle():
 # ------------------------------------------------------------------------------------ scripted baselines
 @pytest.mark.parametrize("name", sorted(POLICIES))
 def test_scripted_baselines_act_from_each_agents_own_observation(name):
-    env = SmacSimulator("3s5z_vs_3s6z", num_envs=4, seed=1)
+    env = simulator("3s5z_vs_3s6z", num_envs=4, seed=1)
     algo = make_algorithm(name, env.spec, make_config(name, env.spec, "paper"))
     step = env.reset()
     for _ in range(10):  # into contact, so attacks are available
@@ -129,7 +128,7 @@ def test_scripted_baselines_act_from_each_agents_own_observation(name):
 
 
 def _episode_returns(name, seed):
-    env = SmacSimulator("2s3z", num_envs=8, seed=seed)
+    env = simulator("2s3z", num_envs=8, seed=seed)
     algo = make_algorithm(name, env.spec, make_config(name, env.spec, "tiny"))
     step, total = env.reset(), torch.zeros(8)
     for _ in range(60):
@@ -145,7 +144,7 @@ def test_scripted_baselines_are_deterministic_per_seed(name):
 
 
 def test_focus_fire_attacks_the_weakest_and_attack_nearest_the_closest():
-    env = SmacSimulator("3m", seed=0)
+    env = simulator("3m", seed=0)
     env.reset()
     place(env, {0: (10.0, 16.0), 3: (13.0, 16.0), 4: (15.0, 16.0)}, alive={0, 3, 4})
     env.s.hp[0, 4] = 10.0  # the farther enemy is nearly dead
@@ -156,7 +155,7 @@ def test_focus_fire_attacks_the_weakest_and_attack_nearest_the_closest():
 
 
 def test_a_medivac_heals_the_most_damaged_ally_in_reach():
-    env = SmacSimulator("MMM2", seed=0)
+    env = simulator("MMM2", seed=0)
     env.reset()
     N = env.n_agents
     place(env, {9: (10.0, 16.0), 2: (11.0, 16.0), 3: (10.0, 17.0), N: (30.0, 23.0)}, alive={2, 3, 9, N})
@@ -190,7 +189,7 @@ def test_the_decoded_observation_matches_the_units_as_the_reference_adapters_see
     """Our policies read the SMAC observation; in SMAClite and SMAX they read views built from unit arrays.
     Both must describe the same battle identically."""
     reference = _script("fidelity_reference")
-    env = SmacSimulator("MMM2", num_envs=3, seed=2)
+    env = simulator("MMM2", num_envs=3, seed=2)
     step = env.reset()
     for _ in range(8):
         step = env.step(POLICIES["attack_nearest"](ObservationDecoder("MMM2")(step.obs, step.avail_actions)))

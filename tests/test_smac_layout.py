@@ -3,9 +3,9 @@ import pytest
 import torch
 
 import envs
+from envs.smac.layout import smac_layout
 from envs.smac.maps import MAPS
-from envs.smac.simulator import SmacSimulator
-from tests.helpers import place
+from tests.helpers import place, simulator
 
 # (obs_dim, state_dim, n_actions, max_reward) from smac-spec §3.3, §4.2, §5.2
 EXPECTED = {
@@ -19,7 +19,7 @@ EXPECTED = {
 
 @pytest.mark.parametrize("name", sorted(MAPS))
 def test_dimensions_match_smac(name):
-    env = SmacSimulator(name, num_envs=3)
+    env = simulator(name, num_envs=3)
     step = env.reset()
     obs_dim, state_dim, n_actions, max_reward = EXPECTED[name]
     n = MAPS[name].n_agents
@@ -33,7 +33,7 @@ def test_dimensions_match_smac(name):
 
 
 def test_feature_positions_3m():
-    env = SmacSimulator("3m")
+    env = simulator("3m")
     env.reset()
     # agent 0 at (10, 16), enemy 0 (unit 3) 3 east, ally 1 4 north; everything else far away
     place(env, {0: (10, 16), 1: (10, 20), 2: (2, 9), 3: (13, 16), 4: (30, 22), 5: (30, 10)})
@@ -55,19 +55,19 @@ def test_feature_positions_3m():
 
 
 def test_unit_type_bits_follow_smac_orders():
-    env = SmacSimulator("3s5z_vs_3s6z")
+    env = simulator("3s5z_vs_3s6z")
     n = env.n_agents
     assert env.type_onehot[0].tolist() == [1, 0]  # ally stalker bit 0
     assert env.type_onehot[3].tolist() == [0, 1]  # ally zealot bit 1
     assert env.type_onehot[n].tolist() == [0, 1]  # enemy stalker bit 1 (stock id order: zealot 73, stalker 74)
     assert env.type_onehot[n + 3].tolist() == [1, 0]
-    mmm2 = SmacSimulator("MMM2")
+    mmm2 = simulator("MMM2")
     assert mmm2.type_onehot[0].tolist() == [1, 0, 0] and mmm2.type_onehot[9].tolist() == [0, 0, 1]
     assert mmm2.type_onehot[10].tolist() == [0, 1, 0]  # the script creates marines first
 
 
 def test_last_actions_enter_the_state():
-    env = SmacSimulator("3m")
+    env = simulator("3m")
     env.reset()
     step = env.step(torch.tensor([[1, 2, 4]]))
     last = step.state[0, -3 * 9:].view(3, 9)
@@ -76,7 +76,7 @@ def test_last_actions_enter_the_state():
 
 def test_unknown_names_list_the_valid_ones():
     with pytest.raises(KeyError, match="valid maps: .*3m"):
-        SmacSimulator("4m")
+        smac_layout("4m")
     with pytest.raises(envs.UsageError, match="valid tasks: .*smac/corridor"):
         envs.make("smac/4m")
     with pytest.raises(envs.UsageError, match="valid backends"):

@@ -2,15 +2,14 @@
 import pytest
 import torch
 
-from envs.smac.simulator import SmacSimulator
-from tests.helpers import focus_fire, place, random_actions, run_episodes
+from tests.helpers import focus_fire, place, random_actions, run_episodes, simulator
 
 STOP = 1
 
 
 def test_marine_needs_eight_shots_at_its_cooldown():
     """6 damage per shot, 45 HP, no armour: 8 shots, 13.8 loops apart (7 gaps = ~96 loops = 12 steps)."""
-    env = SmacSimulator("3m", seed=1)
+    env = simulator("3m", seed=1)
     env.reset()
     place(env, {0: (10, 16), 3: (14, 16)}, alive={0, 3})
     health, steps, done = [], 0, False
@@ -28,7 +27,7 @@ def test_marine_needs_eight_shots_at_its_cooldown():
 def test_shields_absorb_first_and_armour_reduces_the_spill():
     """Stalker (13, +5 vs armoured) on a zealot (light, 50 shields, 100 HP, armour 1):
     shields 37, 24, 11, then 11 absorbed and 2-1=1 HP lost, then 12 HP per shot."""
-    env = SmacSimulator("2s3z", seed=2)
+    env = simulator("2s3z", seed=2)
     env.reset()
     n = env.n_agents
     zealot = n + 2
@@ -44,7 +43,7 @@ def test_shields_absorb_first_and_armour_reduces_the_spill():
 
 
 def test_medivac_heals_and_spends_energy():
-    env = SmacSimulator("MMM2", seed=3)
+    env = simulator("MMM2", seed=3)
     env.reset()
     n = env.n_agents
     place(env, {9: (10, 16), 2: (11, 16), n: (30, 23)}, alive={2, 9, n})
@@ -58,7 +57,7 @@ def test_medivac_heals_and_spends_energy():
 
 
 def test_dead_agents_can_only_noop_and_see_zeros():
-    env = SmacSimulator("3m")
+    env = simulator("3m")
     env.reset()
     place(env, {}, alive={1, 2, 3, 4, 5})
     obs, state, avail, alive = env._observe(env.s)
@@ -70,7 +69,7 @@ def test_dead_agents_can_only_noop_and_see_zeros():
 
 
 def test_moves_into_walls_or_off_the_map_are_unavailable():
-    env = SmacSimulator("3m")
+    env = simulator("3m")
     env.reset()
     place(env, {0: (5, 8.5), 1: (31.5, 12)})  # flat band: rows y 8..23 are pathable
     avail = env._observe(env.s)[2][0]
@@ -79,12 +78,12 @@ def test_moves_into_walls_or_off_the_map_are_unavailable():
 
 
 def test_checked_mode_refuses_and_unchecked_mode_skips_the_check():
-    env = SmacSimulator("3m")
+    env = simulator("3m")
     env.reset()
     place(env, {0: (5, 8.5)})
     with pytest.raises(ValueError, match="agent 0: action 3 \\(move south\\)"):
         env.step(torch.tensor([[3, 1, 1]]))
-    fast = SmacSimulator("3m", checked=False)
+    fast = simulator("3m", checked=False)
     fast.reset()
     place(fast, {0: (5, 8.5)})
     fast.step(torch.tensor([[3, 1, 1]]))
@@ -92,7 +91,7 @@ def test_checked_mode_refuses_and_unchecked_mode_skips_the_check():
 
 
 def test_win_reward_and_ending():
-    env = SmacSimulator("3m")
+    env = simulator("3m")
     env.reset()
     place(env, {0: (10, 16), 3: (14, 16)}, alive={0, 3})
     env.s.hp[0, 3] = 6.0
@@ -104,7 +103,7 @@ def test_win_reward_and_ending():
 
 
 def test_loss_ending_gives_no_bonus():
-    env = SmacSimulator("3m")
+    env = simulator("3m")
     env.reset()
     place(env, {0: (10, 16), 3: (14, 16), 4: (14, 17)}, alive={0, 3, 4})
     env.s.hp[0, 0] = 1.0
@@ -114,7 +113,7 @@ def test_loss_ending_gives_no_bonus():
 
 
 def test_time_limit_ends_the_episode():
-    env = SmacSimulator("2s_vs_1sc")  # the spine crawler never moves; stalkers stay out of its range
+    env = simulator("2s_vs_1sc")  # the spine crawler never moves; stalkers stay out of its range
     step = env.reset()
     for t in range(300):
         step = env.step(torch.full((1, 2), STOP))
@@ -125,7 +124,7 @@ def test_time_limit_ends_the_episode():
 
 def test_same_seed_same_trajectory():
     def trajectory(seed):
-        env = SmacSimulator("3s5z", num_envs=4, seed=seed)
+        env = simulator("3s5z", num_envs=4, seed=seed)
         g = torch.Generator().manual_seed(0)
         step, out = env.reset(), []
         for _ in range(30):
@@ -139,9 +138,9 @@ def test_same_seed_same_trajectory():
 
 @pytest.mark.parametrize("name", ["3m", "8m", "2s3z"])
 def test_focus_fire_beats_random(name):
-    env = SmacSimulator(name, num_envs=32, seed=0)
+    env = simulator(name, num_envs=32, seed=0)
     rand_return, rand_win = run_episodes(env, random_actions, 32)
-    env = SmacSimulator(name, num_envs=32, seed=0)
+    env = simulator(name, num_envs=32, seed=0)
     focus_return, focus_win = run_episodes(env, lambda avail, g: focus_fire(env, avail), 32)
     assert focus_return > rand_return + 3.0
     assert focus_win >= rand_win
@@ -149,7 +148,7 @@ def test_focus_fire_beats_random(name):
 
 def test_corridor_enemies_find_the_neck():
     """With no allies in the way, zerglings attack-move through the diagonal neck to the lower-left room."""
-    env = SmacSimulator("corridor", seed=0)
+    env = simulator("corridor", seed=0)
     env.reset()
     place(env, {i: (29.5 - 1.1 * (i // 3), 17.0 + i % 3) for i in range(6)})  # allies parked out of the zerglings' scan range
     step = env.step(torch.full((1, 6), STOP))
@@ -165,7 +164,7 @@ def _trajectory(map_name: str, device: str, compile: bool = False, steps: int = 
     Battles 0-3 lose their enemies at once, so they are won and restart on the first step. Float
     rounding differs between kernels and grows through collisions (about 1e-4 after 20 steps), so
     trajectories are compared over 20 steps."""
-    env = SmacSimulator(map_name, num_envs=8, seed=3, device=device, compile=compile)
+    env = simulator(map_name, num_envs=8, seed=3, device=device, compile=compile)
     draws = torch.Generator().manual_seed(7)
     env._rand = lambda *shape: torch.rand(*shape, generator=draws).to(device)
     env._cooldown_jitter = lambda: torch.randint(-1, 3, (env.substeps, env.num_envs, env.n_units),

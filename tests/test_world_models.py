@@ -13,7 +13,7 @@ from algorithms.world_model.replay import SequenceReplay
 from envs import UsageError
 from envs.flatland.family import FLATLAND
 from envs.smac.family import SMAC
-from envs.smac.simulator import SmacSimulator
+from tests.helpers import simulator
 
 WORLD_MODELS = ("mamba", "mabl", "mabl_single_level")
 SMAC_3S5Z = SMAC.describe("3s5z_vs_3s6z", "sim", n_agents=8, obs_dim=136, state_dim=230, n_actions=15,
@@ -443,7 +443,7 @@ def test_one_environment_reproduces_the_official_schedule():
     """B = 1: one learner call after every finished episode once the replay holds min_buffer_size steps,
     each with model_epochs world-model steps and epochs x ppo_epochs x ceil(samples / minibatch) PPO steps."""
     torch.manual_seed(0)
-    env = SmacSimulator("3m", num_envs=1, seed=0)
+    env = simulator("3m", num_envs=1, seed=0)
     algo = _algo("mabl_single_level", env.spec, num_envs=1, min_buffer_size=60, model_epochs=3, epochs=2,
                  ppo_epochs=2, ppo_minibatch=50)
     step, first, memory = env.reset(), torch.ones(1, dtype=torch.bool), algo.initial_memory(1)
@@ -465,7 +465,7 @@ def test_one_environment_reproduces_the_official_schedule():
 def _after_a_few_learner_calls(name):
     """A ``tiny`` agent after 80 steps of 4 smac/3m environments (a few learner calls)."""
     torch.manual_seed(0)
-    env = SmacSimulator("3m", num_envs=4, seed=0)
+    env = simulator("3m", num_envs=4, seed=0)
     algo = _algo(name, env.spec)
     _run_steps(algo, env, 80)
     assert algo.learner_calls > 0
@@ -505,7 +505,7 @@ def test_divergence_names_the_loss_and_no_update_follows():
 @pytest.mark.parametrize("name", WORLD_MODELS)
 def test_learner_runs_on_cuda_with_everything_on_the_device(name):
     torch.manual_seed(0)
-    env = SmacSimulator("3m", num_envs=4, device="cuda", seed=0)
+    env = simulator("3m", num_envs=4, device="cuda", seed=0)
     algo = make_algorithm(name, env.spec, make_config(name, env.spec, "tiny"), "cuda")
     metrics = _run_steps(algo, env, 150)
     assert metrics and all(v == v for v in metrics.values())

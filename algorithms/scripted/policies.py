@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from envs.smac.tactical_view import N_NO_ATTACK, TacticalView
+from envs.smac.layout import N_NO_ATTACK
+from envs.smac.tactical_view import TacticalView
 
 STOP = 1
 NORTH, SOUTH, EAST, WEST = 2, 3, 4, 5

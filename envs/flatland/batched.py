@@ -40,20 +40,16 @@ import torch
 
 from envs.base import MultiAgentEnv, Step, first_unavailable
 from envs.errors import UsageError
-from envs.flatland.family import FLATLAND
-from envs.flatland.rail import N_ACTIONS, RailTask, obs_dim, state_dim
-from envs.flatland.tasks import FlatlandTask, build_episode, child_seed, get_task
+from envs.flatland.rail import TREE_DEPTH, RailTask
+from envs.flatland.tasks import FlatlandTask, build_episode, child_seed
+from envs.spec import EnvSpec
 
 PER_STEP = ("obs", "state", "avail", "alive", "neighbours")
 INFO = ("episode_limit", "completion", "deadlocked", "score")
 POLL_SECONDS = 0.2
 
 
-def layout(task: FlatlandTask, tree_depth: int = 3, state: str = "obs") -> dict[str, int]:
-    """The sizes an ``EnvSpec`` holds. The episode limit is flatland 2.2.2's with 2 cities placed, the
-    official code's value (the generator may place fewer cities than asked for)."""
-    return {"n_agents": task.n_agents, "obs_dim": obs_dim(tree_depth), "state_dim": state_dim(task, tree_depth, state),
-            "n_actions": N_ACTIONS, "episode_limit": task.episode_limit(cities_placed=2)}
+ENV_OPTIONS = ("workers", "checked", "tree_depth", "state", "build_ahead")  # FlatlandEnv's; the rest set the task
 
 
 class WorkerError(RuntimeError):
@@ -188,10 +184,11 @@ def _serve(conn, task: FlatlandTask, seeds: list[int], tree_depth: int, state: s
 class FlatlandEnv(MultiAgentEnv):
     """``num_envs`` Flatland environments of one task (see module docstring for workers)."""
 
-    def __init__(self, name: str, num_envs: int = 1, device: str | torch.device = "cpu", seed: int = 0,
-                 workers: int | None = None, checked: bool = True, tree_depth: int = 3, state: str = "obs",
-                 build_ahead: bool = True, **task_overrides):
-        task = get_task(name, **task_overrides)
+    def __init__(self, spec: EnvSpec, task: FlatlandTask, num_envs: int = 1, device: str | torch.device = "cpu",
+                 seed: int = 0, workers: int | None = None, checked: bool = True, tree_depth: int = TREE_DEPTH,
+                 state: str = "obs", build_ahead: bool = True):
+        """``task`` and its ``spec`` (for this ``tree_depth`` and ``state``) from the Flatland family:
+        ``envs.make("flatland/5_agents", ...)`` builds one."""
         if num_envs < 1:
             raise UsageError(f"num_envs must be >= 1, got {num_envs}")
         workers = min(num_envs, os.cpu_count() or 1) if workers is None else workers
@@ -229,7 +226,7 @@ class FlatlandEnv(MultiAgentEnv):
             self._procs.append(proc)
             self._conns.append(conn)
         self._finalizer = weakref.finalize(self, _shutdown, self._procs, self._conns, self._helpers, self._local, root)
-        self.spec = FLATLAND.describe(name, "flatland", **layout(task, tree_depth, state))
+        self.spec = spec
         self._avail = None
 
     # ----- talking to the shards -----------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Flatland as a task family: one backend (flatland-rl 4.3), its tasks, scores and environments."""
 from __future__ import annotations
 
-from envs.flatland.tasks import TASKS
+from envs.flatland.tasks import TASKS, get_task
 from envs.spec import EnvSpec, Family, Score
 
 
@@ -17,20 +17,25 @@ class Flatland(Family):
         return list(TASKS)
 
     def spec(self, name: str, backend: str) -> EnvSpec:
-        from envs.flatland.batched import layout
-        from envs.flatland.tasks import get_task
+        from envs.flatland.rail import sizes
 
-        return self.describe(name, backend, **layout(get_task(name)))
+        return self.describe(name, backend, **sizes(get_task(name)))
 
     def make(self, name: str, backend: str, num_envs: int, device: str, seed: int, *,
              compile: bool = False, one_episode_each: bool = False, **options):
-        """``compile`` changes nothing (stepping is outside torch); environments that play one episode each
-        have nothing to build ahead."""
-        from envs.flatland.batched import FlatlandEnv
+        """The task with the settings among ``options`` changed, and its spec for the observation options
+        (``tree_depth``, ``state``), handed to the environment. ``compile`` changes nothing (stepping is
+        outside torch); environments that play one episode each have nothing to build ahead."""
+        from envs.flatland.batched import ENV_OPTIONS, FlatlandEnv
+        from envs.flatland.rail import TREE_DEPTH, sizes
 
+        env_options = {k: options.pop(k) for k in ENV_OPTIONS if k in options}
         if one_episode_each:
-            options["build_ahead"] = False
-        return FlatlandEnv(name, num_envs=num_envs, device=device, seed=seed, **options)
+            env_options["build_ahead"] = False
+        task = get_task(name, **options)
+        spec = self.describe(name, backend, **sizes(task, env_options.get("tree_depth", TREE_DEPTH),
+                                                     env_options.get("state", "obs")))
+        return FlatlandEnv(spec, task, num_envs=num_envs, device=device, seed=seed, **env_options)
 
 
 FLATLAND = Flatland()

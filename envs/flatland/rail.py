@@ -42,6 +42,7 @@ from envs.flatland.tasks import FlatlandTask, build_episode
 from envs.flatland.tree import MOVES, TreeObservation
 
 N_ACTIONS = 3
+TREE_DEPTH = 3  # the official tree observation's depth
 ROOT_FEATURES = 9
 NODE_FEATURES = 14
 N_TREE_FIELDS = 12  # flatland 4.3 Node fields before ``childs``
@@ -63,6 +64,13 @@ def obs_dim(depth: int) -> int:
 
 def state_dim(task: FlatlandTask, depth: int, state: str) -> int:
     return task.n_agents * (obs_dim(depth) + (RICH_FEATURES if state == "rich" else 0))
+
+
+def sizes(task: FlatlandTask, tree_depth: int = TREE_DEPTH, state: str = "obs") -> dict[str, int]:
+    """The sizes an ``EnvSpec`` holds. The episode limit is flatland 2.2.2's with 2 cities placed, the
+    official code's value (the generator may place fewer cities than asked for)."""
+    return {"n_agents": task.n_agents, "obs_dim": obs_dim(tree_depth), "state_dim": state_dim(task, tree_depth, state),
+            "n_actions": N_ACTIONS, "episode_limit": task.episode_limit(cities_placed=2)}
 
 
 def norm_dist(d):
@@ -120,7 +128,7 @@ class RailTask:
     Episode ``k`` runs on ``build_episode(task, seed, k)``; ``reset(built)`` takes that episode when it was
     built elsewhere ahead of time, and builds it otherwise (the same episode)."""
 
-    def __init__(self, task: FlatlandTask, seed: int, tree_depth: int = 3, state: str = "obs"):
+    def __init__(self, task: FlatlandTask, seed: int, tree_depth: int = TREE_DEPTH, state: str = "obs"):
         if state not in STATES:
             raise UsageError(f"unknown Flatland global state {state!r}; valid: {', '.join(STATES)}")
         if not isinstance(tree_depth, int) or tree_depth < 1:

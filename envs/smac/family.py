@@ -4,12 +4,9 @@ from __future__ import annotations
 import sys
 
 from envs.errors import UsageError
+from envs.smac.layout import REWARD_SCALE_RATE, smac_layout
 from envs.smac.maps import MAPS
 from envs.spec import EnvSpec, Family, Score
-
-# SMAC scales the shaped reward so that killing every enemy and winning earns 20 (reward_scale_rate,
-# oxwhirl/smac starcraft2.py:84-91); Protoss shields regenerate, so a return can pass 20 slightly.
-REWARD_SCALE_RATE = 20.0
 
 
 class Smac(Family):
@@ -41,23 +38,22 @@ class Smac(Family):
         return backend == "sim"  # one generator per member; StarCraft II games are stacked
 
     def spec(self, name: str, backend: str) -> EnvSpec:
-        """Both backends share SMAC's layout (tested against the game), so the simulator's static tables
-        describe either without starting StarCraft II."""
-        from envs.smac.simulator import SmacSimulator
-
-        layout = SmacSimulator(name, num_envs=1).spec
+        """Both backends share SMAC's layout (tested against the game: ``Sc2Env`` checks it), so it describes
+        either without building an environment."""
+        layout = smac_layout(name)
         return self.describe(name, backend, n_agents=layout.n_agents, obs_dim=layout.obs_dim,
                              state_dim=layout.state_dim, n_actions=layout.n_actions, episode_limit=layout.episode_limit)
 
     def make(self, name: str, backend: str, num_envs: int, device: str, seed: int, *,
              compile: bool = False, one_episode_each: bool = False, **options):
+        spec = self.spec(name, backend)
         if backend == "sc2":
             from envs.smac.sc2 import Sc2Env
 
-            return Sc2Env(name, num_envs=num_envs, device=device, seed=seed, **options)
+            return Sc2Env(spec, num_envs=num_envs, device=device, seed=seed, **options)
         from envs.smac.simulator import SmacSimulator
 
-        return SmacSimulator(name, num_envs=num_envs, device=device, seed=seed, compile=compile, **options)
+        return SmacSimulator(spec, num_envs=num_envs, device=device, seed=seed, compile=compile, **options)
 
 
 SMAC = Smac()

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 
 from envs.base import MultiAgentEnv, Step
-from envs.smac.family import SMAC
 from envs.smac.maps import get_map
+from envs.spec import EnvSpec
 
 INSTALL_HINT = ("StarCraft II backend unavailable: install smacv2 with "
                 "`pip install -e '.[sc2]'` and StarCraft II 4.10 with the SMAC maps "
@@ -41,16 +41,22 @@ def _default_factory(map_name: str, seed: int):
 class Sc2Env(MultiAgentEnv):
     """Batched adapter over ``num_envs`` smacv2 ``StarCraft2Env`` instances."""
 
-    def __init__(self, map_name: str, num_envs: int = 1, device: str | torch.device = "cpu", seed: int = 0,
+    def __init__(self, spec: EnvSpec, num_envs: int = 1, device: str | torch.device = "cpu", seed: int = 0,
                  env_factory: Callable[[str, int], object] | None = None):
+        """``spec``: the task's, from the SMAC family; the game's own sizes must agree with it."""
+        map_name = spec.task.split("/", 1)[1]
         get_map(map_name)  # unknown names fail before any game starts
         factory = env_factory or _default_factory
         self.envs = [factory(map_name, seed + i) for i in range(num_envs)]
-        self.num_envs, self.device = num_envs, torch.device(device)
+        self.num_envs, self.device, self.spec = num_envs, torch.device(device), spec
         info = self.envs[0].get_env_info()
-        self.spec = SMAC.describe(map_name, "sc2", n_agents=info["n_agents"], obs_dim=info["obs_shape"],
-                                  state_dim=info["state_shape"], n_actions=info["n_actions"],
-                                  episode_limit=info["episode_limit"])
+        game = {"n_agents": info["n_agents"], "obs_dim": info["obs_shape"], "state_dim": info["state_shape"],
+                "n_actions": info["n_actions"], "episode_limit": info["episode_limit"]}
+        differ = [f"{k} {v} (SMAC's layout: {getattr(spec, k)})" for k, v in game.items() if getattr(spec, k) != v]
+        if differ:
+            self.close()
+            raise RuntimeError(f"StarCraft II's {map_name} does not have SMAC's layout: {', '.join(differ)}; "
+                               "is the map file SMAC's?")
         self._steps = np.zeros(num_envs, dtype=np.int64)
 
     def _read(self, env):

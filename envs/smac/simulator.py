@@ -29,14 +29,13 @@ import torch
 
 from envs.base import MultiAgentEnv, Step, first_unavailable
 from envs.smac import units as U
-from envs.smac.family import REWARD_SCALE_RATE, SMAC
+from envs.smac.layout import N_NO_ATTACK, REWARD_SCALE_RATE, SIGHT_RANGE, smac_layout
 from envs.smac.maps import ALLY_TYPE_ORDER, ENEMY_TYPE_BITS, MAP_SIZE, TERRAIN, SmacMap, get_map
+from envs.spec import EnvSpec
 
 STEP_LOOPS = 8  # SMAC step_mul (ENV:69)
 MOVE_AMOUNT = 2.0  # ENV:70
 SHOOT_RANGE = 6.0  # unit_shoot_range (ENV:840-842)
-SIGHT_RANGE = 9.0  # unit_sight_range (ENV:844-846)
-N_NO_ATTACK = 6  # no-op, stop, north, south, east, west
 ACTION_NAMES = ("no-op", "stop", "move north", "move south", "move east", "move west")
 # Target acquisition of the enemy's stock units (see ``_enemy_targets``). Scan range: 5, or the weapon range +
 # 0.5 for ranged mobile units, the weapon range for static defence (Liquipedia, "Automatic Targeting").
@@ -44,7 +43,7 @@ SCAN_RANGE, SCAN_MARGIN = 5.0, 0.5
 # Our choices, not documented game values: a unit that moved less than BLOCKED_PACE of its speed for
 # BLOCKED_LOOPS while chasing gives its target up as unreachable and ignores it for SHUN_LOOPS.
 BLOCKED_PACE, BLOCKED_LOOPS, SHUN_LOOPS = 0.25, 16.0, 32.0
-REWARD_DEATH, REWARD_WIN = 10.0, 200.0  # ENV:84-91; REWARD_SCALE_RATE: envs/smac/family.py
+REWARD_DEATH, REWARD_WIN = 10.0, 200.0  # ENV:84-91; REWARD_SCALE_RATE: envs/smac/layout.py
 SPAWN_JITTER = 0.2
 MOVE_DIRS = ((0.0, 1.0), (0.0, -1.0), (1.0, 0.0), (-1.0, 0.0))  # north, south, east, west
 
@@ -161,8 +160,9 @@ class SmacSimulator(MultiAgentEnv):
     docs/performance.md). Trajectories equal eager ones up to float rounding (tested).
     """
 
-    def __init__(self, map_name: str, num_envs: int = 1, device: str | torch.device = "cpu",
+    def __init__(self, spec: EnvSpec, num_envs: int = 1, device: str | torch.device = "cpu",
                  seed: int | Sequence[int] = 0, checked: bool = True, substeps: int = 2, compile: bool = False):
+        """``spec``: the task's, from the SMAC family (``envs.make("smac/3m", backend="sim")`` builds one)."""
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         if STEP_LOOPS % substeps:
@@ -170,7 +170,9 @@ class SmacSimulator(MultiAgentEnv):
         seeds = [seed] if isinstance(seed, int) else list(seed)
         if not seeds or num_envs % len(seeds):
             raise ValueError(f"num_envs ({num_envs}) must be a multiple of the number of seeds ({len(seeds)})")
+        map_name = spec.task.split("/", 1)[1]
         self.map: SmacMap = get_map(map_name)
+        self.layout = smac_layout(map_name)
         self.num_envs, self.device, self.checked = num_envs, torch.device(device), checked
         self.substeps, self.dt = substeps, STEP_LOOPS / substeps
         # One generator per seed member (a block of num_envs // members environments): a member's battles
@@ -178,8 +180,7 @@ class SmacSimulator(MultiAgentEnv):
         self.members, self.member_envs = len(seeds), num_envs // len(seeds)
         self.generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
         self._build_static()
-        self.spec = SMAC.describe(map_name, "sim", n_agents=self.n_agents, obs_dim=self.obs_dim,
-                                  state_dim=self.state_dim, n_actions=self.n_actions, episode_limit=self.map.limit)
+        self.spec = spec
         self.s: _State | None = None
         self._advance_fn, self._restart_fn = self._advance, self._restart
         if compile:
@@ -195,7 +196,7 @@ class SmacSimulator(MultiAgentEnv):
         m, dev = self.map, self.device
         self.n_agents, self.n_enemies = N, E = m.n_agents, m.n_enemies
         self.n_units = N + E
-        self.n_actions = N_NO_ATTACK + E  # ENV:243-245
+        self.n_actions = self.layout.n_actions
         types = [U.UNITS[t] for t in m.ally_types + m.enemy_types]
 
         def col(fn, dtype=torch.float32):
@@ -233,11 +234,8 @@ class SmacSimulator(MultiAgentEnv):
             for k, name in enumerate(m.enemy_types):
                 onehot[N + k, ENEMY_TYPE_BITS[m.map_type][name]] = 1
         self.type_onehot = onehot[:, :u]
-        self.shield_bits_ally = int(m.a_race == "P")  # ENV:250-251
-        self.shield_bits_enemy = int(m.b_race == "P")
-        sa, se = self.shield_bits_ally, self.shield_bits_enemy
-        self.obs_dim = 4 + E * (5 + u + se) + (N - 1) * (5 + u + sa) + (1 + u + sa)  # ENV:1309-1320
-        self.state_dim = N * (4 + sa + u) + E * (3 + se + u) + N * self.n_actions  # ENV:1322-1340
+        self.shield_bits_ally, self.shield_bits_enemy = self.layout.ally_shield_bits, self.layout.enemy_shield_bits
+        self.obs_dim, self.state_dim = self.layout.obs_dim, self.layout.state_dim
         self.max_reward = REWARD_DEATH * E + REWARD_WIN + float((self.hp_max[N:] + self.shield_max[N:]).sum())
 
         grid = TERRAIN[m.terrain]

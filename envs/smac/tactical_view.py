@@ -3,9 +3,8 @@
 Scripted policies (``algorithms/scripted``) decide from this view; the SMAC observation is its source for
 our simulator and for StarCraft II, and ``suites/checks/fidelity.py`` builds the same view from other SMAC
 re-implementations, so one policy implementation plays all of them. The observation layout is SMAC's
-(oxwhirl/smac starcraft2.py:946-1125): 4 move flags, then per enemy ``[attackable, dist, dx, dy, health,
-(shield), type bits]``, per other ally ``[visible, dist, dx, dy, health, (shield), type bits]``, then own
-features. Fractions become absolute values with the unit types of the map, which every agent knows.
+(``envs/smac/layout.py``). Fractions become absolute values with the unit types of the map, which every
+agent knows.
 """
 from __future__ import annotations
 
@@ -14,10 +13,8 @@ from dataclasses import dataclass
 import torch
 
 from envs.smac import units as U
+from envs.smac.layout import N_MOVE_FEATS, SIGHT_RANGE, smac_layout
 from envs.smac.maps import get_map
-
-SIGHT_RANGE = 9.0  # ENV:844-846: distances and offsets in the observation are divided by it
-N_NO_ATTACK = 6  # no-op, stop, north, south, east, west (ENV:1424-1468)
 
 
 @dataclass
@@ -40,13 +37,11 @@ class ObservationDecoder:
     """Turns batched observations of one SMAC map ``[B,N,obs_dim]`` into a :class:`TacticalView`."""
 
     def __init__(self, map_name: str, device: torch.device | str = "cpu"):
-        m = get_map(map_name)
-        self.n_agents, self.n_enemies = N, E = m.n_agents, m.n_enemies
-        u = m.unit_type_bits
-        self.enemy_shield_bit, ally_shield_bit = int(m.b_race == "P"), int(m.a_race == "P")
-        self.enemy_width = 5 + u + self.enemy_shield_bit
-        self.ally_width = 5 + u + ally_shield_bit
-        self.ally_start = 4 + E * self.enemy_width
+        m, layout = get_map(map_name), smac_layout(map_name)
+        self.n_agents, self.n_enemies = m.n_agents, m.n_enemies
+        N = m.n_agents
+        self.enemy_shield_bit = layout.enemy_shield_bits
+        self.enemy_width, self.ally_width, self.ally_start = layout.enemy_width, layout.ally_width, layout.ally_start
         enemy_types = [U.UNITS[t] for t in m.enemy_types]
         ally_types = [U.UNITS[t] for t in m.ally_types]
         self.enemy_hp_max = torch.tensor([t.hp for t in enemy_types], device=device)
@@ -60,7 +55,7 @@ class ObservationDecoder:
 
     def __call__(self, obs: torch.Tensor, avail: torch.Tensor) -> TacticalView:
         b, N, E = obs.shape[0], self.n_agents, self.n_enemies
-        enemy = obs[..., 4:self.ally_start].reshape(b, N, E, self.enemy_width)
+        enemy = obs[..., N_MOVE_FEATS:self.ally_start].reshape(b, N, E, self.enemy_width)
         ally_rows = obs[..., self.ally_start:self.ally_start + (N - 1) * self.ally_width].reshape(b, N, N - 1, self.ally_width)
         enemy_health = enemy[..., 4] * self.enemy_hp_max
         if self.enemy_shield_bit:

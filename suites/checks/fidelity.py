@@ -25,10 +25,10 @@ from pathlib import Path
 
 import torch
 
+import envs
 from algorithms import make_algorithm, make_config
 from algorithms.scripted.policies import POLICIES
 from envs.smac.maps import MAPS, get_map
-from envs.smac.simulator import SmacSimulator
 from envs.smac.tactical_view import ObservationDecoder, TacticalView
 
 WORKER = Path(__file__).resolve().parents[2] / "scripts" / "fidelity_reference.py"
@@ -49,7 +49,7 @@ PROBE = {"smaclite": "import smaclite", "smax": "import jaxmarl.environments.sma
 
 def play_ours(map_name: str, policy: str, episodes: int, seed: int) -> list[dict]:
     """One episode in each of ``episodes`` batched simulator environments, acting through the SMAC observation."""
-    env = SmacSimulator(map_name, num_envs=episodes, seed=seed)
+    env = envs.make(f"smac/{map_name}", episodes, seed=seed, backend="sim")
     script = make_algorithm(policy, env.spec, make_config(policy, env.spec, "paper"))  # the registered baseline itself
     decode = ObservationDecoder(map_name)  # its tables turn the enemy state rows into hit points
     N, E = env.n_agents, env.n_enemies

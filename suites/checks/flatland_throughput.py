@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from flatland.envs.observations import TreeObsForRailEnv
 
-from envs.flatland.batched import FlatlandEnv
+import envs
 from envs.flatland.rail import RailTask
 from envs.flatland.tasks import build_episode, child_seed, get_task
 from envs.flatland.tree import TreeObservation
@@ -38,8 +38,8 @@ def random_policy(seed: int):
 
 
 def ours(task: str, num_envs: int, workers: int, steps: int, depth: int, build_ahead: bool) -> float:
-    env = FlatlandEnv(task, num_envs=num_envs, seed=0, workers=workers, checked=False, tree_depth=depth,
-                      build_ahead=build_ahead)
+    env = envs.make(f"flatland/{task}", num_envs, seed=0, workers=workers, checked=False, tree_depth=depth,
+                    build_ahead=build_ahead)
     gc.freeze()  # as the suite runner's training loop does
     act, step = random_policy(0), env.reset()
     start = time.perf_counter()
@@ -54,7 +54,7 @@ def record(task: str, num_envs: int, steps: int, depth: int) -> list[list]:
     """The flatland action dicts each environment sends; ``None`` marks a reset."""
     logs: list[list] = [[] for _ in range(num_envs)]
     original = RailTask._flatland_actions
-    env = FlatlandEnv(task, num_envs=num_envs, seed=0, workers=1, checked=False, tree_depth=depth)
+    env = envs.make(f"flatland/{task}", num_envs, seed=0, workers=1, checked=False, tree_depth=depth)
     for b, rail in enumerate(env._local.envs):
         def logged(self, actions, log=logs[b]):
             out = original(self, actions)

@@ -20,13 +20,13 @@ from pathlib import Path
 
 import torch
 
-from envs.smac.simulator import SmacSimulator
+import envs
 
 
 def simulator_rate(name: str, num_envs: int, device: str, checked: bool, compile: bool, repeats: int,
                    steps: int = 30) -> tuple[float, float]:
     """(env steps per second, seconds spent compiling and warming up)."""
-    env = SmacSimulator(name, num_envs=num_envs, device=device, seed=0, checked=checked, compile=compile)
+    env = envs.make(f"smac/{name}", num_envs, device, seed=0, backend="sim", compile=compile, checked=checked)
     g = torch.Generator(device=device).manual_seed(0)
     step = env.reset()
 

@@ -4,13 +4,13 @@ import pytest
 import torch
 
 from algorithms import make_algorithm, make_config
-from envs.smac.simulator import SmacSimulator
+from tests.helpers import simulator
 
 
 @pytest.mark.parametrize("name", ["3s5z_vs_3s6z", "27m_vs_30m"])
 @pytest.mark.parametrize("checked,compile", [(True, False), (False, False), (True, True), (False, True)])
 def test_simulator_step(benchmark, name, checked, compile):
-    env = SmacSimulator(name, num_envs=512, seed=0, checked=checked, compile=compile)
+    env = simulator(name, num_envs=512, seed=0, checked=checked, compile=compile)
     g = torch.Generator().manual_seed(0)
     state = {"step": env.reset()}
     for _ in range(40 if compile else 0):  # compile the step and, once battles end, the restart
@@ -47,7 +47,7 @@ def test_flatland_step(benchmark, workers):
 def test_mappo_tiny_update(benchmark):
     from algorithms import Transition
 
-    env = SmacSimulator("3m", num_envs=8, seed=0, checked=False)
+    env = simulator("3m", num_envs=8, seed=0, checked=False)
     algo = make_algorithm("mappo", env.spec, make_config("mappo", env.spec, "tiny"))
     step = env.reset()
     memory, first = algo.initial_memory(8), torch.ones(8, dtype=torch.bool)
@@ -69,7 +69,7 @@ def test_mappo_tiny_update(benchmark):
 def test_world_model_tiny_learner_update(benchmark, name):
     from suites.checks.learner_benchmark import fill_replay
 
-    env = SmacSimulator("3s5z_vs_3s6z", num_envs=1, seed=0)
+    env = simulator("3s5z_vs_3s6z", num_envs=1, seed=0)
     algo = make_algorithm(name, env.spec, make_config(name, env.spec, "tiny"))
     fill_replay(algo, 2_000)
 
