@@ -11,6 +11,10 @@ way, medivac healing with energy, terrain, armies spawned as mirror images. The 
 automatic targeting during the map script's attack-move (``_enemy_targets``); the agents' own units
 never act unordered (``_apply_actions``). Deliberate deviations are listed in docs/smac.md.
 
+By job: this file holds the battle state, the step and combat; ``terrain.py`` terrain and pathing,
+``opponent.py`` the opponent's targeting, ``interface.py`` SMAC's interface (availability, observation,
+state, reward), ``layout.py`` the sizes and offsets.
+
 Every environment step simulates 8 game loops in ``substeps`` slices. No weapon fires faster than once
 per 8 loops (the shortest period, the zergling's, is 11.1 loops). Cooldowns carry over between slices
 exactly, so fire *rates* are exact at any slice length; the default 2 slices of 4 loops shift a shot's
@@ -20,30 +24,21 @@ slices' cost. Movement, targeting and collisions are recomputed every slice.
 from __future__ import annotations
 
 import dataclasses
-import heapq
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from envs.base import MultiAgentEnv, Step, first_unavailable
+from envs.base import MultiAgentEnv, Step
 from envs.smac import units as U
-from envs.smac.layout import N_NO_ATTACK, REWARD_SCALE_RATE, SIGHT_RANGE, smac_layout
+from envs.smac.interface import MOVE_AMOUNT, REWARD_DEATH, REWARD_WIN, SmacInterface
+from envs.smac.layout import N_NO_ATTACK, smac_layout
 from envs.smac.maps import ALLY_TYPE_ORDER, ENEMY_TYPE_BITS, MAP_SIZE, TERRAIN, SmacMap, get_map
+from envs.smac.opponent import BLOCKED_PACE, SCAN_MARGIN, SCAN_RANGE, Opponent
+from envs.smac.terrain import Pathing, distance, flow_field, formation
 from envs.spec import EnvSpec
 
 STEP_LOOPS = 8  # SMAC step_mul (ENV:69)
-MOVE_AMOUNT = 2.0  # ENV:70
-SHOOT_RANGE = 6.0  # unit_shoot_range (ENV:840-842)
-ACTION_NAMES = ("no-op", "stop", "move north", "move south", "move east", "move west")
-# Target acquisition of the enemy's stock units (see ``_enemy_targets``). Scan range: 5, or the weapon range +
-# 0.5 for ranged mobile units, the weapon range for static defence (Liquipedia, "Automatic Targeting").
-SCAN_RANGE, SCAN_MARGIN = 5.0, 0.5
-# Our choices, not documented game values: a unit that moved less than BLOCKED_PACE of its speed for
-# BLOCKED_LOOPS while chasing gives its target up as unreachable and ignores it for SHUN_LOOPS.
-BLOCKED_PACE, BLOCKED_LOOPS, SHUN_LOOPS = 0.25, 16.0, 32.0
-REWARD_DEATH, REWARD_WIN = 10.0, 200.0  # ENV:84-91; REWARD_SCALE_RATE: envs/smac/layout.py
 SPAWN_JITTER = 0.2
 MOVE_DIRS = ((0.0, 1.0), (0.0, -1.0), (1.0, 0.0), (-1.0, 0.0))  # north, south, east, west
 
@@ -80,75 +75,7 @@ class _State:
                         for f in dataclasses.fields(self)))
 
 
-def _distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pairwise Euclidean distances ``[B,I,J]`` between points ``a`` [B,I,2] and ``b`` [B,J,2]."""
-    dx = a[..., 0].unsqueeze(2) - b[..., 0].unsqueeze(1)
-    dy = a[..., 1].unsqueeze(2) - b[..., 1].unsqueeze(1)
-    return (dx * dx + dy * dy).sqrt()
-
-
-def _flow_field(grid: np.ndarray, goal: tuple[float, float]) -> np.ndarray:
-    """Unit direction ``[x, y, 2]`` from each pathable cell toward ``goal`` along shortest 8-connected paths."""
-    dist = np.full(grid.shape, np.inf)
-    start = (int(goal[0]), int(goal[1]))
-    dist[start] = 0.0
-    heap = [(0.0, start)]
-    steps = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy]
-    while heap:
-        d, (x, y) = heapq.heappop(heap)
-        if d > dist[x, y]:
-            continue
-        for dx, dy in steps:
-            nx, ny = x + dx, y + dy
-            if not (0 <= nx < MAP_SIZE and 0 <= ny < MAP_SIZE and grid[nx, ny]):
-                continue
-            if dx and dy and not (grid[x + dx, y] and grid[x, y + dy]):  # no corner cutting
-                continue
-            nd = d + math.hypot(dx, dy)
-            if nd < dist[nx, ny]:
-                dist[nx, ny] = nd
-                heapq.heappush(heap, (nd, (nx, ny)))
-    field = np.zeros(grid.shape + (2,), dtype=np.float32)
-    for x in range(MAP_SIZE):
-        for y in range(MAP_SIZE):
-            if not np.isfinite(dist[x, y]) or (x, y) == start:
-                continue
-            best = min(
-                ((dist[x + dx, y + dy], dx, dy) for dx, dy in steps
-                 if 0 <= x + dx < MAP_SIZE and 0 <= y + dy < MAP_SIZE and np.isfinite(dist[x + dx, y + dy])
-                 and (not (dx and dy) or (grid[x + dx, y] and grid[x, y + dy]))),
-                default=None,
-            )
-            if best is not None and best[0] < dist[x, y]:
-                field[x, y] = np.array(best[1:]) / math.hypot(best[1], best[2])
-    return field
-
-
-def _formation(center: tuple[float, float], facing: np.ndarray, lateral: np.ndarray, n: int, spacing: float,
-               grid: np.ndarray) -> np.ndarray:
-    """``n`` pathable points of a hexagonal packing around ``center``, nearest first, then frontmost.
-
-    SC2 spreads the units of one ``CreateUnits`` call around the point by a placement search the map files
-    do not describe (their ``CreateUnitsWithDefaultFacing`` calls name a point only). Each army's packing
-    is laid out in its own frame, ``facing`` the other army, with the ``lateral`` axis both share, so two
-    armies built this way are mirror images across the line midway between their spawn points, and on 3m
-    the marines of each side stand front to front (SMAClite mirrors its armies too, ``__place_group``)."""
-    pts = []
-    rings = int(math.ceil(math.sqrt(n))) + 4
-    for row in range(-rings, rings + 1):
-        for col in range(-rings, rings + 1):
-            forward = spacing * row * math.sqrt(3) / 2
-            side = spacing * (col + 0.5 * (row % 2))
-            x, y = np.asarray(center) + forward * facing + side * lateral
-            if 0 <= x < MAP_SIZE and 0 <= y < MAP_SIZE and grid[int(x), int(y)]:
-                pts.append((round(math.hypot(forward, side), 6), -forward, side, x, y))
-    pts.sort()
-    if len(pts) < n:
-        raise ValueError(f"cannot place {n} units around {center}")
-    return np.array([(x, y) for *_, x, y in pts[:n]], dtype=np.float32)
-
-
-class SmacSimulator(MultiAgentEnv):
+class SmacSimulator(Pathing, Opponent, SmacInterface, MultiAgentEnv):
     """SMAC v1 with the simulator backend. See the module docstring.
 
     ``checked=True`` (default) validates every submitted action against the availability mask and
@@ -242,7 +169,7 @@ class SmacSimulator(MultiAgentEnv):
         self.grid = torch.tensor(grid, device=dev)
         self.flow = None
         if m.attack_point is not None and not self._straight_path_clear(grid, m.enemy_spawn, m.attack_point):
-            self.flow = torch.tensor(_flow_field(grid, m.attack_point), device=dev)
+            self.flow = torch.tensor(flow_field(grid, m.attack_point), device=dev)
         self.attack_point = torch.tensor(m.attack_point or (0.0, 0.0), device=dev)
         spacing_a = 2 * max(t.radius for t in types[:N])
         spacing_e = 2 * max(t.radius for t in types[N:])
@@ -252,22 +179,14 @@ class SmacSimulator(MultiAgentEnv):
         if m.ally_spawn_2 is not None:  # one unit at each named point
             ally_pts = np.array([m.ally_spawn, m.ally_spawn_2], dtype=np.float32)
         else:
-            ally_pts = _formation(m.ally_spawn, facing, lateral, N, spacing_a, grid)
-        enemy_pts = _formation(m.enemy_spawn, -facing, lateral, E, spacing_e, grid)
+            ally_pts = formation(m.ally_spawn, facing, lateral, N, spacing_a, grid)
+        enemy_pts = formation(m.enemy_spawn, -facing, lateral, E, spacing_e, grid)
         self.spawn = torch.tensor(np.concatenate([ally_pts, enemy_pts]), device=dev)
         self.radius_sum = self.radius.view(-1, 1) + self.radius.view(1, -1)
         self.same_team = self.is_enemy.view(-1, 1) == self.is_enemy.view(1, -1)
         self.not_self = 1.0 - torch.eye(self.n_units, device=dev)
         self.others = torch.tensor([[j for j in range(N) if j != i] for i in range(N)], device=dev,
                                    dtype=torch.long).reshape(N, N - 1)
-
-    @staticmethod
-    def _straight_path_clear(grid: np.ndarray, a, b) -> bool:
-        for t in np.linspace(0.0, 1.0, 200):
-            x, y = a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])
-            if not grid[int(x), int(y)]:
-                return False
-        return True
 
     # ------------------------------------------------------------------ helpers
     def _spawn_noise(self, counts: list[int]) -> torch.Tensor:
@@ -281,13 +200,6 @@ class SmacSimulator(MultiAgentEnv):
         docs/environment.md): one draw per slice and unit, made before the (compilable) step."""
         return torch.cat([torch.randint(-1, 3, (self.substeps, self.member_envs, self.n_units), generator=g,
                                         device=self.device) for g in self.generators], dim=1)
-
-    def _pathable(self, pos: torch.Tensor) -> torch.Tensor:
-        x, y = pos[..., 0], pos[..., 1]
-        inside = (x >= 0) & (x < MAP_SIZE) & (y >= 0) & (y < MAP_SIZE)
-        ix = x.clamp(0, MAP_SIZE - 1).long()
-        iy = y.clamp(0, MAP_SIZE - 1).long()
-        return inside & self.grid[ix, iy]
 
     def _new_state(self, noise: torch.Tensor) -> _State:
         """Fresh battles, one per row of ``noise`` ``[b,U,2]`` (uniform in [0,1): spawn jitter)."""
@@ -310,7 +222,7 @@ class SmacSimulator(MultiAgentEnv):
 
     def _edge(self, a: torch.Tensor, b: torch.Tensor, ra: slice, rb: slice) -> torch.Tensor:
         """Edge-to-edge distances between unit sets ``a`` [B,I,2] and ``b`` [B,J,2]."""
-        return _distance(a, b) - self.radius[ra].view(1, -1, 1) - self.radius[rb].view(1, 1, -1)
+        return distance(a, b) - self.radius[ra].view(1, -1, 1) - self.radius[rb].view(1, 1, -1)
 
     @staticmethod
     def _gather(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -396,15 +308,6 @@ class SmacSimulator(MultiAgentEnv):
         self._avail = self._avail.clone()  # the last Step handed out shares it
         self._avail[rows] = state["avail"]
 
-    def _check(self, actions: torch.Tensor) -> None:
-        bad = first_unavailable(self._avail, actions)
-        if bad is not None:
-            b, i, a = bad
-            name = ACTION_NAMES[a] if 0 <= a < N_NO_ATTACK else f"attack/heal target {a - N_NO_ATTACK}"
-            valid = self._avail[b, i].nonzero().squeeze(1).tolist()
-            raise ValueError(f"environment {b}, agent {i}: action {a} ({name}) is not available; "
-                             f"available actions: {valid}")
-
     # ------------------------------------------------------------------ dynamics
     def _apply_actions(self, s: _State, actions: torch.Tensor) -> None:
         """Agents' orders. Only orders give agent units targets: SMAC's map files define every agent unit type
@@ -468,128 +371,6 @@ class SmacSimulator(MultiAgentEnv):
         self._fire(s, in_range, jitter)
         self._regenerate(s)
 
-    def _enemy_targets(self, s: _State, edge: torch.Tensor) -> None:
-        """Target acquisition of the enemy's units, which SMAC's map script attack-moves (``gf_EnemyAttack``).
-
-        They are stock units (acquire level Offensive), so SC2's automatic targeting picks their targets, as
-        Liquipedia's "Automatic Targeting" page and pysc2's environment docs describe it: candidates are the
-        valid targets within scan range; a unit attacking this one ranks first, then threats (units that can
-        return fire, or a healer at work, which calls for help), then the nearest. A target is kept until it
-        dies or leaves scan range, or until the unit could fire at another of at least its priority while its
-        own target is out of weapon range, or at one of higher priority. Our addition for SC2's pathing: a
-        target chased without getting anywhere (``BLOCKED_LOOPS``) is unreachable and ignored for a while,
-        as SC2's units give up a target their path cannot reach and pick one they can."""
-        N = self.n_agents
-        e_edge = edge[:, :, :N]  # [B,E,N]
-        can_hit = torch.where(self.air[:N].view(1, 1, N), self.hits_air[N:].view(1, -1, 1),
-                              self.hits_ground[N:].view(1, -1, 1))
-        valid = s.alive[:, :N].unsqueeze(1) & can_hit & s.alive[:, N:].unsqueeze(2) & self.armed[N:].view(1, -1, 1)
-        enemy_ids = torch.arange(N, self.n_units, device=self.device).view(1, -1, 1)
-        attacking_me = s.target[:, :N].unsqueeze(1) == enemy_ids
-        returns_fire = torch.where(self.air[N:].view(1, -1, 1), self.hits_air[:N].view(1, 1, N),
-                                   self.hits_ground[:N].view(1, 1, N)) & self.armed[:N].view(1, 1, N)
-        healing = (self.healer[:N] & (s.target[:, :N] >= 0)).unsqueeze(1)
-        priority = 2 * attacking_me.long() + (returns_fire | healing).long()
-        current = s.target[:, N:]
-
-        # give up a target chased without progress; ignore it while the shun lasts
-        unreachable = (s.blocked[:, N:] >= BLOCKED_LOOPS) & (current >= 0)
-        s.shunned[:, N:] = torch.where(unreachable, current, s.shunned[:, N:])
-        s.shun_left[:, N:] = torch.where(unreachable, torch.full_like(s.shun_left[:, N:], SHUN_LOOPS),
-                                         (s.shun_left[:, N:] - self.dt).clamp(min=0))
-        s.blocked[:, N:] = torch.where(unreachable, torch.zeros_like(s.blocked[:, N:]), s.blocked[:, N:])
-        shunned = (s.shun_left[:, N:] > 0).unsqueeze(2) & (torch.arange(N, device=self.device).view(1, 1, N)
-                                                           == s.shunned[:, N:].unsqueeze(2))
-        candidate = valid & ((e_edge <= self.scan[N:].view(1, -1, 1)) | attacking_me) & ~shunned
-
-        held = (current >= 0) & (current < N) & ~unreachable
-        slot = current.clamp(0, N - 1).unsqueeze(-1)
-        held &= candidate.gather(2, slot).squeeze(-1)
-        held_priority = priority.gather(2, slot)
-        in_weapon_range = candidate & (e_edge <= self.weapon_range[N:].view(1, -1, 1) + 1e-4)
-        held_in_range = in_weapon_range.gather(2, slot)
-        better_in_range = in_weapon_range & ((priority > held_priority) | (~held_in_range & (priority >= held_priority)))
-        keep = held & ~better_in_range.any(2)
-
-        score = torch.where(candidate, e_edge - 1000.0 * priority, torch.full_like(e_edge, float("inf")))
-        best_score, best = score.min(dim=2)
-        chosen = torch.where(best_score.isfinite(), best, torch.full_like(best, -1))
-        s.target[:, N:] = torch.where(keep, current, chosen)
-        s.blocked[:, N:] = torch.where(keep, s.blocked[:, N:], torch.zeros_like(s.blocked[:, N:]))  # a new chase
-        if self.enemy_healer:  # enemy medivacs heal the nearest damaged biological friend
-            self._enemy_heal_targets(s, edge)
-
-    def _enemy_heal_targets(self, s: _State, edge: torch.Tensor) -> None:
-        N = self.n_agents
-        hurt = s.alive[:, N:] & self.biological[N:] & (s.hp[:, N:] < self.hp_max[N:])
-        score = torch.where(hurt.unsqueeze(1), edge[:, :, N:], torch.full_like(edge[:, :, N:], float("inf")))
-        best_score, best = score.min(dim=2)
-        heal_tgt = torch.where(best_score.isfinite(), best + N, torch.full_like(best, -1))
-        s.target[:, N:] = torch.where(self.healer[N:], heal_tgt, s.target[:, N:])
-
-    def _enemy_idle_goals(self, s: _State, has_target, goal, need) -> None:
-        """Enemies without a target attack-move to the attack point; medivacs follow their army."""
-        if self.map.attack_point is None:
-            return
-        N = self.n_agents
-        idle = ~has_target[:, N:]
-        pos = s.pos[:, N:]
-        point = self.attack_point.expand_as(pos)
-        ground = s.alive[:, N:] & ~self.healer[N:]
-        centroid = (pos * ground.unsqueeze(-1)).sum(1, keepdim=True) / ground.sum(1, keepdim=True).clamp(min=1).unsqueeze(-1)
-        point = torch.where(self.healer[N:].view(1, -1, 1), centroid.expand_as(pos), point)
-        goal[:, N:] = torch.where(idle.unsqueeze(-1), point, goal[:, N:])
-        need[:, N:] = torch.where(idle, (point - pos).norm(dim=-1), need[:, N:])
-
-    def _steer(self, s: _State, heading: torch.Tensor, travel: torch.Tensor) -> torch.Tensor:
-        """Ground units walk around units they cannot push instead of pressing into them.
-
-        A unit whose next step would overlap a unit that will not make way (any unit of the other team,
-        which never yields, see ``_collide``, and a friend standing still, e.g. one attacking) turns to the
-        tangent of that unit's circle, on the side its heading already leans to, and walks along it: SC2's
-        pathing routes units around blockers, so melee units flow around a fighting front to surround.
-        The nearest such blocker decides; moving friends are pushed aside as before. One pairwise pass,
-        fixed shapes."""
-        pos = s.pos
-        ground = s.alive & ~self.air
-        moving = travel > 0
-        step = pos + heading * travel.unsqueeze(-1)
-        gap = _distance(step, pos) - self.radius_sum  # [B,U,U] after i's step, to j where it stands
-        rel = pos.unsqueeze(1) - pos.unsqueeze(2)  # [B,U,U,2] from i to j
-        ahead = (rel * heading.unsqueeze(2)).sum(-1) > 0
-        firm = ~self.same_team | ~moving.unsqueeze(1)
-        blocks = (gap < 0) & ahead & firm & ground.unsqueeze(2) & ground.unsqueeze(1) & moving.unsqueeze(2)
-        nearest = torch.where(blocks, gap, torch.full_like(gap, float("inf"))).argmin(2, keepdim=True)
-        to_blocker = rel.gather(2, nearest.unsqueeze(-1).expand(-1, -1, 1, 2)).squeeze(2)
-        cross = to_blocker[..., 0] * heading[..., 1] - to_blocker[..., 1] * heading[..., 0]
-        side = torch.where(cross >= 0, 1.0, -1.0).unsqueeze(-1)  # left of the blocker when the heading leans left
-        tangent = torch.stack([-to_blocker[..., 1], to_blocker[..., 0]], -1) * side
-        tangent = tangent / tangent.norm(dim=-1, keepdim=True).clamp(min=1e-6)
-        return torch.where(blocks.any(2).unsqueeze(-1), tangent, heading)
-
-    def _slide(self, pos: torch.Tensor, proposal: torch.Tensor) -> torch.Tensor:
-        """Ground units cannot enter unpathable cells; they slide along walls axis by axis."""
-        ok = self._pathable(proposal) | self.air
-        x_only = torch.stack([proposal[..., 0], pos[..., 1]], -1)
-        y_only = torch.stack([pos[..., 0], proposal[..., 1]], -1)
-        ok_x, ok_y = self._pathable(x_only), self._pathable(y_only)
-        out = torch.where(ok_y.unsqueeze(-1), y_only, pos)
-        out = torch.where(ok_x.unsqueeze(-1), x_only, out)
-        return torch.where(ok.unsqueeze(-1), proposal, out).clamp(0, MAP_SIZE - 1e-3)
-
-    def _collide(self, s: _State, pos: torch.Tensor, moved: torch.Tensor) -> torch.Tensor:
-        """Separate overlapping ground units. Friends share the push; between enemies the unit that
-        moved is pushed back (SC2 units never push enemy units, which is what makes wall-offs work).
-        The push on i is sum_j w_ij (pos_i - pos_j)."""
-        ground = (s.alive & ~self.air).float()
-        dist = _distance(pos, pos).clamp(min=1e-4)
-        overlap = (self.radius_sum - dist).clamp(min=0) * ground.unsqueeze(2) * ground.unsqueeze(1)
-        m_i, m_j = moved.unsqueeze(2), moved.unsqueeze(1)
-        share = torch.where(self.same_team, 0.5, (m_i + 1e-6) / (m_i + m_j + 2e-6))
-        w = overlap * share * self.not_self / dist
-        pushed = pos + (w.unsqueeze(-1) * (pos.unsqueeze(2) - pos.unsqueeze(1))).sum(2)
-        return torch.where((self._pathable(pushed) | (ground == 0)).unsqueeze(-1), pushed, pos)
-
     def _fire(self, s: _State, in_range: torch.Tensor, jitter: torch.Tensor) -> None:
         Un, dt = self.n_units, self.dt
         tgt = s.target
@@ -644,98 +425,4 @@ class SmacSimulator(MultiAgentEnv):
                                .clamp(max=U.MEDIVAC_MAX_ENERGY), s.energy)
 
     # ------------------------------------------------------------------ reward and termination
-    def _outcome(self, s: _State, prev_hs: torch.Tensor, prev_alive: torch.Tensor):
-        """SMAC's reward_battle with default options (reward_only_positive, ENV:774-829) and battle end."""
-        N = self.n_agents
-        hs = (s.hp + s.shield) * s.alive
-        died = prev_alive & ~s.alive
-        e_prev, e_now, e_died = prev_hs[:, N:], hs[:, N:], died[:, N:]
-        delta_enemy = torch.where(e_died, e_prev, (e_prev - e_now) * prev_alive[:, N:]).sum(1)
-        delta_deaths = REWARD_DEATH * e_died.sum(1)
-        reward = (delta_enemy + delta_deaths).abs()
-
-        fighters = ~self.healer  # on MMM maps a side with only medivacs left has lost (ENV:1617-1632)
-        allies_left = (s.alive[:, :N] & fighters[:N]).any(1)
-        enemies_left = (s.alive[:, N:] & fighters[N:]).any(1)
-        lost = ~allies_left & (enemies_left | self.map.has_healer)  # the loss test comes first
-        won = allies_left & ~enemies_left
-        draw = ~allies_left & ~enemies_left & ~lost
-        reward = reward + REWARD_WIN * won
-        reward = reward / (self.max_reward / REWARD_SCALE_RATE)
-        battle_over = lost | won | draw
-        timeout = ~battle_over & (s.steps >= self.map.limit)
-        info = {
-            "won": won,
-            "episode_limit": timeout,
-            "dead_allies": (~s.alive[:, :N]).sum(1).float(),
-            "dead_enemies": (~s.alive[:, N:]).sum(1).float(),
-        }
-        return reward, battle_over | timeout, info
-
     # ------------------------------------------------------------------ observations
-    def _avail_actions(self, s: _State) -> torch.Tensor:
-        N, E = self.n_agents, self.n_enemies
-        alive = s.alive[:, :N]
-        pos = s.pos[:, :N]
-        probe = pos.unsqueeze(2) + self.move_dirs.view(1, 1, 4, 2) * (MOVE_AMOUNT / 2)  # half a move (ENV:883-899)
-        move = self._pathable(probe.trunc()) & alive.unsqueeze(-1)
-        centre = (s.pos[:, N:].unsqueeze(1) - pos.unsqueeze(2)).norm(dim=-1)  # [B,N,E]
-        attack = s.alive[:, N:].unsqueeze(1) & (centre <= SHOOT_RANGE) & alive.unsqueeze(-1)
-        if self.map.has_healer:  # medivac slots 6+j are allies j that are not medivacs
-            ally_d = (pos.unsqueeze(1) - pos.unsqueeze(2)).norm(dim=-1)
-            heal = (s.alive[:, :N] & ~self.healer[:N]).unsqueeze(1) & (ally_d <= SHOOT_RANGE) & alive.unsqueeze(-1)
-            heal = torch.nn.functional.pad(heal, (0, E - N))
-            attack = torch.where(self.healer[:N].view(1, N, 1), heal, attack)
-        # no-op only when dead, stop when alive (ENV:1424-1468)
-        return torch.cat([~alive.unsqueeze(-1), alive.unsqueeze(-1), move, attack], -1)
-
-    def _observe(self, s: _State):
-        N, E = self.n_agents, self.n_enemies
-        sa, se = self.shield_bits_ally, self.shield_bits_enemy
-        avail = self._avail_actions(s)
-        alive = s.alive[:, :N]
-        pos = s.pos[:, :N]
-        hp_frac = s.hp / self.hp_max
-        sh_frac = s.shield / self.obs_shield_max
-        b = s.hp.shape[0]
-
-        def unit_features(idx, shield_bits, seen_flag):
-            """[B,N,K,F] features of units ``idx`` as seen by each agent (ENV:995-1083)."""
-            rel = s.pos[:, idx].unsqueeze(1) - pos.unsqueeze(2)  # [B,N,K,2]
-            d = rel.norm(dim=-1)
-            visible = s.alive[:, idx].unsqueeze(1) & (d < SIGHT_RANGE) & alive.unsqueeze(-1)
-            k = len(idx)
-            parts = [seen_flag, (d / SIGHT_RANGE).unsqueeze(-1), rel / SIGHT_RANGE,
-                     hp_frac[:, idx].view(b, 1, k, 1).expand(b, N, k, 1)]
-            if shield_bits:
-                parts.append(sh_frac[:, idx].view(b, 1, k, 1).expand(b, N, k, 1))
-            parts.append(self.type_onehot[idx].view(1, 1, k, -1).expand(b, N, k, -1))
-            return torch.cat(parts, -1) * visible.unsqueeze(-1)
-
-        enemy_idx = list(range(N, N + E))
-        enemy_feats = unit_features(enemy_idx, se, avail[:, :, N_NO_ATTACK:].float().unsqueeze(-1))
-        ally_feats = unit_features(list(range(N)), sa, torch.ones(b, N, N, 1, device=self.device))
-        ally_feats = ally_feats.gather(2, self.others.view(1, N, N - 1, 1).expand(b, N, N - 1, ally_feats.shape[-1]))
-        own = [hp_frac[:, :N].unsqueeze(-1)]
-        if sa:
-            own.append(sh_frac[:, :N].unsqueeze(-1))
-        own.append(self.type_onehot[:N].expand(b, N, -1))
-        obs = torch.cat([avail[:, :, 2:6].float(), enemy_feats.flatten(2), ally_feats.flatten(2), torch.cat(own, -1)], -1)
-        obs = obs * alive.unsqueeze(-1)
-
-        # global state (ENV:1135-1258)
-        centre = (s.pos - MAP_SIZE / 2) / MAP_SIZE
-        cd = torch.where(self.healer, s.energy / U.MEDIVAC_MAX_ENERGY, s.cooldown / self.state_cd_max)
-        ally = [hp_frac[:, :N, None], cd[:, :N, None], centre[:, :N]]
-        if sa:
-            ally.append(sh_frac[:, :N, None])
-        ally.append(self.type_onehot[:N].expand(b, N, -1))
-        enemy = [hp_frac[:, N:, None], centre[:, N:]]
-        if se:
-            enemy.append(sh_frac[:, N:, None])
-        enemy.append(self.type_onehot[N:].expand(b, E, -1))
-        ally_rows = torch.cat(ally, -1) * alive.unsqueeze(-1)
-        enemy_rows = torch.cat(enemy, -1) * s.alive[:, N:].unsqueeze(-1)
-        last = torch.nn.functional.one_hot(s.last_action.clamp(min=0), self.n_actions) * (s.last_action >= 0).unsqueeze(-1)
-        state = torch.cat([ally_rows.flatten(1), enemy_rows.flatten(1), last.flatten(1).float()], -1)
-        return obs, state, avail, alive.clone()
