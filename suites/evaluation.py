@@ -53,18 +53,18 @@ class EpisodeStats:
         self.totals = dict(state["totals"])
 
 
-def evaluate(algo, spec: RunSpec, episodes: int, seed: int) -> dict[str, float]:
+def evaluate(algo, run_spec: RunSpec, episodes: int, seed: int) -> dict[str, float]:
     """Run exactly one episode in each of ``episodes`` fresh environments with the decentralised policy."""
-    env = envs.make(spec.task, num_envs=episodes, device=spec.device, seed=seed, backend=spec.backend, checked=False,
+    env = envs.make(run_spec.task, num_envs=episodes, device=run_spec.device, seed=seed, backend=run_spec.backend, checked=False,
                     one_episode_each=True)
     try:
         step = env.reset()
         memory = algo.initial_memory(episodes)
         first = torch.ones(episodes, dtype=torch.bool, device=env.device)
         running = torch.ones(episodes, dtype=torch.bool, device=env.device)
-        finished = EpisodeStats(episodes, env.device, spec.env_spec.outcomes)
+        finished = EpisodeStats(episodes, env.device, run_spec.env_spec.outcomes)
         while bool(running.any()):
-            actions, memory, _ = algo.act(step.obs, step.avail_actions, memory, first, explore=not spec.eval_greedy,
+            actions, memory, _ = algo.act(step.obs, step.avail_actions, memory, first, explore=not run_spec.eval_greedy,
                                           neighbours=step.info.get("neighbours"))
             step = env.step(actions)
             finished.add(step, counted=running & step.done)  # an environment's later episodes are not counted

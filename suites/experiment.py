@@ -23,21 +23,21 @@ from suites.stopping import StopRequested, StopSignals
 from suites.training import MemberIO, train_members
 
 
-def run_config(spec: RunSpec, group: tuple[int, ...] = (), thread_settings: dict | None = None
+def run_config(run_spec: RunSpec, group: tuple[int, ...] = (), thread_settings: dict | None = None
                ) -> tuple[dict, object]:
     """Everything that lands in the record's config.json, and the algorithm config it describes.
     ``group``: the seeds trained together in this attempt's process (this one's included), or () alone;
     ``thread_settings``: this process's (``suites/threads.py``)."""
-    algo_config, env_spec = spec.algorithm_config(), spec.env_spec
+    algo_config, env_spec = run_spec.algorithm_config(), run_spec.env_spec
     return {
-        "record_format": RECORD_FORMAT, "suite": spec.suite, "task": spec.task, "family": env_spec.family,
-        "algorithm": spec.algorithm, "display_name": display_name(spec.algorithm),
-        "comparisons": {"improvement": list(spec.improvement), "ablation": list(spec.ablation)},
-        "variant": spec.variant, "preset": spec.preset, "overrides": dict(spec.overrides),
+        "record_format": RECORD_FORMAT, "suite": run_spec.suite, "task": run_spec.task, "family": env_spec.family,
+        "algorithm": run_spec.algorithm, "display_name": display_name(run_spec.algorithm),
+        "comparisons": {"improvement": list(run_spec.improvement), "ablation": list(run_spec.ablation)},
+        "variant": run_spec.variant, "preset": run_spec.preset, "overrides": dict(run_spec.overrides),
         "algorithm_config": dataclasses.asdict(algo_config),
-        "backend": spec.backend, "seed": spec.seed, "seed_group": list(group or (spec.seed,)),
-        "budget_steps": spec.steps, "eval_interval": spec.eval_interval, "eval_episodes": spec.eval_episodes,
-        "eval_greedy": spec.eval_greedy, "device": spec.device, "compile_env": spec.compile_env,
+        "backend": run_spec.backend, "seed": run_spec.seed, "seed_group": list(group or (run_spec.seed,)),
+        "budget_steps": run_spec.steps, "eval_interval": run_spec.eval_interval, "eval_episodes": run_spec.eval_episodes,
+        "eval_greedy": run_spec.eval_greedy, "device": run_spec.device, "compile_env": run_spec.compile_env,
         **(thread_settings or {}), "env_spec": dataclasses.asdict(env_spec),
         "versions": versions(), "git": git(),
     }, algo_config
@@ -65,17 +65,17 @@ class RunRecord:
     Sacred's ``Run.__call__`` emits, from its parts (sacred 0.8.x, pinned), because several members of one
     process train in one loop rather than inside one ``main`` each."""
 
-    def __init__(self, spec: RunSpec, results_dir: Path, group: tuple[int, ...], thread_settings: dict):
+    def __init__(self, run_spec: RunSpec, results_dir: Path, group: tuple[int, ...], thread_settings: dict):
         import warnings
 
         warnings.filterwarnings("ignore", message="pkg_resources is deprecated")  # sacred/dependencies.py:11
         from sacred import Experiment
         from sacred.observers import FileStorageObserver
 
-        self.spec, self.record_dir = spec, results_dir / "runs" / spec.run_id
+        self.run_spec, self.record_dir = run_spec, results_dir / "runs" / run_spec.run_id
         mark_interrupted(self.record_dir)
-        config, self.algo_config = run_config(spec, group, thread_settings)
-        ex = Experiment(f"{algorithm_label(spec.algorithm, spec.variant)}:{spec.task}", interactive=True,
+        config, self.algo_config = run_config(run_spec, group, thread_settings)
+        ex = Experiment(f"{algorithm_label(run_spec.algorithm, run_spec.variant)}:{run_spec.task}", interactive=True,
                         save_git_info=False)
         ex.observers.append(FileStorageObserver(str(self.record_dir), copy_sources=False))
         ex.add_config(config)
@@ -84,7 +84,7 @@ class RunRecord:
         self.run._output_file = self.output = _Captured()
         self.run._emit_started()
         self.run._start_heartbeat()
-        self.writer, self.mirror = tensorboard_writer(self.record_dir), wandb_run(spec, self.record_dir, config)
+        self.writer, self.mirror = tensorboard_writer(self.record_dir), wandb_run(run_spec, self.record_dir, config)
         self.log = MetricLog(self.scalar)
 
     def scalar(self, name: str, value: float, step: int) -> None:
@@ -124,39 +124,39 @@ class RunRecord:
             self.mirror.finish()
 
 
-def execute_group(specs: list[RunSpec], results_dir: Path, progress=None) -> list[dict | BaseException]:
-    """Train ``specs`` (seed members of one task, algorithm and config) in this process, each resuming from its
+def execute_group(run_specs: list[RunSpec], results_dir: Path, progress=None) -> list[dict | BaseException]:
+    """Train ``run_specs`` (seed members of one task, algorithm and config) in this process, each resuming from its
     checkpoint; per member its summary or the error that stopped it (:class:`HeldElsewhere` for a run another
     process is training: it is left alone). Ctrl-C marks every unfinished member INTERRUPTED and propagates; an
     error of the whole group marks them FAILED and propagates."""
     leases, elsewhere = {}, {}
-    for spec in specs:  # before any record is made: a run held elsewhere gets no attempt of ours
-        run_dir = results_dir / "runs" / spec.run_id
+    for run_spec in run_specs:  # before any record is made: a run held elsewhere gets no attempt of ours
+        run_dir = results_dir / "runs" / run_spec.run_id
         lease = RunLease(run_dir)
         holder = lease.acquire()
         if holder is not None:
-            elsewhere[spec.run_id] = HeldElsewhere(f"being trained by {holder}; left alone")
+            elsewhere[run_spec.run_id] = HeldElsewhere(f"being trained by {holder}; left alone")
         elif run_status(run_dir) == DONE:  # finished by another process since this one made its plan
             lease.release()
-            elsewhere[spec.run_id] = completed_summary(run_dir)
+            elsewhere[run_spec.run_id] = completed_summary(run_dir)
         else:
-            leases[spec.run_id] = lease
-    mine = [s for s in specs if s.run_id in leases]
+            leases[run_spec.run_id] = lease
+    mine = [s for s in run_specs if s.run_id in leases]
     try:
         trained = dict(zip((s.run_id for s in mine), _train(mine, results_dir, progress, list(leases.values())))) \
             if mine else {}
     finally:
         for lease in leases.values():
             lease.release()
-    return [elsewhere[s.run_id] if s.run_id in elsewhere else trained[s.run_id] for s in specs]
+    return [elsewhere[s.run_id] if s.run_id in elsewhere else trained[s.run_id] for s in run_specs]
 
 
-def _train(specs: list[RunSpec], results_dir: Path, progress, leases: list[RunLease]) -> list[dict | BaseException]:
-    group = tuple(s.seed for s in specs) if len(specs) > 1 else ()
-    thread_settings = threads.apply(specs[0].threads)
-    records = [RunRecord(spec, results_dir, group, thread_settings) for spec in specs]
-    ios = [MemberIO(spec, r.record_dir, r.log, progress, on_failure=r.failed, say=r.say)
-           for spec, r in zip(specs, records)]
+def _train(run_specs: list[RunSpec], results_dir: Path, progress, leases: list[RunLease]) -> list[dict | BaseException]:
+    group = tuple(s.seed for s in run_specs) if len(run_specs) > 1 else ()
+    thread_settings = threads.apply(run_specs[0].threads)
+    records = [RunRecord(run_spec, results_dir, group, thread_settings) for run_spec in run_specs]
+    ios = [MemberIO(run_spec, r.record_dir, r.log, progress, on_failure=r.failed, say=r.say)
+           for run_spec, r in zip(run_specs, records)]
     stop = StopSignals()
     heartbeat = Heartbeat(leases, on_lost=stop.abandon)
     try:
@@ -191,9 +191,9 @@ def _train(specs: list[RunSpec], results_dir: Path, progress, leases: list[RunLe
     return results
 
 
-def execute(spec: RunSpec, results_dir: Path, progress=None) -> dict:
+def execute(run_spec: RunSpec, results_dir: Path, progress=None) -> dict:
     """Run (or resume) one run alone; its error propagates after the record says FAILED."""
-    (result,) = execute_group([spec], results_dir, progress)
+    (result,) = execute_group([run_spec], results_dir, progress)
     if isinstance(result, BaseException):
         raise result
     return result

@@ -51,7 +51,7 @@ def group_label(group: Group) -> str:
 
 
 def runs_of(groups: list[Group]) -> list[RunSpec]:
-    return [spec for group in groups for spec in group]
+    return [run_spec for group in groups for run_spec in group]
 
 
 @dataclass(frozen=True)
@@ -61,14 +61,14 @@ class Outcome:
     detail: str  # absolute metric, why it failed, or who holds it
 
 
-def completed(spec: RunSpec, absolute: dict) -> Outcome:
-    return Outcome(spec.run_id, COMPLETED, ", ".join(f"{k}={v:.3f}" for k, v in absolute.items()))
+def completed(run_spec: RunSpec, absolute: dict) -> Outcome:
+    return Outcome(run_spec.run_id, COMPLETED, ", ".join(f"{k}={v:.3f}" for k, v in absolute.items()))
 
 
-def failed(spec: RunSpec, err: BaseException) -> Outcome:
+def failed(run_spec: RunSpec, err: BaseException) -> Outcome:
     if isinstance(err, HeldElsewhere):
-        return Outcome(spec.run_id, HELD, str(err))
-    return Outcome(spec.run_id, FAILED, f"{type(err).__name__}: {err}")
+        return Outcome(run_spec.run_id, HELD, str(err))
+    return Outcome(run_spec.run_id, FAILED, f"{type(err).__name__}: {err}")
 
 
 def execute_safely(group: Group, results: Path, progress=None) -> list[Outcome]:
@@ -81,9 +81,9 @@ def execute_safely(group: Group, results: Path, progress=None) -> list[Outcome]:
     except KeyboardInterrupt:
         raise
     except Exception as err:  # one failing group never stops the others
-        return [failed(spec, err) for spec in group]
-    return [failed(spec, summary) if isinstance(summary, BaseException) else completed(spec, summary["absolute"])
-            for spec, summary in zip(group, summaries)]
+        return [failed(run_spec, err) for run_spec in group]
+    return [failed(run_spec, summary) if isinstance(summary, BaseException) else completed(run_spec, summary["absolute"])
+            for run_spec, summary in zip(group, summaries)]
 
 
 class _SuiteAndRun:
@@ -159,9 +159,9 @@ def attach(held: list[RunSpec], results: Path, poll_interval: float = 2.0) -> li
             print_summary(held, {}, results)
             summarised = time.monotonic()
         time.sleep(poll_interval)
-    return [recorded_outcome(spec, results, Outcome(spec.run_id, "UNFINISHED",
+    return [recorded_outcome(run_spec, results, Outcome(run_spec.run_id, "UNFINISHED",
                                                     "stopped in the other process; rerun to resume it"))
-            for spec in held]
+            for run_spec in held]
 
 
 def spread_devices(groups: list[Group], gpu_count: int) -> list[Group]:
@@ -172,36 +172,36 @@ def spread_devices(groups: list[Group], gpu_count: int) -> list[Group]:
             for i, group in enumerate(groups)]
 
 
-def recorded_outcome(spec: RunSpec, results: Path, unfinished: Outcome) -> Outcome:
+def recorded_outcome(run_spec: RunSpec, results: Path, unfinished: Outcome) -> Outcome:
     """A run's outcome from its record, as another process left it: COMPLETED with its absolute metric, FAILED
     with the last line of its trace, else ``unfinished``."""
-    run_dir = results / "runs" / spec.run_id
+    run_dir = results / "runs" / run_spec.run_id
     runs = attempts(run_dir)
     last = runs[-1][1] if runs else {}
     if last.get("status") == COMPLETED:
-        return completed(spec, completed_summary(run_dir)["absolute"])
+        return completed(run_spec, completed_summary(run_dir)["absolute"])
     trace = last.get("fail_trace")
-    return Outcome(spec.run_id, FAILED, trace[-1].strip()) if trace else unfinished
+    return Outcome(run_spec.run_id, FAILED, trace[-1].strip()) if trace else unfinished
 
 
-def _outcome_from_record(spec: RunSpec, results: Path, returncode: int, log: Path) -> Outcome:
-    holder = live_holder(results / "runs" / spec.run_id)  # the worker has exited: a live holder is another process
+def _outcome_from_record(run_spec: RunSpec, results: Path, returncode: int, log: Path) -> Outcome:
+    holder = live_holder(results / "runs" / run_spec.run_id)  # the worker has exited: a live holder is another process
     if holder is not None:
-        return Outcome(spec.run_id, HELD, f"being trained by {holder}; left alone")
+        return Outcome(run_spec.run_id, HELD, f"being trained by {holder}; left alone")
     # a group's process exits 1 when any member failed: each member's record says how it ended
-    return recorded_outcome(spec, results, Outcome(spec.run_id, FAILED,
+    return recorded_outcome(run_spec, results, Outcome(run_spec.run_id, FAILED,
                                                    f"worker exited with code {returncode}; see {log}"))
 
 
 SUMMARY_EVERY = 30.0  # seconds between the process and Ray launchers' summary lines
 
 
-def print_summary(specs: list[RunSpec], outcomes: dict, results: Path) -> None:
+def print_summary(run_specs: list[RunSpec], outcomes: dict, results: Path) -> None:
     """The suite's progress in one line, from the progress files of the runs not yet finished."""
-    unfinished = [s for s in specs if s.run_id not in outcomes]
+    unfinished = [s for s in run_specs if s.run_id not in outcomes]
     failures = sum(o.status == FAILED for o in outcomes.values())
     print(progress.summary([(s.run_id, results / "runs" / s.run_id) for s in unfinished], len(outcomes), failures,
-                           len(specs), sum(s.steps for s in unfinished)), flush=True)
+                           len(run_specs), sum(s.steps for s in unfinished)), flush=True)
 
 
 def run_parallel(groups: list[Group], results: Path, jobs: int, gpu_count: int = 0,
@@ -219,11 +219,11 @@ def run_parallel(groups: list[Group], results: Path, jobs: int, gpu_count: int =
     return [outcomes[s.run_id] for s in runs_of(groups)]
 
 
-def _schedule(pending, running, outcomes, results, jobs, env, poll_interval, specs) -> None:
+def _schedule(pending, running, outcomes, results, jobs, env, poll_interval, run_specs) -> None:
     summarised = time.monotonic()
     while pending or running:
         if time.monotonic() - summarised >= SUMMARY_EVERY:
-            print_summary(specs, outcomes, results)
+            print_summary(run_specs, outcomes, results)
             summarised = time.monotonic()
         while pending and len(running) < jobs:
             group = pending.pop(0)
@@ -232,16 +232,16 @@ def _schedule(pending, running, outcomes, results, jobs, env, poll_interval, spe
             with open(log, "a") as handle:
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "suites.worker", str(results),
-                     json.dumps([dataclasses.asdict(spec) for spec in group])],
+                     json.dumps([dataclasses.asdict(run_spec) for run_spec in group])],
                     stdout=handle, stderr=subprocess.STDOUT, env=env)
             running[proc] = (group, log)
             print(f"started  {group_label(group)} on {group[0].device} (log: {log})", flush=True)
         time.sleep(poll_interval)
         for proc in [p for p in running if p.poll() is not None]:
             group, log = running.pop(proc)
-            for spec in group:
-                outcomes[spec.run_id] = _outcome_from_record(spec, results, proc.returncode, log)
-                print(f"{outcomes[spec.run_id].status.lower():10s}{spec.run_id}", flush=True)
+            for run_spec in group:
+                outcomes[run_spec.run_id] = _outcome_from_record(run_spec, results, proc.returncode, log)
+                print(f"{outcomes[run_spec.run_id].status.lower():10s}{run_spec.run_id}", flush=True)
 
 
 def stop_all(processes) -> None:
@@ -320,7 +320,7 @@ def run_ray(groups: list[Group], results: Path, address: str | None, gpus_per_ru
             try:
                 finished = ray.get(ready[0])
             except Exception as err:  # the worker process died (or Ray could not run the task)
-                finished = [failed(spec, err) for spec in group]
+                finished = [failed(run_spec, err) for run_spec in group]
             _report(finished, outcomes)
         return [outcomes[s.run_id] for s in runs_of(groups)]
 
@@ -379,7 +379,7 @@ def run_submitit(groups: list[Group], results: Path, cluster: str, parameters: d
                 try:
                     finished = job.result()
                 except Exception as err:  # the job died, timed out or was cancelled
-                    finished = [failed(spec, err) for spec in group]
+                    finished = [failed(run_spec, err) for run_spec in group]
                 _report(finished, outcomes)
             if pending and time.monotonic() - summarised >= SUMMARY_EVERY:
                 print_summary(runs_of(groups), outcomes, results)

@@ -37,11 +37,11 @@ def tensorboard_writer(record_dir: Path):
 WANDB_HINT = "--wandb needs Weights & Biases: pip install -e '.[wandb]'"
 
 
-def wandb_run(spec: RunSpec, record_dir: Path, config: dict):
+def wandb_run(run_spec: RunSpec, record_dir: Path, config: dict):
     """A Weights & Biases run mirroring this attempt (one per attempt: a resumed attempt replays the whole
     history), or None without ``--wandb``. Online where credentials exist (``WANDB_API_KEY`` or ``wandb
     login``), otherwise offline into ``<run>/wandb`` for a later ``wandb sync``; ``WANDB_MODE`` overrides."""
-    if not spec.wandb:
+    if not run_spec.wandb:
         return None
     import os
 
@@ -51,7 +51,7 @@ def wandb_run(spec: RunSpec, record_dir: Path, config: dict):
     if mode == "offline":
         print(f"note: no Weights & Biases credentials; logging offline under {record_dir / 'wandb'} "
               f"(`wandb sync` uploads it)", flush=True)
-    return wandb.init(project=spec.wandb, name=spec.run_id, group=spec.run_id.rsplit("/", 1)[0], dir=str(record_dir),
+    return wandb.init(project=run_spec.wandb, name=run_spec.run_id, group=run_spec.run_id.rsplit("/", 1)[0], dir=str(record_dir),
                       config=config, mode=mode, reinit="create_new")
 
 

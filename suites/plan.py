@@ -114,17 +114,17 @@ def check_records_match(runs: list[RunSpec], results: Path) -> None:
     and algorithm), and a run already on disk was started with the same preset and config: resuming or
     skipping it under other settings would put two configurations in one record."""
     configs = {}  # one per task, algorithm, preset and overrides: every sweep point has its own
-    for spec in runs:
-        settings = (spec.task, spec.algorithm, spec.preset, spec.overrides)
+    for run_spec in runs:
+        settings = (run_spec.task, run_spec.algorithm, run_spec.preset, run_spec.overrides)
         if settings not in configs:
-            configs[settings] = spec.algorithm_config()
-    for spec in runs:
-        run_dir = results / "runs" / spec.run_id
+            configs[settings] = run_spec.algorithm_config()
+    for run_spec in runs:
+        run_dir = results / "runs" / run_spec.run_id
         recorded = recorded_settings(run_dir)
         if recorded is None:
             continue
-        config = configs[spec.task, spec.algorithm, spec.preset, spec.overrides]
-        now = json.loads(json.dumps({"preset": spec.preset, **config.asdict()}))
+        config = configs[run_spec.task, run_spec.algorithm, run_spec.preset, run_spec.overrides]
+        now = json.loads(json.dumps({"preset": run_spec.preset, **config.asdict()}))
         changed = [f"{k} {recorded[k]!r} recorded, {v!r} now" for k, v in now.items() if recorded.get(k, v) != v]
         if changed:
             more = f"; and {len(changed) - 4} more" if len(changed) > 4 else ""
@@ -137,8 +137,8 @@ def seed_groups(runs: list[RunSpec], seed_batch: int) -> list[tuple[RunSpec, ...
     """``runs`` in groups of at most ``seed_batch`` seed members: runs that differ only in their seed, in seed
     order (a group is one process and one launcher job; ``suites/training.py``)."""
     by_settings: dict[RunSpec, list[RunSpec]] = {}
-    for spec in runs:
-        by_settings.setdefault(dataclasses.replace(spec, seed=0), []).append(spec)
+    for run_spec in runs:
+        by_settings.setdefault(dataclasses.replace(run_spec, seed=0), []).append(run_spec)
     return [tuple(members[i:i + seed_batch])
             for members in (sorted(m, key=lambda s: s.seed) for m in by_settings.values())
             for i in range(0, len(members), seed_batch)]

@@ -86,11 +86,11 @@ def run_suite(results: Path) -> dict[str, dict]:
     from suites.options import RunOptions
     from suites.plan import plan
 
-    specs = plan(get_suite("regression"), RunOptions(backend="sim"))
-    failed = [o for o in run_sequential([(spec,) for spec in specs], results) if o.status != "COMPLETED"]
+    run_specs = plan(get_suite("regression"), RunOptions(backend="sim"))
+    failed = [o for o in run_sequential([(run_spec,) for run_spec in run_specs], results) if o.status != "COMPLETED"]
     if failed:
         raise RuntimeError("regression runs failed: " + "; ".join(f"{o.run_id}: {o.detail}" for o in failed))
-    return {s.run_id: summarise(results / "runs" / s.run_id) for s in specs}
+    return {s.run_id: summarise(results / "runs" / s.run_id) for s in run_specs}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -78,7 +78,7 @@ class MemberIO:
     group), what to do the moment it fails (mark its record FAILED) while the group goes on, and where its
     lines go besides the terminal (its record's captured output)."""
 
-    spec: RunSpec
+    run_spec: RunSpec
     record_dir: Path
     log: MetricLog
     progress: object = None
@@ -90,13 +90,13 @@ class Member:
     """One seed member's run inside the group's loop; environments ``rows`` of the batch are its own."""
 
     def __init__(self, io: MemberIO, config, rows: slice, alone: bool):
-        self.io, self.spec, self.config, self.log, self.rows = io, io.spec, config, io.log, rows
+        self.io, self.run_spec, self.config, self.log, self.rows = io, io.run_spec, config, io.log, rows
         io.record_dir.mkdir(parents=True, exist_ok=True)
-        self.report = RunProgress(io.record_dir, io.spec.steps, io.progress, io.say)
+        self.report = RunProgress(io.record_dir, io.run_spec.steps, io.progress, io.say)
         self.ckpt_path, self.best_path = io.record_dir / "checkpoint.pt", io.record_dir / "best_policy.pt"
-        self.generators = MemberGenerators(io.spec.seed, alone)
+        self.generators = MemberGenerators(io.run_spec.seed, alone)
         with self.generators.active():
-            self.algo = make_algorithm(io.spec.algorithm, io.spec.env_spec, config, io.spec.device)
+            self.algo = make_algorithm(io.run_spec.algorithm, io.run_spec.env_spec, config, io.run_spec.device)
         self.steps, self.evals, self.best = 0, 0, (-float("inf"), -float("inf"))
         self.evaluated_at = self.saved_at = self.started_steps = 0  # steps at the latest evaluation and checkpoint
         self.error: BaseException | None = None
@@ -107,14 +107,14 @@ class Member:
 
     @property
     def unfinished(self) -> bool:
-        return self.error is None and (self.steps < self.spec.steps or self.evaluated_at < self.steps)
+        return self.error is None and (self.steps < self.run_spec.steps or self.evaluated_at < self.steps)
 
     def start(self, env, member: int, step) -> None:
         """Fresh episodes from ``step`` (this member's rows of the reset), or continue from the checkpoint."""
         num_envs = self.rows.stop - self.rows.start
         self.step, self.first = step, torch.ones(num_envs, dtype=torch.bool, device=env.device)
         self.memory = self.algo.initial_memory(num_envs)
-        self.collected = EpisodeStats(num_envs, env.device, self.spec.env_spec.outcomes)
+        self.collected = EpisodeStats(num_envs, env.device, self.run_spec.env_spec.outcomes)
         if self.ckpt_path.exists():
             self._resume(env, member)
         self.started_steps = self.steps
@@ -122,7 +122,7 @@ class Member:
 
     def _resume(self, env, member: int) -> None:
         try:
-            saved = torch.load(self.ckpt_path, weights_only=False, map_location=self.spec.device)
+            saved = torch.load(self.ckpt_path, weights_only=False, map_location=self.run_spec.device)
         except Exception as err:
             raise RuntimeError(f"checkpoint {self.ckpt_path} is unreadable ({type(err).__name__}: {err}); "
                                "delete it to restart this run from scratch") from err
@@ -149,26 +149,27 @@ class Member:
 
     def due(self) -> bool:
         """On schedule, and always at the end, so the final policy is a candidate for the absolute metric."""
-        spec = self.spec
-        return self.steps >= self.evals * spec.eval_interval or (self.steps >= spec.steps and self.evaluated_at < self.steps)
+        run_spec = self.run_spec
+        return (self.steps >= self.evals * run_spec.eval_interval
+                or (self.steps >= run_spec.steps and self.evaluated_at < self.steps))
 
     def evaluate_and_checkpoint(self, env, member: int) -> None:
-        spec = self.spec
+        run_spec = self.run_spec
         self.evaluated_at = self.steps
         for k, v in self.collected.report().items():
             self.log.log(f"collect/{k}", v, self.steps)
         with self.generators.active():
-            result = evaluate(self.algo, spec, spec.eval_episodes, seed=spec.seed * 100_003 + self.evals)
+            result = evaluate(self.algo, run_spec, run_spec.eval_episodes, seed=run_spec.seed * 100_003 + self.evals)
         for k, v in result.items():
             self.log.log(f"eval/{k}", v, self.steps)
-        self.report.say(f"{spec.run_id} step {self.steps}: " + ", ".join(f"eval/{k}={v:.3f}" for k, v in result.items()))
-        rank = evaluation_rank(result, spec.env_spec.metric)
+        self.report.say(f"{run_spec.run_id} step {self.steps}: " + ", ".join(f"eval/{k}={v:.3f}" for k, v in result.items()))
+        rank = evaluation_rank(result, run_spec.env_spec.metric)
         try:
             if rank > self.best:
                 self.best = rank
                 atomic_save(self.algo.state_dict(), self.best_path)
             self.evals += 1
-            self.report.note(f"eval {spec.env_spec.metric}={rank[0]:.2f}")
+            self.report.note(f"eval {run_spec.env_spec.metric}={rank[0]:.2f}")
             self.checkpoint(env, member)
         except DiskFull as err:
             raise DiskFull(f"{err}; free space and rerun to resume from step {self.saved_at}") from None
@@ -225,16 +226,16 @@ class Member:
         """The absolute metric of the best evaluated policy, and the run's throughput and where its time went
         (``time/act_seconds``, ``time/env_seconds``, ``time/learn_seconds``; host time, so on a GPU they
         count launches more than kernels)."""
-        spec = self.spec
+        run_spec = self.run_spec
         self.report.write()
         if elapsed > 0 and self.steps > self.started_steps:
             self.log.log("time/steps_per_second", (self.steps - self.started_steps) / elapsed, self.steps)
             for phase, seconds in self.seconds.items():
                 self.log.log(f"time/{phase}_seconds", seconds, self.steps)
         with self.generators.active():
-            best_algo = make_algorithm(spec.algorithm, spec.env_spec, self.config, spec.device)
-            best_algo.load_state_dict(torch.load(self.best_path, weights_only=False, map_location=spec.device))
-            absolute = evaluate(best_algo, spec, ABSOLUTE_FACTOR * spec.eval_episodes, seed=spec.seed * 100_003 - 1)
+            best_algo = make_algorithm(run_spec.algorithm, run_spec.env_spec, self.config, run_spec.device)
+            best_algo.load_state_dict(torch.load(self.best_path, weights_only=False, map_location=run_spec.device))
+            absolute = evaluate(best_algo, run_spec, ABSOLUTE_FACTOR * run_spec.eval_episodes, seed=run_spec.seed * 100_003 - 1)
         for k, v in absolute.items():
             self.log.log(f"absolute/{k}", v, self.steps)
         return {"steps": self.steps, "absolute": absolute}
@@ -251,10 +252,10 @@ def train_members(ios: list[MemberIO], config, stop: StopSignals | None = None) 
     An error outside every member's own work (the environments, a full disk) stops the group and propagates;
     a stop signal (``stop``, ``suites/stopping.py``) checkpoints every member and raises StopRequested."""
     stop = stop or StopSignals()
-    spec = ios[0].spec
+    run_spec = ios[0].run_spec
     num_envs = config.num_envs
-    env = make_members(spec.task, [io.spec.seed for io in ios], num_envs=num_envs, device=spec.device,
-                            backend=spec.backend, checked=False, compile=spec.compile_env)
+    env = make_members(run_spec.task, [io.run_spec.seed for io in ios], num_envs=num_envs, device=run_spec.device,
+                            backend=run_spec.backend, checked=False, compile=run_spec.compile_env)
     members = [Member(io, config, slice(k * num_envs, (k + 1) * num_envs), alone=len(ios) == 1)
                for k, io in enumerate(ios)]
     reset = env.reset()
@@ -280,7 +281,7 @@ def train_members(ios: list[MemberIO], config, stop: StopSignals | None = None) 
             for k, m in enumerate(members):
                 if m.unfinished and not m.waiting and m.due():
                     _guarded(m, started, m.evaluate_and_checkpoint, env, k)
-            running = [m for m in members if m.unfinished and (m.steps < m.spec.steps or m.waiting)]
+            running = [m for m in members if m.unfinished and (m.steps < m.run_spec.steps or m.waiting)]
             if not running:
                 break
             if tuple(running) != batched:  # who computes as one changes only when a member stops

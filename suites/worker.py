@@ -1,4 +1,4 @@
-"""``python -m suites.worker RESULTS GROUP_JSON``: one group of seed members (a list of run specs; one run
+"""``python -m suites.worker RESULTS GROUP_JSON``: one group of seed members (a list of run run_specs; one run
 alone is a group of one) in its own process, the local launcher's unit.
 
 Exit code 0 when every run of the group completed (or is being trained by another process), 1 when one
@@ -31,13 +31,13 @@ def main(argv: list[str]) -> int:
         return 1
     finally:
         bar.close()
-    for spec, summary in zip(group, summaries):
+    for run_spec, summary in zip(group, summaries):
         if isinstance(summary, HeldElsewhere):
-            print(f"run {spec.run_id} skipped: {summary}")
+            print(f"run {run_spec.run_id} skipped: {summary}")
         elif isinstance(summary, BaseException):
-            print(f"run {spec.run_id} failed: {type(summary).__name__}: {summary}", file=sys.stderr)
+            print(f"run {run_spec.run_id} failed: {type(summary).__name__}: {summary}", file=sys.stderr)
         else:
-            print(f"run {spec.run_id} completed: {summary['absolute']}")
+            print(f"run {run_spec.run_id} completed: {summary['absolute']}")
     return int(any(isinstance(summary, BaseException) and not isinstance(summary, HeldElsewhere)
                    for summary in summaries))
 
