@@ -19,9 +19,9 @@ __all__ = [
 # algorithm never loads the others. MAMBA, MABL and the ablation are one agent with different configs.
 REGISTRY = {
     "mappo": ("algorithms.mappo:MAPPO", "algorithms.mappo:MAPPOConfig"),
-    "mamba": ("algorithms.world_model:WorldModelAgent", "algorithms.mamba:MAMBAConfig"),
-    "mabl": ("algorithms.world_model:WorldModelAgent", "algorithms.mabl:MABLConfig"),
-    "mabl_single_level": ("algorithms.world_model:WorldModelAgent", "algorithms.mabl:MABLSingleLevelConfig"),
+    "mamba": ("algorithms.world_model:WorldModelAgent", "algorithms.world_model.presets.mamba:MAMBAConfig"),
+    "mabl": ("algorithms.world_model:WorldModelAgent", "algorithms.world_model.presets.mabl:MABLConfig"),
+    "mabl_single_level": ("algorithms.world_model:WorldModelAgent", "algorithms.world_model.presets.mabl:MABLSingleLevelConfig"),
     "attack_nearest": ("algorithms.scripted:ScriptedPolicy", "algorithms.scripted:AttackNearestConfig"),
     "focus_fire": ("algorithms.scripted:ScriptedPolicy", "algorithms.scripted:FocusFireConfig"),
 }

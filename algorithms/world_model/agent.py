@@ -1,6 +1,6 @@
 """The agent of MAMBA, MABL and MABL's single-level ablation: a world model and an imagined actor-critic.
 
-The three differ only in their config (``algorithms/mamba/config.py``, ``algorithms/mabl/config.py``): MAMBA
+The three differ only in their config (``presets/mamba.py``, ``presets/mabl.py``): MAMBA
 communicates through a transformer, MABL adds a global latent level above each agent's, the ablation drops
 it. Each job has its file: acting and collection (``acting.py``), the world-model step
 (``model_learning.py``), behaviour learning in imagination (``behaviour.py``), the divergence guard

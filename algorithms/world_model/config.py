@@ -1,6 +1,6 @@
 """One frozen config for MAMBA, MABL and MABL's single-level ablation, with per-family presets.
 
-Official values (cited per preset in ``algorithms/mamba/config.py`` and ``algorithms/mabl/config.py``):
+Official values (cited per preset in ``presets/mamba.py`` and ``presets/mabl.py``):
 jbr-ai-labs/mamba@2c97258 ``configs/dreamer/optimal/{starcraft,flatland}/{AgentConfig,LearnerConfig}.py`` and
 aravindvenu7/MABL@9327343 ``mabl/configs/dreamer/Dreamer{Agent,Learner}Config.py`` (plus its compiled
 Flatland build). Hard-coded official constants (PPO clip and minibatch, KL balance, actor weight decay,

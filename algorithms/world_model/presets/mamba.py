@@ -1,4 +1,12 @@
-"""MAMBA presets: the "optimal from the paper" configs the official README points to.
+"""MAMBA (Egorov & Shpilman, AAMAS 2022), after jbr-ai-labs/mamba@2c97258.
+
+A DreamerV2-style discrete-latent world model per agent (weights shared), whose transition mixes all
+agents' (previous action, latent) embeddings with a 3-layer transformer before each GRU step. The same
+transformer runs when acting, so MAMBA's agents exchange messages at execution: ``act`` reads every
+agent's recurrent memory. Policies are trained with PPO in imagination against an attention critic.
+The agent is ``algorithms.world_model.WorldModelAgent``; what makes it MAMBA is its config.
+
+MAMBA presets: the "optimal from the paper" configs the official README points to.
 
 ``paper_smac``: jbr-ai-labs/mamba@2c97258 ``configs/dreamer/optimal/starcraft/AgentConfig.py`` (sizes 256,
 DETERMINISTIC 256) and ``.../starcraft/LearnerConfig.py`` (MODEL/ACTOR/VALUE_LR 2e-4/5e-4/5e-4, CAPACITY
