@@ -134,7 +134,8 @@ def run_sequential(groups: list[Group], results: Path) -> list[Outcome]:
             suite.set_description_str(f"suite: {len(outcomes)}/{total} runs done" + (f", {failures} failed" if failures else ""))
             steps = sum(s.steps for s in group)
             bar = (tqdm(total=steps, desc=group_label(group), unit="step", dynamic_ncols=True, position=1, leave=False)
-                   if terminal else progress.PlainBar(steps, f"{suite.desc}, {suite.postfix}; {group_label(group)}"))
+                   if terminal else progress.PlainBar(steps, group_label(group),
+                                                      heading=lambda: f"{suite.desc}, {suite.postfix}"))
             try:
                 outcomes += execute_safely(group, results, progress=_SuiteAndRun(
                     suite, bar, lambda finished=finished: estimate.left(finished)))

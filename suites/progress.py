@@ -11,6 +11,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 EVERY = 10.0  # seconds between progress.json writes
@@ -160,15 +161,19 @@ class PlainBar:
     seconds: what a log file (CI, nohup, SLURM) gets instead of a redrawn bar, which there becomes
     thousands of lines of cursor movements."""
 
-    def __init__(self, total: int, desc: str = "", every: float = 30.0):
+    def __init__(self, total: int, desc: str = "", every: float = 30.0, heading: Callable[[], str] | None = None):
+        """``heading``: text read at each line and put before ``desc`` (the suite's runs done and ETA, which
+        change while this bar runs)."""
         self.total, self.desc, self.every, self.n, self.postfix = total, desc, every, 0, ""
+        self.heading = heading
         self.started = self.printed = time.monotonic()
 
     def update(self, steps: int) -> None:
         self.n += steps
         if time.monotonic() - self.printed >= self.every:
             elapsed = time.monotonic() - self.started
-            print(f"{self.desc}: {self.n:,}/{self.total:,} steps ({self.n / elapsed:,.0f} steps/s)"
+            desc = f"{self.heading()}; {self.desc}" if self.heading is not None else self.desc
+            print(f"{desc}: {self.n:,}/{self.total:,} steps ({self.n / elapsed:,.0f} steps/s)"
                   + (f", {self.postfix}" if self.postfix else ""), file=sys.stderr, flush=True)
             self.printed = time.monotonic()
 

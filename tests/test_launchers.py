@@ -192,6 +192,21 @@ def test_a_ray_task_whose_worker_dies_is_retried_and_resumes_its_run(tmp_path):
     assert run_status(tmp_path / "runs" / spec.run_id) == DONE
 
 
+def test_a_plain_progress_line_shows_the_suites_eta_as_it_is_when_printed(capsys):
+    """In a log file a group's progress lines carry the suite's ETA as it is refreshed, not as it was when the
+    group started (a suite of one group used to say "ETA unknown" to the end)."""
+    from suites.progress import PlainBar
+
+    state = {"eta": "ETA unknown"}
+    bar = PlainBar(100, "smoke/smac_3m/mamba/seed_0,1", every=0.0, heading=lambda: f"suite: 0/2 runs done, {state['eta']}")
+    bar.update(10)
+    state["eta"] = "ETA 5 min 00 s"
+    bar.update(10)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("suite: 0/2 runs done, ETA unknown; smoke/smac_3m/mamba/seed_0,1: 10/100 steps")
+    assert lines[1].startswith("suite: 0/2 runs done, ETA 5 min 00 s; smoke/smac_3m/mamba/seed_0,1: 20/100 steps")
+
+
 def _listening() -> set[tuple[str, int]]:
     """(address, port) of every TCP socket listening on this machine, from /proc/net/tcp and tcp6."""
     import socket
