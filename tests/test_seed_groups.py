@@ -287,6 +287,22 @@ def test_a_member_that_cannot_start_fails_alone_in_a_worker_process(tmp_path, ca
     assert failed["status"] == "FAILED" and "is unreadable" in failed["fail_trace"][-1]
 
 
+def _gap(mine: torch.Tensor, theirs: torch.Tensor) -> torch.Tensor:
+    """The largest difference, relative to the largest entry of ``theirs``."""
+    return (mine - theirs).abs().max() / theirs.abs().max().clamp(min=1e-12)
+
+
+def _assert_adam_states_match(pairs: dict, tolerance: float) -> None:
+    """Each (members' optimiser, solo optimiser) pair: the same steps, moments equal to ``tolerance``."""
+    for label, (mine, theirs) in pairs.items():
+        mine, theirs = mine.state_dict()["state"], theirs.state_dict()["state"]
+        assert mine.keys() == theirs.keys()
+        for i in mine:
+            assert mine[i]["step"] == theirs[i]["step"]
+            for moment in ("exp_avg", "exp_avg_sq"):
+                assert _gap(mine[i][moment], theirs[i][moment]) <= tolerance, (label, moment)
+
+
 def _cast(step, dtype):
     floats = {f.name: getattr(step, f.name).to(dtype) for f in dataclasses.fields(step)
               if isinstance(getattr(step, f.name), torch.Tensor) and getattr(step, f.name).is_floating_point()}
@@ -350,17 +366,10 @@ def test_one_mappo_update_of_members_together_equals_their_solo_updates(dtype, t
             theirs = getattr(own, module).state_dict()
             for name, value in getattr(together, module).state_dict().items():
                 assert value.dtype == theirs[name].dtype
-                scale = theirs[name].abs().max().clamp(min=1e-12)
-                assert (value - theirs[name]).abs().max() / scale <= tolerance, (module, name)
+                assert _gap(value, theirs[name]) <= tolerance, (module, name)
         # the optimisers' moments were handed back too: a checkpoint continues from them
-        for opt in ("actor_opt", "critic_opt"):
-            mine, theirs = getattr(together, opt).state_dict()["state"], getattr(own, opt).state_dict()["state"]
-            assert mine.keys() == theirs.keys()
-            for i in mine:
-                assert mine[i]["step"] == theirs[i]["step"]
-                for moment in ("exp_avg", "exp_avg_sq"):
-                    scale = theirs[i][moment].abs().max().clamp(min=1e-12)
-                    assert (mine[i][moment] - theirs[i][moment]).abs().max() / scale <= tolerance * 10, (opt, moment)
+        _assert_adam_states_match({opt: (getattr(together, opt), getattr(own, opt)) for opt in ("actor_opt", "critic_opt")},
+                                  tolerance * 10)
 
 
 @pytest.mark.parametrize("algorithm", ["mamba", "mabl"])
@@ -442,17 +451,8 @@ def test_one_world_model_learner_call_of_members_together_equals_their_solo_call
                     d = value.shape[0] // 3  # gradients are rounding noise, which Adam scales up to full steps
                     value, theirs[name] = torch.cat([value[:d], value[2 * d:]]), torch.cat([theirs[name][:d],
                                                                                            theirs[name][2 * d:]])
-                scale = theirs[name].abs().max().clamp(min=1e-12)
-                assert (value - theirs[name]).abs().max() / scale <= tolerance, (module, name)
-        optimisers = {"model": (together.world_model.optimiser, own.world_model.optimiser),
-                      "actor": (together.behaviour.actor_opt, own.behaviour.actor_opt),
-                      "critic": (together.behaviour.critic_opt, own.behaviour.critic_opt)}
-        for label, (mine, theirs) in optimisers.items():
-            mine, theirs = mine.state_dict()["state"], theirs.state_dict()["state"]
-            assert mine.keys() == theirs.keys()
-            for i in mine:
-                assert mine[i]["step"] == theirs[i]["step"]
-                for moment in ("exp_avg", "exp_avg_sq"):
-                    scale = theirs[i][moment].abs().max().clamp(min=1e-12)
-                    assert (mine[i][moment] - theirs[i][moment]).abs().max() / scale <= tolerance * 10, (label, moment)
+                assert _gap(value, theirs[name]) <= tolerance, (module, name)
+        _assert_adam_states_match({"model": (together.world_model.optimiser, own.world_model.optimiser),
+                                   "actor": (together.behaviour.actor_opt, own.behaviour.actor_opt),
+                                   "critic": (together.behaviour.critic_opt, own.behaviour.critic_opt)}, tolerance * 10)
         assert float(together.behaviour.entropy_weight) == float(own.behaviour.entropy_weight)
