@@ -2,7 +2,8 @@
 
     python analysis/make_plots.py [--suite NAME] [--results DIR] [--reps N] [--metric NAME] [--compare ALGO ...]
 
-Per benchmark (a suite on one family and backend: results of different backends are never pooled), with
+Per benchmark (a suite on one family and backend, and on StarCraft II one game build: results of different
+backends or game versions are never pooled), with
 the headline metric (SMAC win rate, Flatland completion) or ``--metric``'s score (SMAC return / 20,
 Flatland score; each run's record names the scores of its family) and rliable's 95% stratified-bootstrap
 intervals:
@@ -151,14 +152,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     analysed = 0
-    for (suite, family, backend), group in frame.groupby(["suite", "family", "backend"]):
+    for (suite, family, backend, game), group in frame.groupby(["suite", "family", "backend", "game"]):
         described = report.benchmarks[family, backend]
-        label, metric = described.title, args.metric or described.metric
+        label, metric = described.title + (f", game version {game}" if game else ""), args.metric or described.metric
         if metric not in described.scores:
             print(f"\n{label}, suite {suite}: not analysed, {metric} is not one of its scores "
                   f"(valid: {', '.join(described.scores)})")
             continue
         benchmark = family if backend == family else f"{family}_{backend}"  # smac_sim, smac_sc2, flatland
+        if game:  # one benchmark per game version: smac_sc2_4_10_0_75689
+            benchmark += "_" + game.replace(".", "_")
         stem = f"{suite}_{benchmark}" + ("" if metric == described.metric else f"_{metric}")
         written = analyse(group, stem, benchmark, f"{label}: {suite}", metric, described.scores[metric], args.results,
                           args.reps, report.comparisons[suite], tuple(args.compare))

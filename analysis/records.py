@@ -1,7 +1,9 @@
 """Load run records into one tidy pandas frame.
 
-One row per logged scalar: suite, family, task, backend, algorithm, preset, seed, step, metric, value,
-status. How each benchmark (a family on one backend) is titled and scored comes from the environment spec
+One row per logged scalar: suite, family, task, backend, game, algorithm, preset, seed, step, metric, value,
+status. ``game`` names the StarCraft II build a run's episodes came from (as its record's info.json says; empty
+for the simulator and Flatland), so that results of different game versions are never pooled. How each
+benchmark (a family on one backend) is titled and scored comes from the environment spec
 its runs recorded, each algorithm's display name from its config and the comparisons from the suite, as
 recorded too, so the analysis needs no knowledge of any family, algorithm or suite. A named variant's runs carry
 ``<algorithm>+<variant>`` as their algorithm, so every statistic and figure treats them as an algorithm of
@@ -21,8 +23,8 @@ import pandas as pd
 
 from suites.records import RECORD_FORMAT, algorithm_label, attempts, run_status
 
-COLUMNS = ["suite", "family", "task", "backend", "algorithm", "preset", "seed", "step", "metric", "value", "status"]
-CONFIG_KEYS = ["suite", "family", "task", "backend", "algorithm", "preset", "seed"]
+COLUMNS = ["suite", "family", "task", "backend", "game", "algorithm", "preset", "seed", "step", "metric", "value", "status"]
+CONFIG_KEYS = ["suite", "family", "task", "backend", "algorithm", "preset", "seed"]  # read from config.json
 
 
 class SkippedRecord(UserWarning):
@@ -62,6 +64,16 @@ class LoadReport:
         return f"loaded {self.loaded} completed run(s); skipped {len(self.skipped)}{counts}"
 
 
+def game_label(attempt: Path) -> str:
+    """The game version an attempt's episodes came from, e.g. "4.10.0.75689" (as the running game reported it,
+    else the installed build it ran, "Base75689"); "" where its record names none (no game ran)."""
+    info = attempt / "info.json"
+    game = json.loads(info.read_text()).get("game") if info.is_file() else None
+    if not game:
+        return ""
+    return str(game.get("game_version") or game.get("build_used") or "unknown")
+
+
 def run_dirs(results: Path) -> list[Path]:
     """Directories holding one run's attempts (``.../seed_<k>``)."""
     return sorted(p for p in (results / "runs").glob("**/seed_*") if p.is_dir())
@@ -89,16 +101,16 @@ def load_records(results: Path, suite: str | None = None, prefixes: tuple[str, .
                                      f"that wrote it)")
                 continue
             metrics = json.loads((attempt / "metrics.json").read_text())
-            head = [config[k] for k in CONFIG_KEYS]
+            head = {k: config[k] for k in CONFIG_KEYS} | {"game": game_label(attempt),
+                                                           "algorithm": algorithm_label(config["algorithm"], config["variant"])}
             benchmark = Benchmark.recorded(config["env_spec"])
-            head[CONFIG_KEYS.index("algorithm")] = algorithm_label(config["algorithm"], config["variant"])
             named, compared = config["display_name"], config["comparisons"]
         except (OSError, ValueError, KeyError) as err:
             report.skip(run_dir, f"unreadable record ({type(err).__name__}: {err})")
             continue
         report.display_names[config["algorithm"]] = named
         report.comparisons[config["suite"]] = compared
-        rows = [(*head, step, name, value, "COMPLETED")
+        rows = [(*(head[k] for k in COLUMNS[:COLUMNS.index("step")]), step, name, value, "COMPLETED")
                 for name, series in metrics.items() if prefixes is None or name.startswith(prefixes)
                 for step, value in zip(series["steps"], series["values"])]
         frames.append(pd.DataFrame(rows, columns=COLUMNS))

@@ -54,12 +54,16 @@ def env_spec(task: str, backend: str = "auto") -> EnvSpec:
 
 
 def make(task: str, num_envs: int = 1, device: str = "cpu", seed: int = 0,
-         backend: str = "auto", compile: bool = False, one_episode_each: bool = False, **options):
+         backend: str = "auto", compile: bool = False, one_episode_each: bool = False, checked: bool = True, **options):
     """Build ``num_envs`` batched environments of ``task`` on ``device``.
 
     ``compile`` runs the SMAC simulator's step through ``torch.compile`` (see ``SmacSimulator``); the other
     backends step outside torch, so it changes nothing there. ``one_episode_each`` tells the family that each
-    environment plays a single episode (evaluation), so nothing is prepared for later ones.
+    environment plays a single episode (evaluation), so nothing is prepared for later ones. ``checked`` checks every
+    action against the available ones (a ValueError names the first that is not).
+
+    SMAC on StarCraft II takes ``timeout`` and ``start_timeout`` (seconds before a game counts as hung) and
+    ``env_factory`` (what builds one game; smacv2's ``StarCraft2Env`` by default); the simulator ``substeps``.
 
     Flatland takes ``workers`` (processes stepping environments, this one included; 1 steps all in-process),
     ``build_ahead`` (helper processes build next episodes), ``tree_depth``, ``state`` ("obs" or "rich") and
@@ -68,5 +72,5 @@ def make(task: str, num_envs: int = 1, device: str = "cpu", seed: int = 0,
     if num_envs < 1:
         raise UsageError(f"num_envs must be >= 1, got {num_envs}")
     return family.make(task.split("/", 1)[1], resolve_backend(task, backend), num_envs, device, seed, compile=compile,
-                       one_episode_each=one_episode_each, **options)
+                       one_episode_each=one_episode_each, checked=checked, **options)
 

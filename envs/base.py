@@ -101,6 +101,16 @@ class MultiAgentEnv(abc.ABC):
             raise NotImplementedError(f"{type(self).__name__} has no per-member snapshots")
         self.set_state(state)
 
+    def take_notices(self) -> list[tuple[int, str]]:
+        """What happened since the last call that a run's log should say, as (environment, sentence): e.g. a
+        StarCraft II game restarted after a fault. Empty for backends that cannot fault that way."""
+        return []
+
+    def provenance(self, member: int = 0) -> dict:
+        """What produced a member's episodes beyond this package (StarCraft II's build, smacv2, the map file), for
+        its record; empty where the package is everything (the simulator, Flatland). Valid after ``reset``."""
+        return {}
+
     def close(self) -> None:
         """Release processes or game instances; a no-op for pure-torch environments."""
 

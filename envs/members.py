@@ -49,6 +49,12 @@ class StackedMembers(MultiAgentEnv):
     def load_member_state(self, member: int, state: dict) -> None:
         self.parts[member].set_state(state)
 
+    def take_notices(self) -> list[tuple[int, str]]:
+        return [(k * self.member_envs + b, text) for k, part in enumerate(self.parts) for b, text in part.take_notices()]
+
+    def provenance(self, member: int = 0) -> dict:
+        return self.parts[member].provenance()
+
     def close(self) -> None:
         for part in self.parts:
             part.close()

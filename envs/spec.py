@@ -70,8 +70,12 @@ class Family(abc.ABC):
 
     @abc.abstractmethod
     def make(self, name: str, backend: str, num_envs: int, device: str, seed: int, *,
-             compile: bool = False, one_episode_each: bool = False, **options) -> MultiAgentEnv:
-        """``num_envs`` batched environments; ``one_episode_each``: each will play one episode only."""
+             compile: bool = False, one_episode_each: bool = False, checked: bool = True, **options) -> MultiAgentEnv:
+        """``num_envs`` batched environments. The runner's options, which every family takes: ``compile`` (run the
+        step through ``torch.compile`` where the backend steps in torch; nothing otherwise), ``one_episode_each``
+        (each environment plays one episode only: nothing to prepare for later ones) and ``checked`` (check every
+        action against the available ones, raising a ValueError that names it; the runner turns it off once its
+        policies are known to mask). ``options``: the family's own settings, documented on its ``make``."""
 
     def member_axis(self, backend: str) -> bool:
         """Whether ``make`` on ``backend`` takes a tuple of seeds, one per seed member, for a batch of

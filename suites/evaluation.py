@@ -19,7 +19,8 @@ ABSOLUTE_FACTOR = 10
 
 class EpisodeStats:
     """Returns, lengths and outcomes of finished episodes (training or evaluation), summed on the device as
-    they finish (no host read per step) and reported as means."""
+    they finish (no host read per step) and reported as means. An episode a backend dropped (``info["dropped"]``:
+    a StarCraft II game that faulted mid-episode) is counted apart, as ``dropped_episodes``, and in no mean."""
 
     def __init__(self, num_envs: int, device, outcomes: tuple[tuple[str, str], ...]):
         self.outcomes = outcomes  # (info key, name) read on the step that ends an episode (EnvSpec.outcomes)
@@ -29,7 +30,12 @@ class EpisodeStats:
     def add(self, next_step, counted: torch.Tensor | None = None) -> None:
         """One batched step; the episodes it ends are summed where ``counted`` (default: all of them)."""
         self.running += torch.stack([next_step.reward, torch.ones_like(next_step.reward)])
-        ending = (next_step.done if counted is None else counted).float()
+        ending = next_step.done if counted is None else counted
+        if "dropped" in next_step.info:
+            dropped = ending & next_step.info["dropped"]
+            self.totals["dropped_episodes"] = self.totals.get("dropped_episodes", 0.0) + dropped.sum()
+            ending = ending & ~dropped
+        ending = ending.float()
         finished = {"return_mean": self.running[0], "episode_length": self.running[1], "episodes": torch.ones_like(ending)}
         finished.update({name: next_step.info[k].float() for k, name in self.outcomes})
         for name, value in finished.items():
@@ -40,10 +46,11 @@ class EpisodeStats:
         """Means over the episodes finished since the last report (nothing if none finished); resets them."""
         totals, self.totals = self.totals, {}
         values = dict(zip(totals, torch.stack(list(totals.values())).tolist())) if totals else {}
-        episodes = values.pop("episodes", 0.0)
+        episodes, dropped = values.pop("episodes", 0.0), values.pop("dropped_episodes", None)
+        counts = {"episodes": episodes} | ({} if dropped is None else {"dropped_episodes": dropped})
         if not episodes:
-            return {}
-        return {"episodes": episodes, **{name: total / episodes for name, total in values.items()}}
+            return counts if dropped else {}
+        return counts | {name: total / episodes for name, total in values.items()}
 
     def state_dict(self) -> dict:
         return {"running": self.running.clone(), "totals": dict(self.totals)}
@@ -53,8 +60,10 @@ class EpisodeStats:
         self.totals = dict(state["totals"])
 
 
-def evaluate(algo, run_spec: RunSpec, episodes: int, seed: int) -> dict[str, float]:
-    """Run exactly one episode in each of ``episodes`` fresh environments with the decentralised policy."""
+def evaluate(algo, run_spec: RunSpec, episodes: int, seed: int, say=None) -> dict[str, float]:
+    """Run exactly one episode in each of ``episodes`` fresh environments with the decentralised policy; an
+    environment whose episode was dropped (a StarCraft II game that faulted) plays another in its place.
+    ``say(line)``: where the environments' notices go (the run's log)."""
     env = envs.make(run_spec.task, num_envs=episodes, device=run_spec.device, seed=seed, backend=run_spec.backend, checked=False,
                     one_episode_each=True)
     try:
@@ -68,8 +77,12 @@ def evaluate(algo, run_spec: RunSpec, episodes: int, seed: int) -> dict[str, flo
                                           neighbours=step.info.get("neighbours"))
             step = env.step(actions)
             finished.add(step, counted=running & step.done)  # an environment's later episodes are not counted
-            running &= ~step.done
+            ended = step.done & ~step.info["dropped"] if "dropped" in step.info else step.done
+            running &= ~ended
             first = step.done
+            for _, line in env.take_notices():
+                if say is not None:
+                    say(line)
     finally:
         env.close()
     out = finished.report()

@@ -97,6 +97,11 @@ class RunRecord:
     def say(self, line: str) -> None:
         self.output.write(line)
 
+    def describe(self, provenance: dict) -> None:
+        """What produced the run's episodes besides this package (StarCraft II's build, smacv2, the map file), in
+        the record's info.json; the analysis labels results by it."""
+        self.run.info.update(provenance)
+
     def completed(self, summary: dict) -> None:
         self.run.info["absolute"] = summary["absolute"]
         self.run.result = summary
@@ -155,7 +160,7 @@ def _train(run_specs: list[RunSpec], results_dir: Path, progress, leases: list[R
     group = tuple(s.seed for s in run_specs) if len(run_specs) > 1 else ()
     thread_settings = threads.apply(run_specs[0].threads)
     records = [RunRecord(run_spec, results_dir, group, thread_settings) for run_spec in run_specs]
-    ios = [MemberIO(run_spec, r.record_dir, r.log, progress, on_failure=r.failed, say=r.say)
+    ios = [MemberIO(run_spec, r.record_dir, r.log, progress, on_failure=r.failed, say=r.say, describe=r.describe)
            for run_spec, r in zip(run_specs, records)]
     stop = StopSignals()
     heartbeat = Heartbeat(leases, on_lost=stop.abandon)

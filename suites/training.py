@@ -75,8 +75,8 @@ class MemberGenerators:
 @dataclass
 class MemberIO:
     """Where one member reports: its record directory, its metric log, an optional tqdm bar (shared by the
-    group), what to do the moment it fails (mark its record FAILED) while the group goes on, and where its
-    lines go besides the terminal (its record's captured output)."""
+    group), what to do the moment it fails (mark its record FAILED) while the group goes on, where its
+    lines go besides the terminal (its record's captured output), and where its environment's provenance goes."""
 
     run_spec: RunSpec
     record_dir: Path
@@ -84,6 +84,7 @@ class MemberIO:
     progress: object = None
     on_failure: Callable[[BaseException], None] | None = None
     say: Callable[[str], None] | None = None
+    describe: Callable[[dict], None] | None = None  # takes what produced its episodes besides us (StarCraft II's build)
 
 
 class Member:
@@ -159,7 +160,8 @@ class Member:
         for k, v in self.collected.report().items():
             self.log.log(f"collect/{k}", v, self.steps)
         with self.generators.active():
-            result = evaluate(self.algo, run_spec, run_spec.eval_episodes, seed=run_spec.seed * 100_003 + self.evals)
+            result = evaluate(self.algo, run_spec, run_spec.eval_episodes, seed=run_spec.seed * 100_003 + self.evals,
+                              say=self.report.say)
         for k, v in result.items():
             self.log.log(f"eval/{k}", v, self.steps)
         self.report.say(f"{run_spec.run_id} step {self.steps}: " + ", ".join(f"eval/{k}={v:.3f}" for k, v in result.items()))
@@ -235,7 +237,8 @@ class Member:
         with self.generators.active():
             best_algo = make_algorithm(run_spec.algorithm, run_spec.env_spec, self.config, run_spec.device)
             best_algo.load_state_dict(torch.load(self.best_path, weights_only=False, map_location=run_spec.device))
-            absolute = evaluate(best_algo, run_spec, ABSOLUTE_FACTOR * run_spec.eval_episodes, seed=run_spec.seed * 100_003 - 1)
+            absolute = evaluate(best_algo, run_spec, ABSOLUTE_FACTOR * run_spec.eval_episodes, seed=run_spec.seed * 100_003 - 1,
+                                say=self.report.say)
         for k, v in absolute.items():
             self.log.log(f"absolute/{k}", v, self.steps)
         return {"steps": self.steps, "absolute": absolute}
@@ -259,6 +262,9 @@ def train_members(ios: list[MemberIO], config, stop: StopSignals | None = None) 
     members = [Member(io, config, slice(k * num_envs, (k + 1) * num_envs), alone=len(ios) == 1)
                for k, io in enumerate(ios)]
     reset = env.reset()
+    for k, io in enumerate(ios):
+        if io.describe is not None and env.provenance(k):
+            io.describe(env.provenance(k))
     started = time.perf_counter()
     for k, m in enumerate(members):  # an unreadable checkpoint stops its member alone
         _guarded(m, started, m.start, env, k, reset.rows(m.rows.start, m.rows.stop))
@@ -297,6 +303,8 @@ def train_members(ios: list[MemberIO], config, stop: StopSignals | None = None) 
             actions = torch.cat([moves[id(m)][0] if moves.get(id(m)) else idle_actions(m.step) for m in members])
             stepping = time.perf_counter()
             next_step = step_holding(env, actions, [k for k, m in enumerate(members) if m.waiting])
+            for row, line in env.take_notices():  # e.g. a StarCraft II game restarted: in its member's log
+                members[row // num_envs].report.say(line)
             stepped = [m for m in running if not m.waiting]
             for m in stepped:
                 m.seconds["env"] += (time.perf_counter() - stepping) / len(stepped)

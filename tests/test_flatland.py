@@ -17,8 +17,9 @@ import envs
 from envs import UsageError
 from envs.flatland.batched import FlatlandEnv, Shard, WorkerError
 from envs.flatland.rail import NODE_FEATURES, ROOT_FEATURES, RailTask
-from envs.flatland.tasks import TASKS, child_seed, get_task
+from envs.flatland.tasks import TASKS, get_task
 from envs.flatland.tree import MOVES, transition_table
+from envs.seeding import child_seed
 from tests.helpers import random_actions, shortest_path_actions
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")

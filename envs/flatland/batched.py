@@ -25,7 +25,6 @@ and helper and removes the directory; workers and helpers whose parent died exit
 from __future__ import annotations
 
 import gc
-import multiprocessing as mp
 import os
 import pickle
 import shutil
@@ -41,7 +40,9 @@ import torch
 from envs.base import MultiAgentEnv, Step, first_unavailable
 from envs.errors import UsageError
 from envs.flatland.rail import TREE_DEPTH, RailTask
-from envs.flatland.tasks import FlatlandTask, build_episode, child_seed
+from envs.flatland.tasks import FlatlandTask, build_episode
+from envs.processes import receive_while_parent_lives, worker_context
+from envs.seeding import child_seed
 from envs.spec import EnvSpec
 
 PER_STEP = ("obs", "state", "avail", "alive", "neighbours")
@@ -49,7 +50,7 @@ INFO = ("episode_limit", "completion", "deadlocked", "score")
 POLL_SECONDS = 0.2
 
 
-ENV_OPTIONS = ("workers", "checked", "tree_depth", "state", "build_ahead")  # FlatlandEnv's; the rest set the task
+ENV_OPTIONS = ("workers", "tree_depth", "state", "build_ahead")  # FlatlandEnv's; the rest set the task
 
 
 class WorkerError(RuntimeError):
@@ -117,14 +118,6 @@ def built_name(i: int, episode: int) -> str:
     return f"{i}_{episode}.pkl"
 
 
-def _receive_while_parent_lives(conn, parent: int):
-    """The next message; EOFError once the parent process is gone (no orphan waits forever)."""
-    while not conn.poll(1.0):
-        if os.getppid() != parent:
-            raise EOFError
-    return conn.recv()
-
-
 def _build_ahead(conn, task: FlatlandTask, seeds: list[int], directory: Path, parent: int) -> None:
     """Helper main loop: build the episodes the shard orders, ``(env, episode)``, into ``directory`` at
     idle CPU priority, newest order per environment, until ``None``. Any error ends the helper quietly:
@@ -141,7 +134,7 @@ def _build_ahead(conn, task: FlatlandTask, seeds: list[int], directory: Path, pa
     try:
         while True:
             while not orders or conn.poll(0):
-                message = _receive_while_parent_lives(conn, parent)
+                message = receive_while_parent_lives(conn, parent)
                 if message is None:
                     return
                 i, episode = message
@@ -168,7 +161,7 @@ def _serve(conn, task: FlatlandTask, seeds: list[int], tree_depth: int, state: s
     try:
         shard = Shard(task, seeds, tree_depth, state, helper, directory)
         while True:
-            command, *args = _receive_while_parent_lives(conn, parent)
+            command, *args = receive_while_parent_lives(conn, parent)
             if command == "close":
                 break
             result = shard.reset() if command == "reset" else shard.step(*args)
@@ -201,7 +194,7 @@ class FlatlandEnv(MultiAgentEnv):
         self._slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
         self._procs, self._conns, self._helpers, self._seen_warnings = [], [], [], set()
         root = Path(tempfile.mkdtemp(prefix="flatland-episodes-")) if build_ahead else None
-        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        ctx = worker_context()
         me = os.getpid()
         for k, part in enumerate(self._slices):
             helper, directory = None, None

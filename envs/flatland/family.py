@@ -22,7 +22,7 @@ class Flatland(Family):
         return self.describe(name, backend, **sizes(get_task(name)))
 
     def make(self, name: str, backend: str, num_envs: int, device: str, seed: int, *,
-             compile: bool = False, one_episode_each: bool = False, **options):
+             compile: bool = False, one_episode_each: bool = False, checked: bool = True, **options):
         """The task with the settings among ``options`` changed, and its spec for the observation options
         (``tree_depth``, ``state``), handed to the environment. ``compile`` changes nothing (stepping is
         outside torch); environments that play one episode each have nothing to build ahead."""
@@ -35,7 +35,7 @@ class Flatland(Family):
         task = get_task(name, **options)
         spec = self.describe(name, backend, **sizes(task, env_options.get("tree_depth", TREE_DEPTH),
                                                      env_options.get("state", "obs")))
-        return FlatlandEnv(spec, task, num_envs=num_envs, device=device, seed=seed, **env_options)
+        return FlatlandEnv(spec, task, num_envs=num_envs, device=device, seed=seed, checked=checked, **env_options)
 
 
 FLATLAND = Flatland()

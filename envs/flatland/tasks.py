@@ -21,9 +21,8 @@ import dataclasses
 import warnings
 from dataclasses import dataclass
 
-import numpy as np
-
 from envs.errors import UsageError
+from envs.seeding import child_seed
 
 CITY_PADDING = 2  # sparse_rail_generator: city radius = rail pairs + 2 (flatland/envs/rail_generators.py)
 
@@ -100,12 +99,6 @@ def get_task(name: str, **overrides) -> FlatlandTask:
     task = dataclasses.replace(TASKS[name], **overrides)
     task.validate()
     return task
-
-
-def child_seed(seed: int, index: int) -> int:
-    """An independent seed for child ``index`` of ``seed`` (environment of a batch, episode of an
-    environment); any int seed, negatives too."""
-    return int(np.random.SeedSequence([seed % 2**64, index]).generate_state(1)[0])
 
 
 @dataclass(frozen=True)

@@ -45,15 +45,18 @@ class Smac(Family):
                              state_dim=layout.state_dim, n_actions=layout.n_actions, episode_limit=layout.episode_limit)
 
     def make(self, name: str, backend: str, num_envs: int, device: str, seed: int, *,
-             compile: bool = False, one_episode_each: bool = False, **options):
+             compile: bool = False, one_episode_each: bool = False, checked: bool = True, **options):
+        """StarCraft II takes ``env_factory``, ``timeout`` and ``start_timeout`` (``envs/smac/sc2.py``), the simulator
+        ``substeps``; ``compile`` reaches the simulator only (the game steps outside torch)."""
         spec = self.spec(name, backend)
         if backend == "sc2":
             from envs.smac.sc2 import Sc2Env
 
-            return Sc2Env(spec, num_envs=num_envs, device=device, seed=seed, **options)
+            return Sc2Env(spec, num_envs=num_envs, device=device, seed=seed, checked=checked, **options)
         from envs.smac.simulator import SmacSimulator
 
-        return SmacSimulator(spec, num_envs=num_envs, device=device, seed=seed, compile=compile, **options)
+        return SmacSimulator(spec, num_envs=num_envs, device=device, seed=seed, compile=compile, checked=checked,
+                             **options)
 
 
 SMAC = Smac()

@@ -22,17 +22,23 @@ ACTION_NAMES = ("no-op", "stop", "move north", "move south", "move east", "move 
 REWARD_DEATH, REWARD_WIN = 10.0, 200.0  # ENV:84-91; REWARD_SCALE_RATE: envs/smac/layout.py
 
 
+def check_actions(avail: torch.Tensor, actions: torch.Tensor) -> None:
+    """A ValueError naming the first environment, agent and action outside SMAC's availability mask ``avail``
+    (both backends' checked mode)."""
+    bad = first_unavailable(avail, actions)
+    if bad is not None:
+        b, i, a = bad
+        name = ACTION_NAMES[a] if 0 <= a < N_NO_ATTACK else f"attack/heal target {a - N_NO_ATTACK}"
+        valid = avail[b, i].nonzero().squeeze(1).tolist()
+        raise ValueError(f"environment {b}, agent {i}: action {a} ({name}) is not available; "
+                         f"available actions: {valid}")
+
+
 class SmacInterface:
     """What agents see and may do, and what a step earns; mixed into ``SmacSimulator``."""
 
     def _check(self, actions: torch.Tensor) -> None:
-        bad = first_unavailable(self._avail, actions)
-        if bad is not None:
-            b, i, a = bad
-            name = ACTION_NAMES[a] if 0 <= a < N_NO_ATTACK else f"attack/heal target {a - N_NO_ATTACK}"
-            valid = self._avail[b, i].nonzero().squeeze(1).tolist()
-            raise ValueError(f"environment {b}, agent {i}: action {a} ({name}) is not available; "
-                             f"available actions: {valid}")
+        check_actions(self._avail, actions)
 
     def _outcome(self, s: _State, prev_hs: torch.Tensor, prev_alive: torch.Tensor):
         """SMAC's reward_battle with default options (reward_only_positive, ENV:774-829) and battle end."""

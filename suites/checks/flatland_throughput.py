@@ -26,8 +26,9 @@ from flatland.envs.observations import TreeObsForRailEnv
 
 import envs
 from envs.flatland.rail import RailTask
-from envs.flatland.tasks import build_episode, child_seed, get_task
+from envs.flatland.tasks import build_episode, get_task
 from envs.flatland.tree import TreeObservation
+from envs.seeding import child_seed
 
 TREES = {"flatland": TreeObsForRailEnv, "ours": TreeObservation}
 
