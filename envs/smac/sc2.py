@@ -66,8 +66,10 @@ def map_file(root: Path, map_name: str) -> Path:
 
 def smacv2_release() -> dict:
     """The smacv2 that runs the games: its version, the commit pip installed it from, and where it is."""
-    import smacv2
-
+    try:
+        import smacv2
+    except ImportError:  # games built by another factory (``env_factory``)
+        return {"path": None, "version": None, "commit": None}
     out = {"path": str(Path(smacv2.__file__).parent), "version": None, "commit": None}
     try:
         dist = distribution("smacv2")
