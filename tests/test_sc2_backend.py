@@ -88,7 +88,9 @@ def stand_in(tmp_path, monkeypatch):
         monkeypatch.setenv("SC2_STAND_IN_FAULTS", ",".join(entries))
 
     faults()
-    return faults
+    yield faults
+    for name in [m for m in sys.modules if m == "smacv2" or m.startswith("smacv2.")]:
+        del sys.modules[name]  # the stand-in leaves with its test
 
 
 def _random(avail: torch.Tensor, g: torch.Generator) -> torch.Tensor:

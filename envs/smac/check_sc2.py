@@ -2,9 +2,10 @@
 
     python -m envs.smac.check_sc2
 
-Exit status 0 when everything is there, 1 otherwise; docs/install.md has the steps. SMAC's published results
-(and the official MAMBA, MABL and MAPPO code) use StarCraft II 4.10, build 75689: another build runs, but its
-results are not comparable, and the analysis never pools results of different game versions.
+Exit status 0 when everything is there, 1 otherwise; docs/install.md has the steps. SMAC's README warns that
+results are not always comparable between game versions (its paper used 4.6.2, build 69232); its install
+instructions, on-policy (MAPPO) and pymarl2 name 4.10, build 75689, which this check expects. Another build runs,
+and the analysis never pools results of different game versions.
 """
 from __future__ import annotations
 
