@@ -204,9 +204,9 @@ class Games:
             answer = self.ask_one(b, "reset", self.start_timeout)
             if not isinstance(answer, str):
                 return
-            reason = f"{reason}; on restarting it {answer}"
-        raise GameError(f"StarCraft II game {b} of {self.map_name} could not be restarted ({RESTART_ATTEMPTS} "
-                        f"attempts): {reason}")
+        last = "" if answer == reason else f"; the last attempt {answer}"
+        raise GameError(f"StarCraft II game {b} of {self.map_name} could not be started again ({RESTART_ATTEMPTS} "
+                        f"attempts) after it {reason}{last}")
 
     def ask_one(self, b: int, command: str, timeout: float | None = None):
         """Game ``b``'s answer to ``command`` alone, or how it faulted."""

@@ -83,8 +83,13 @@ def smacv2_release() -> dict:
 
 
 def _default_factory(map_name: str, seed: int):
+    from absl import flags
     from smacv2.env import StarCraft2Env
 
+    # pysc2 reads absl flags (sc2_run_config, ...) when it launches the game, and outside ``absl.app`` nobody
+    # parses them: "UnparsedFlagAccessError" (oxwhirl/smac#126). Their defaults are what SMAC runs with.
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS.mark_as_parsed()
     return StarCraft2Env(map_name=map_name, seed=seed)
 
 

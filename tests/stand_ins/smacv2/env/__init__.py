@@ -16,10 +16,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+from absl import flags
 
 from envs.smac.layout import N_NO_ATTACK, smac_layout
 
 __all__ = ["StarCraft2Env"]
+
+if "sc2_run_config" not in flags.FLAGS:  # pysc2 defines it, and reads it when it launches a game
+    flags.DEFINE_string("sc2_run_config", None, "Which run_config to use to spawn the binary.")
 
 
 class StarCraft2Env:
@@ -42,7 +46,8 @@ class StarCraft2Env:
                 "n_agents": self.n_agents, "episode_limit": self.episode_limit}
 
     def reset(self, episode_config={}):  # noqa: B006 - smacv2's signature
-        if self._episode_count == 0:  # smacv2 launches the game on the first reset
+        if self._episode_count == 0:  # smacv2 launches the game on the first reset, through pysc2's run_configs
+            flags.FLAGS.sc2_run_config  # noqa: B018 - raises UnparsedFlagAccessError where nobody parsed the flags
             self._controller = SimpleNamespace(ping=lambda: SimpleNamespace(
                 game_version="4.10.0.75689", base_build=75689, data_build=75689))
         self._episode_steps = 0
