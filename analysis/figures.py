@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.ticker import EngFormatter  # noqa: E402
 
-from suites.definitions import ALGORITHMS, SCRIPTED  # noqa: E402
+from suites.planning.definitions import ALGORITHMS, SCRIPTED  # noqa: E402
 
 sns.set_theme(style="whitegrid", context="paper")
 

@@ -33,7 +33,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from analysis import figures, stats  # noqa: E402
 from analysis.export import write_marl_eval, write_table  # noqa: E402
-from analysis.records import SkippedRecord, load_records  # noqa: E402
+from analysis.loading import SkippedRecord, load_records  # noqa: E402
 from envs.errors import UsageError, require_writable  # noqa: E402
 
 DEFAULT_RESULTS = Path("results")  # in the working directory

@@ -1,4 +1,6 @@
-"""Suite definitions, the run loop, Sacred records and launchers."""
+"""Suites in three layers: ``planning`` (a command becomes checked run specs), ``launching`` (where runs execute,
+and their records) and ``training`` (the loop); ``run.py`` is the command line, ``checks/`` the checks and
+measurements behind the docs."""
 from __future__ import annotations
 
 import importlib.util

@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from suites.records import attempts
+from suites.launching.records import attempts
 
 REFERENCE = Path(__file__).resolve().parent.parent / "tests" / "regression_reference"
 BAND = 0.25
@@ -81,10 +81,10 @@ def reference_path(run_id: str) -> Path:
 
 def run_suite(results: Path) -> dict[str, dict]:
     """Run the regression suite into ``results``; summaries by run id. Raises if a run fails."""
-    from suites.definitions import get_suite
-    from suites.launchers import run_sequential
-    from suites.options import RunOptions
-    from suites.plan import plan
+    from suites.launching.launchers import run_sequential
+    from suites.planning.definitions import get_suite
+    from suites.planning.options import RunOptions
+    from suites.planning.plan import plan
 
     run_specs = plan(get_suite("regression"), RunOptions(backend="sim"))
     failed = [o for o in run_sequential([(run_spec,) for run_spec in run_specs], results) if o.status != "COMPLETED"]

@@ -15,12 +15,13 @@ import torch
 
 import envs
 from envs.errors import UsageError, require_writable
-from suites import launchers, progress, suite_file
-from suites.definitions import SUITES, Suite, get_suite
-from suites.options import RunOptions
-from suites.plan import check_records_match, plan, seed_groups
-from suites.records import DONE, run_status
-from suites.spec import RunSpec
+from suites.launching import launchers, progress
+from suites.launching.records import DONE, run_status
+from suites.planning import suite_file
+from suites.planning.definitions import SUITES, Suite, get_suite
+from suites.planning.options import RunOptions
+from suites.planning.plan import check_records_match, plan, seed_groups
+from suites.planning.spec import RunSpec
 
 
 class _Parser(argparse.ArgumentParser):

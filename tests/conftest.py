@@ -1,7 +1,7 @@
 """Markers that describe what a test needs become skips, with the reason, where that thing is absent:
 ``gpu`` (CUDA) and ``sc2`` (StarCraft II with smacv2). The benchmarks under ``tests/benchmarks`` are
 collected only when benchmarking is on (``tox -e bench`` passes ``--benchmark-enable``), so the default
-run does not spend minutes on their warm-ups. Torch uses the runs' thread default (``suites/threads.py``)
+run does not spend minutes on their warm-ups. Torch uses the runs' thread default (``suites/launching/threads.py``)
 in every test, so the tests hold up beside other work on the machine."""
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def _absent(marker: str) -> str | None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from suites import threads
+    from suites.launching import threads
 
     threads.apply()
 

@@ -87,12 +87,12 @@ def shortest_path_actions(env, step) -> torch.Tensor:
 def write_record(results, suite: str, task: str, algorithm: str, seed: int, family: str = "smac", backend: str = "sim",
                  evals: dict[int, float] | None = None, absolute: float | None = None, status: str = "COMPLETED",
                  checkpoint: bool = False, variant: str = "") -> None:
-    """A Sacred record as ``suites.experiment`` leaves it (attempt 1), with the headline metric only."""
+    """A Sacred record as ``suites.launching.experiment`` leaves it (attempt 1), with the headline metric only."""
     import dataclasses
     import json
 
     from envs import FAMILIES
-    from suites.records import run_id
+    from suites.launching.records import run_id
 
     backend = backend if backend in FAMILIES[family].backends else family
     env_spec = FAMILIES[family].describe(task.split("/", 1)[1], backend, n_agents=2, obs_dim=4, state_dim=8, n_actions=3,
@@ -103,8 +103,8 @@ def write_record(results, suite: str, task: str, algorithm: str, seed: int, fami
     attempt = run_dir / "1"
     attempt.mkdir(parents=True)
     from algorithms import display_name
-    from suites.definitions import Suite
-    from suites.records import RECORD_FORMAT
+    from suites.launching.records import RECORD_FORMAT
+    from suites.planning.definitions import Suite
 
     config = dict(record_format=RECORD_FORMAT, suite=suite, family=family, task=task, backend=backend,
                   algorithm=algorithm, display_name=display_name(algorithm), variant=variant, preset="tiny", seed=seed,

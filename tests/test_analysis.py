@@ -7,7 +7,7 @@ import pytest
 from rliable import metrics
 
 from analysis import make_plots, stats
-from analysis.records import SkippedRecord, load_records
+from analysis.loading import SkippedRecord, load_records
 from tests.helpers import write_record
 
 ALGOS = ("mabl", "mabl_single_level", "mamba", "mappo")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from suites import run as cli
-from suites.records import DONE, run_status
+from suites.launching.records import DONE, run_status
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "suites" / "examples" / "mappo_lr_sweep.toml"
@@ -109,7 +109,7 @@ def test_results_go_to_the_working_directory_by_default(tmp_path):
 
 
 def test_records_name_the_commit_in_a_checkout_and_the_package_version_otherwise(monkeypatch, tmp_path):
-    from suites import provenance
+    from suites.launching import provenance
 
     assert provenance.versions()[provenance.PACKAGE] != "not installed"
     if (ROOT / ".git").exists():
@@ -121,7 +121,7 @@ def test_records_name_the_commit_in_a_checkout_and_the_package_version_otherwise
 def test_the_package_admits_python_3_10_to_3_13():
     from packaging.specifiers import SpecifierSet
 
-    from suites.suite_file import tomllib
+    from suites.planning.suite_file import tomllib
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     admitted = SpecifierSet(project["requires-python"])

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from suites import run as cli
-from suites.definitions import SUITES
-from suites.launchers import Outcome
-from suites.plan import plan
-from suites.records import DONE, FAILED, PARTIAL, PENDING, run_status
+from suites.launching.launchers import Outcome
+from suites.launching.records import DONE, FAILED, PARTIAL, PENDING, run_status
+from suites.planning.definitions import SUITES
+from suites.planning.plan import plan
 
 FAST = ["--tasks", "smac/3m", "--algorithms", "mappo", "--steps", "256", "--eval-episodes", "2", "--backend", "sim"]
 
@@ -128,7 +128,7 @@ def test_the_sequential_launcher_shows_suite_progress_and_each_run_keeps_its_pro
 
 
 def test_the_summary_line_sums_up_the_runs_in_flight(tmp_path):
-    from suites import progress
+    from suites.launching import progress
 
     for name, steps, rate in (("a", 500, 100.0), ("b", 250, 50.0)):
         (tmp_path / name).mkdir()
@@ -167,9 +167,9 @@ def test_a_ray_task_whose_worker_dies_is_retried_and_resumes_its_run(tmp_path):
     import signal
     import threading
 
-    from suites import launchers
-    from suites.lease import LEASE
-    from suites.spec import RunSpec
+    from suites.launching import launchers
+    from suites.launching.lease import LEASE
+    from suites.planning.spec import RunSpec
 
     spec = RunSpec(suite="t", task="smac/3m", algorithm="mappo", preset="tiny", seed=0, steps=4096,
                    eval_interval=1024, eval_episodes=2, backend="sim")
@@ -195,7 +195,7 @@ def test_a_ray_task_whose_worker_dies_is_retried_and_resumes_its_run(tmp_path):
 def test_a_plain_progress_line_shows_the_suites_eta_as_it_is_when_printed(capsys):
     """In a log file a group's progress lines carry the suite's ETA as it is refreshed, not as it was when the
     group started (a suite of one group used to say "ETA unknown" to the end)."""
-    from suites.progress import PlainBar
+    from suites.launching.progress import PlainBar
 
     state = {"eta": "ETA unknown"}
     bar = PlainBar(100, "smoke/smac_3m/mamba/seed_0,1", every=0.0, heading=lambda: f"suite: 0/2 runs done, {state['eta']}")
@@ -229,7 +229,7 @@ def _listening() -> set[tuple[str, int]]:
 def test_a_local_ray_instance_listens_on_the_loopback_interface_only():
     import ray
 
-    from suites.launchers import local_ray
+    from suites.launching.launchers import local_ray
 
     before = _listening()
     with local_ray(ray, include_dashboard=False, log_to_driver=False, configure_logging=False, num_cpus=1):
@@ -291,7 +291,7 @@ def test_bad_launcher_options_exit_2(argv, message, tmp_path, capsys):
 
 
 def test_cuda_groups_are_spread_round_robin_over_the_visible_gpus():
-    from suites.launchers import spread_devices
+    from suites.launching.launchers import spread_devices
 
     runs = expand("smoke", "--seeds", "3", "--tasks", "smac/3m", "--algorithms", "mappo", "--backend", "sim")
 
@@ -309,8 +309,8 @@ def test_cuda_groups_are_spread_round_robin_over_the_visible_gpus():
 
 
 def test_a_worker_that_dies_without_a_record_is_reported_failed(tmp_path):
-    from suites.launchers import FAILED as FAILED_STATUS
-    from suites.launchers import _outcome_from_record
+    from suites.launching.launchers import FAILED as FAILED_STATUS
+    from suites.launching.launchers import _outcome_from_record
 
     spec = expand("smoke", "--seeds", "1", *FAST)[0]
     _record(tmp_path, spec.run_id, "RUNNING", checkpoint=True)  # killed (e.g. out of memory) mid-run
@@ -333,8 +333,8 @@ def test_a_list_of_values_sweeps_the_grid_of_the_fields_that_reach_each_algorith
 
 
 def test_a_suite_plans_from_python_as_from_the_command_line():
-    from suites.definitions import get_suite
-    from suites.options import RunOptions
+    from suites.planning.definitions import get_suite
+    from suites.planning.options import RunOptions
 
     options = RunOptions(seeds=2, tasks=("smac/3m",), algorithms=("mappo",), assignments=("mappo.lr=1e-3",),
                          backend="sim")
@@ -347,7 +347,7 @@ def test_every_run_option_has_one_flag_and_the_file_takes_all_but_the_suites_own
     same name, as a typed value, and the command line overrides it."""
     import dataclasses
 
-    from suites.options import RunOptions
+    from suites.planning.options import RunOptions
 
     flags = {a.dest: a.option_strings for a in cli.parser()._actions}
     for f in dataclasses.fields(RunOptions):
@@ -368,7 +368,7 @@ def test_every_run_option_has_one_flag_and_the_file_takes_all_but_the_suites_own
 def test_the_suite_eta_comes_from_each_kind_of_runs_own_rate(tmp_path):
     """A fast kind of run (1,000 steps/s) and a slow one (10 steps/s): the slow runs' remaining steps set the
     ETA, and a kind not yet seen borrows the slowest rate so far (tqdm's one smoothed rate would mix them)."""
-    from suites.progress import SuiteEta
+    from suites.launching.progress import SuiteEta
 
     def run(name, kind, steps=None, rate=None):
         record = tmp_path / name

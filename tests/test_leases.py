@@ -1,4 +1,4 @@
-"""One writer per run (``suites/lease.py``): a run another process is training is left alone, a stale lease is
+"""One writer per run (``suites/launching/lease.py``): a run another process is training is left alone, a stale lease is
 taken over, and two launchers on one results folder train every run exactly once."""
 import json
 import os
@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from suites import lease
-from suites.lease import LEASE, STALE_SECONDS, Heartbeat, RunLease, live_holder
-from suites.records import DONE, attempts, run_status
+from suites.launching import lease
+from suites.launching.lease import LEASE, STALE_SECONDS, Heartbeat, RunLease, live_holder
+from suites.launching.records import DONE, attempts, run_status
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,8 +88,8 @@ def test_only_the_holder_releases_and_a_second_process_here_is_refused(tmp_path)
 def test_a_holder_whose_lease_was_taken_over_stops_without_writing(tmp_path, monkeypatch):
     """The heartbeat finds the lease taken over; the training loop stops at its next step, as interrupted, and
     writes no checkpoint beside the new holder."""
-    from suites.experiment import execute
-    from suites.spec import RunSpec
+    from suites.launching.experiment import execute
+    from suites.planning.spec import RunSpec
     from tests.test_suites import TINY
 
     spec = RunSpec(seed=0, **{**TINY, "steps": 20_000, "eval_interval": 20_000})
@@ -156,8 +156,8 @@ def test_two_launchers_on_one_results_folder_train_every_run_once(tmp_path):
 
 def test_the_status_view_reads_every_run_from_the_results_folder(tmp_path, capsys):
     from suites import run as cli
-    from suites.experiment import execute
-    from suites.plan import plan
+    from suites.launching.experiment import execute
+    from suites.planning.plan import plan
     from tests.test_suites import InterruptedAt
 
     command = ["smoke", "--tasks", "smac/3m", "--algorithms", "mappo", "--seeds", "5", "--steps", "768",

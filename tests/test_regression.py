@@ -6,8 +6,8 @@ import pytest
 
 import envs
 from suites import regression
-from suites.definitions import SUITES
-from suites.records import run_id as record_id
+from suites.launching.records import run_id as record_id
+from suites.planning.definitions import SUITES
 
 
 def run_id(task: str, algorithm: str) -> str:

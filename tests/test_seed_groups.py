@@ -13,10 +13,10 @@ import envs
 from algorithms.mappo.agent import MAPPO
 from envs.members import make_members
 from suites import run as cli
-from suites.experiment import execute, execute_group
-from suites.plan import seed_groups
-from suites.records import DONE, FAILED, run_status
-from suites.spec import RunSpec
+from suites.launching.experiment import execute, execute_group
+from suites.launching.records import DONE, FAILED, run_status
+from suites.planning.plan import seed_groups
+from suites.planning.spec import RunSpec
 from tests.test_suites import InterruptedAt, _learning, _metrics
 
 TINY = dict(suite="test", task="smac/3m", algorithm="mappo", preset="tiny", steps=512, eval_interval=256,
@@ -244,7 +244,7 @@ def test_a_suite_file_sets_the_seed_batch(tmp_path, capsys):
 
 
 def test_the_analysis_reads_batched_and_solo_records_alike(tmp_path):
-    from analysis.records import load_records
+    from analysis.loading import load_records
 
     specs = _specs(0, 1, 2, steps=256)
     execute_group(specs[:2], tmp_path)
@@ -255,7 +255,7 @@ def test_the_analysis_reads_batched_and_solo_records_alike(tmp_path):
 
 
 def test_thread_settings_are_chosen_in_one_place_and_recorded(tmp_path, monkeypatch):
-    from suites import threads
+    from suites.launching import threads
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert threads.choose() == threads.DEFAULT_THREADS == 1

@@ -168,8 +168,8 @@ def test_a_medivac_heals_the_most_damaged_ally_in_reach():
 def test_a_scripted_baseline_runs_as_a_suite_run(tmp_path):
     import json
 
-    from suites.experiment import execute
-    from suites.spec import RunSpec
+    from suites.launching.experiment import execute
+    from suites.planning.spec import RunSpec
 
     spec = RunSpec(suite="test", task="smac/3m", algorithm="focus_fire", preset="tiny", seed=0, steps=256,
                    eval_interval=128, eval_episodes=4, backend="sim")

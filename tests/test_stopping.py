@@ -1,4 +1,4 @@
-"""Stopping on a signal (``suites/stopping.py``): a checkpoint at the next safe point, the record INTERRUPTED at
+"""Stopping on a signal (``suites/launching/stopping.py``): a checkpoint at the next safe point, the record INTERRUPTED at
 the step reached, and a rerun that resumes it to the uninterrupted run's series, bit for bit."""
 import importlib.util
 import json
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from suites.records import DONE, attempts, run_status
+from suites.launching.records import DONE, attempts, run_status
 from tests.test_suites import _learning
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,9 +57,9 @@ def test_a_signal_checkpoints_the_run_where_it_is_and_a_rerun_resumes_it_exactly
 
 
 def test_a_checkpoint_of_another_format_is_refused_with_what_to_do(tmp_path):
-    from suites.experiment import execute
-    from suites.spec import RunSpec
-    from suites.training import CHECKPOINT_FORMAT
+    from suites.launching.experiment import execute
+    from suites.planning.spec import RunSpec
+    from suites.training.loop import CHECKPOINT_FORMAT
     from tests.test_suites import TINY, InterruptedAt
 
     spec = RunSpec(seed=0, **TINY)
@@ -74,7 +74,7 @@ def test_a_checkpoint_of_another_format_is_refused_with_what_to_do(tmp_path):
 
 
 def test_the_first_stop_signal_is_noted_a_second_ctrl_c_stops_at_once_and_others_change_nothing():
-    from suites.stopping import StopSignals
+    from suites.launching.stopping import StopSignals
 
     stop = StopSignals()
     with stop.active():
@@ -90,20 +90,25 @@ def test_the_first_stop_signal_is_noted_a_second_ctrl_c_stops_at_once_and_others
 @pytest.mark.skipif(importlib.util.find_spec("submitit") is None, reason="submitit not installed (pip install -e '.[submitit]')")
 def test_a_submitit_job_that_reaches_its_time_limit_checkpoints_is_requeued_and_completes(tmp_path):
     """submitit's local executor, 1 minute per job with its warning signal 50 s early: every 10 s (start-up
-    included) the run checkpoints at the step reached and the job is requeued, until the run completes; 40,000
-    MAPPO `tiny` steps need at least two such slices on a 2-core machine."""
-    driver = (
-        "import json, sys; from pathlib import Path; import envs; from suites.launchers import run_submitit; "
-        "from suites.spec import RunSpec; "
-        "spec = RunSpec(suite='req', task='smac/3m', algorithm='mappo', preset='tiny', seed=0, steps=40000, "
-        "eval_interval=40000, eval_episodes=1, backend='sim', env_spec=envs.env_spec('smac/3m', 'sim')); "
-        "out = run_submitit([(spec,)], Path(sys.argv[1]), 'local', {'timeout_min': 1, 'signal_delay_s': 50}, "
-        "requeues=10); print(json.dumps([o.status for o in out]))")
-    done = subprocess.run([sys.executable, "-c", driver, str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0 and done.stdout.strip().endswith('["COMPLETED"]'), done.stdout + done.stderr
-    run_dir = tmp_path / "runs" / "req/smac_3m/mappo/seed_0"
-    statuses = [record["status"] for _, record in attempts(run_dir)]
+    included) the run checkpoints at the step reached and the job is requeued, until the run completes. The budget
+    must outlast one slice on this machine, whatever its speed: 40,000 MAPPO `tiny` steps, or ten times as many
+    where a machine trains 40,000 within one slice."""
+    for steps in (40_000, 400_000):
+        driver = (
+            "import json, sys; from pathlib import Path; import envs; from suites.launching.launchers import run_submitit; "
+            "from suites.planning.spec import RunSpec; "
+            f"spec = RunSpec(suite='req', task='smac/3m', algorithm='mappo', preset='tiny', seed=0, steps={steps}, "
+            f"eval_interval={steps}, eval_episodes=1, backend='sim', env_spec=envs.env_spec('smac/3m', 'sim')); "
+            "out = run_submitit([(spec,)], Path(sys.argv[1]), 'local', {'timeout_min': 1, 'signal_delay_s': 50}, "
+            "requeues=20); print(json.dumps([o.status for o in out]))")
+        results = tmp_path / str(steps)
+        done = subprocess.run([sys.executable, "-c", driver, str(results)], cwd=ROOT, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0 and done.stdout.strip().endswith('["COMPLETED"]'), done.stdout + done.stderr
+        run_dir = results / "runs" / "req/smac_3m/mappo/seed_0"
+        statuses = [record["status"] for _, record in attempts(run_dir)]
+        if len(statuses) > 1:
+            break
     assert len(statuses) >= 2 and statuses[-1] == "COMPLETED" and set(statuses[:-1]) == {"INTERRUPTED"}, statuses
     first = json.loads((run_dir / "1" / "info.json").read_text())
-    assert first["interrupted_by"] == "SIGUSR2" and 0 < first["interrupted_at_step"] < 40000
+    assert first["interrupted_by"] == "SIGUSR2" and 0 < first["interrupted_at_step"] < steps

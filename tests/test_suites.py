@@ -8,11 +8,11 @@ import torch
 
 from algorithms import Divergence
 from suites import run as cli
-from suites.evaluation import EpisodeStats, evaluation_rank
-from suites.experiment import execute
-from suites.plan import check_wandb, plan
-from suites.records import DONE, FAILED, PARTIAL, PENDING, run_status
-from suites.spec import RunSpec
+from suites.launching.experiment import execute
+from suites.launching.records import DONE, FAILED, PARTIAL, PENDING, run_status
+from suites.planning.plan import check_wandb, plan
+from suites.planning.spec import RunSpec
+from suites.training.evaluation import EpisodeStats, evaluation_rank
 
 TINY = dict(suite="test", task="smac/3m", algorithm="mappo", preset="tiny", steps=768, eval_interval=256,
             eval_episodes=4, backend="sim")
@@ -240,8 +240,8 @@ def test_a_full_disk_fails_the_run_with_a_plain_message_and_the_run_resumes(tmp_
     checkpoint (the partial one never replaces it) and resume to the uninterrupted history."""
     import torch
 
-    from suites import checkpoint
     from suites.errors import DiskFull
+    from suites.training import checkpoint
 
     spec = RunSpec(seed=2, **TINY)
     execute(spec, tmp_path / "whole")
@@ -288,16 +288,16 @@ def test_divergence_fails_the_run_and_keeps_its_checkpoint(tmp_path, monkeypatch
 
 
 def test_suite_continues_after_a_failure_and_exits_1(tmp_path, monkeypatch, capsys):
-    import suites.experiment
+    import suites.launching.experiment
 
-    real = suites.experiment.execute_group
+    real = suites.launching.experiment.execute_group
 
     def flaky(specs, results, progress=None):
         if specs[0].seed == 0:
             raise Divergence("loss 'train/value_loss' is not finite")
         return real(specs, results, progress)
 
-    monkeypatch.setattr(suites.experiment, "execute_group", flaky)
+    monkeypatch.setattr(suites.launching.experiment, "execute_group", flaky)
     code = cli.main(["smoke", "--seeds", "2", "--tasks", "smac/3m", "--algorithms", "mappo", "--steps", "512",
                      "--eval-episodes", "2",
                      "--results", str(tmp_path), "--backend", "sim"])
@@ -412,7 +412,7 @@ def test_analysis_turns_records_into_figures_and_tables(tmp_path, capsys):
 
 
 def test_each_sweep_point_is_recorded_as_its_own_variant_and_analysed_as_an_algorithm(tmp_path, capsys):
-    from analysis.records import load_records
+    from analysis.loading import load_records
 
     argv = ["smoke", "--tasks", "smac/3m", "--algorithms", "mappo", "--steps", "256", "--eval-episodes", "2", "--seeds", "1",
             "--backend", "sim", "--results", str(tmp_path), "--set", "lr=1e-3,2e-3"]

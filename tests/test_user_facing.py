@@ -147,8 +147,8 @@ def test_a_sweep_reruns_as_done(tmp_path, capsys):
 def test_memory_stays_flat_across_the_runs_of_one_process(tmp_path):
     """World-model runs one after another in one process (as the sequential launcher runs a suite): what a
     finished run held is freed, so resident memory does not climb run after run."""
-    from suites.experiment import execute
-    from suites.spec import RunSpec
+    from suites.launching.experiment import execute
+    from suites.planning.spec import RunSpec
 
     def resident_mb() -> float:
         with open("/proc/self/status") as f:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from envs.base import first_unavailable
-from envs.smac import units as U
+from envs.smac import units
 from envs.smac.layout import N_NO_ATTACK, REWARD_SCALE_RATE, SIGHT_RANGE
 from envs.smac.maps import MAP_SIZE
 
@@ -120,7 +120,7 @@ class SmacInterface:
 
         # global state (ENV:1135-1258)
         centre = (s.pos - MAP_SIZE / 2) / MAP_SIZE
-        cd = torch.where(self.healer, s.energy / U.MEDIVAC_MAX_ENERGY, s.cooldown / self.state_cd_max)
+        cd = torch.where(self.healer, s.energy / units.MEDIVAC_MAX_ENERGY, s.cooldown / self.state_cd_max)
         ally = [hp_frac[:, :N, None], cd[:, :N, None], centre[:, :N]]
         if sa:
             ally.append(sh_frac[:, :N, None])

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from envs.base import MultiAgentEnv, Step
-from envs.smac import units as U
+from envs.smac import units
 from envs.smac.interface import MOVE_AMOUNT, REWARD_DEATH, REWARD_WIN, SmacInterface
 from envs.smac.layout import N_NO_ATTACK, smac_layout
 from envs.smac.maps import ALLY_TYPE_ORDER, ENEMY_TYPE_BITS, MAP_SIZE, TERRAIN, SmacMap, get_map
@@ -124,23 +124,23 @@ class SmacSimulator(Pathing, Opponent, SmacInterface, MultiAgentEnv):
         self.n_agents, self.n_enemies = N, E = m.n_agents, m.n_enemies
         self.n_units = N + E
         self.n_actions = self.layout.n_actions
-        types = [U.UNITS[t] for t in m.ally_types + m.enemy_types]
+        types = [units.UNITS[t] for t in m.ally_types + m.enemy_types]
 
         def col(fn, dtype=torch.float32):
             return torch.tensor([fn(t) for t in types], dtype=dtype, device=dev)
 
         self.hp_max, self.shield_max, self.armor = col(lambda t: t.hp), col(lambda t: t.shield), col(lambda t: t.armor)
-        self.speed = col(lambda t: t.speed / U.LOOPS_PER_SECOND)  # per game loop
+        self.speed = col(lambda t: t.speed / units.LOOPS_PER_SECOND)  # per game loop
         self.radius = col(lambda t: t.radius)
         self.light, self.armored = col(lambda t: t.light, torch.bool), col(lambda t: t.armored, torch.bool)
         self.biological, self.air = col(lambda t: t.biological, torch.bool), col(lambda t: t.air, torch.bool)
         self.damage, self.attacks = col(lambda t: t.damage), col(lambda t: float(t.attacks))
         self.bonus_light = col(lambda t: t.bonus_damage if t.bonus_vs == "light" else 0.0)
         self.bonus_armored = col(lambda t: t.bonus_damage if t.bonus_vs == "armored" else 0.0)
-        self.weapon_range = col(lambda t: U.MEDIVAC_HEAL_RANGE if t.healer else t.weapon_range)
+        self.weapon_range = col(lambda t: units.MEDIVAC_HEAL_RANGE if t.healer else t.weapon_range)
         self.period = col(lambda t: t.weapon_period)
         self.hits_ground, self.hits_air = col(lambda t: t.hits_ground, torch.bool), col(lambda t: t.hits_air, torch.bool)
-        self.hp_regen = col(lambda t: t.hp_regen / U.LOOPS_PER_SECOND)
+        self.hp_regen = col(lambda t: t.hp_regen / units.LOOPS_PER_SECOND)
         self.healer = col(lambda t: t.healer, torch.bool)
         # fixed by the map: plain bools, so the step never reads a tensor back to the host (a sync on GPU)
         self.any_healer = any(t.healer for t in types)
@@ -149,7 +149,7 @@ class SmacSimulator(Pathing, Opponent, SmacInterface, MultiAgentEnv):
         self.scan = col(lambda t: max(SCAN_RANGE, t.weapon_range + (SCAN_MARGIN if t.speed > 0 and t.weapon_range > 1 else 0)))
         self.is_enemy = torch.arange(self.n_units, device=dev) >= N
         self.move_dirs = torch.tensor(MOVE_DIRS, device=dev)
-        self.obs_shield_max = col(lambda t: U.SMAC_MAX_SHIELD.get(t.name, 1.0))
+        self.obs_shield_max = col(lambda t: units.SMAC_MAX_SHIELD.get(t.name, 1.0))
         self.state_cd_max = col(lambda t: t.smac_max_cooldown)
 
         # unit-type one-hot bits (ENV:1387-1420)
@@ -207,7 +207,7 @@ class SmacSimulator(Pathing, Opponent, SmacInterface, MultiAgentEnv):
         spawn = self.spawn.expand(b, Un, 2)
         pos = spawn + (noise * 2 - 1) * SPAWN_JITTER
         pos = torch.where(self._pathable(pos).unsqueeze(-1), pos, spawn)
-        energy = torch.where(self.healer, U.MEDIVAC_START_ENERGY, 0.0).expand(b, Un).clone()
+        energy = torch.where(self.healer, units.MEDIVAC_START_ENERGY, 0.0).expand(b, Un).clone()
         return _State(
             pos=pos, hp=self.hp_max.expand(b, Un).clone(), shield=self.shield_max.expand(b, Un).clone(),
             energy=energy, cooldown=torch.zeros(b, Un, device=dev),
@@ -388,7 +388,7 @@ class SmacSimulator(Pathing, Opponent, SmacInterface, MultiAgentEnv):
         # shields absorb first; the spill-over loses armour once per attack, never below 0.5 per attack
         absorbed = torch.minimum(s.shield, raw)
         rest = raw - absorbed
-        hp_loss = torch.where(rest > 0, torch.maximum(rest - self.armor * n_hits, U.MIN_DAMAGE * n_hits), rest)
+        hp_loss = torch.where(rest > 0, torch.maximum(rest - self.armor * n_hits, units.MIN_DAMAGE * n_hits), rest)
         hit = raw > 0
         s.shield = s.shield - absorbed
         s.hp = s.hp - hp_loss
@@ -408,21 +408,21 @@ class SmacSimulator(Pathing, Opponent, SmacInterface, MultiAgentEnv):
         t_hp, t_max = self._gather(s.hp, tgt), self._gather(self.hp_max.expand_as(s.hp), tgt)
         t_bio = self._gather(self.biological.expand_as(s.alive), tgt)
         healing = s.alive & self.healer & in_range & t_bio & (t_hp < t_max)
-        amount = torch.minimum(torch.full_like(t_hp, U.MEDIVAC_HEAL_RATE / U.LOOPS_PER_SECOND * self.dt),
-                               torch.minimum(t_max - t_hp, s.energy * U.MEDIVAC_HP_PER_ENERGY)) * healing
-        s.energy = s.energy - amount / U.MEDIVAC_HP_PER_ENERGY
+        amount = torch.minimum(torch.full_like(t_hp, units.MEDIVAC_HEAL_RATE / units.LOOPS_PER_SECOND * self.dt),
+                               torch.minimum(t_max - t_hp, s.energy * units.MEDIVAC_HP_PER_ENERGY)) * healing
+        s.energy = s.energy - amount / units.MEDIVAC_HP_PER_ENERGY
         slot = torch.where(healing, tgt, torch.full_like(tgt, self.n_units))
         gain = torch.zeros(s.hp.shape[0], self.n_units + 1, device=self.device).scatter_add_(1, slot, amount)
         s.hp = s.hp + gain[:, : self.n_units] * s.alive
 
     def _regenerate(self, s: _State) -> None:
         dt = self.dt
-        regen_shield = s.alive & (s.since_hit >= U.SHIELD_REGEN_DELAY)
-        s.shield = torch.where(regen_shield, (s.shield + U.SHIELD_REGEN_RATE / U.LOOPS_PER_SECOND * dt)
+        regen_shield = s.alive & (s.since_hit >= units.SHIELD_REGEN_DELAY)
+        s.shield = torch.where(regen_shield, (s.shield + units.SHIELD_REGEN_RATE / units.LOOPS_PER_SECOND * dt)
                                .minimum(self.shield_max), s.shield)
         s.hp = torch.where(s.alive, (s.hp + self.hp_regen * dt).minimum(self.hp_max), s.hp)
-        s.energy = torch.where(s.alive & self.healer, (s.energy + U.MEDIVAC_ENERGY_REGEN / U.LOOPS_PER_SECOND * dt)
-                               .clamp(max=U.MEDIVAC_MAX_ENERGY), s.energy)
+        s.energy = torch.where(s.alive & self.healer, (s.energy + units.MEDIVAC_ENERGY_REGEN / units.LOOPS_PER_SECOND * dt)
+                               .clamp(max=units.MEDIVAC_MAX_ENERGY), s.energy)
 
     # ------------------------------------------------------------------ reward and termination
     # ------------------------------------------------------------------ observations

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from envs.smac import units as U
+from envs.smac import units
 from envs.smac.layout import N_MOVE_FEATS, SIGHT_RANGE, smac_layout
 from envs.smac.maps import get_map
 
@@ -42,11 +42,11 @@ class ObservationDecoder:
         N = m.n_agents
         self.enemy_shield_bit = layout.enemy_shield_bits
         self.enemy_width, self.ally_width, self.ally_start = layout.enemy_width, layout.ally_width, layout.ally_start
-        enemy_types = [U.UNITS[t] for t in m.enemy_types]
-        ally_types = [U.UNITS[t] for t in m.ally_types]
+        enemy_types = [units.UNITS[t] for t in m.enemy_types]
+        ally_types = [units.UNITS[t] for t in m.ally_types]
         self.enemy_hp_max = torch.tensor([t.hp for t in enemy_types], device=device)
         # the observation's shield fraction is over SMAC's max shield table (ENV:874-881)
-        self.enemy_shield_max = torch.tensor([U.SMAC_MAX_SHIELD.get(t.name, 0.0) for t in enemy_types], device=device)
+        self.enemy_shield_max = torch.tensor([units.SMAC_MAX_SHIELD.get(t.name, 0.0) for t in enemy_types], device=device)
         self.ally_hp_max = torch.tensor([t.hp for t in ally_types], device=device)
         self.healer = torch.tensor([t.healer for t in ally_types], device=device)
         # row k of agent i's ally block describes ally others[i, k] (all allies but i, in index order)

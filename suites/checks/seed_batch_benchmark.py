@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from suites import threads
-from suites.experiment import execute, execute_group
-from suites.spec import RunSpec
+from suites.launching import threads
+from suites.launching.experiment import execute, execute_group
+from suites.planning.spec import RunSpec
 
 
 def phases(results: Path, specs: list[RunSpec]) -> dict[str, float]:
@@ -57,7 +57,7 @@ def main() -> None:
     args = p.parse_args()
 
     print(f"{args.algorithm} `{args.preset}` on {args.task}, {args.steps} steps per run, device {args.device}, "
-          f"torch {torch.__version__}, {threads.choose()} thread(s) per run (suites/threads.py)\n")
+          f"torch {torch.__version__}, {threads.choose()} thread(s) per run (suites/launching/threads.py)\n")
     print("| K | K solo runs (s) | group (s) | speed-up | act+env solo / group (s) | learn solo / group (s) |")
     print("|---|---|---|---|---|---|")
     def runs(k: int, steps: int) -> list[RunSpec]:

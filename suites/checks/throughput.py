@@ -55,8 +55,8 @@ def simulator_rate(name: str, num_envs: int, device: str, checked: bool, compile
 def mappo_rate(device: str, steps: int = 2048) -> float:
     import tempfile
 
-    from suites.experiment import execute
-    from suites.spec import RunSpec
+    from suites.launching.experiment import execute
+    from suites.planning.spec import RunSpec
 
     spec = RunSpec(suite="bench", task="smac/3m", algorithm="mappo", preset="tiny", seed=0, steps=steps,
                    eval_interval=steps, eval_episodes=2, device=device, backend="sim")

@@ -6,7 +6,7 @@ import dataclasses
 import envs
 from algorithms import make_config
 from envs.spec import EnvSpec
-from suites import records
+from suites.launching import records
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,7 +28,7 @@ class RunSpec:
     overrides: tuple = ()  # (field, value) pairs applied to the algorithm config
     variant: str = ""  # names a variant of the algorithm (its own records, its own label in the analysis)
     wandb: str = ""  # Weights & Biases project to log to as well ("": off)
-    threads: int = 0  # torch CPU threads of the run's process (0: OMP_NUM_THREADS, else 1; suites/threads.py)
+    threads: int = 0  # torch CPU threads of the run's process (0: OMP_NUM_THREADS, else 1; suites/launching/threads.py)
     env_spec: EnvSpec | None = None  # resolved with the backend when the spec is made (or read back from JSON)
     improvement: tuple[str, ...] = ()  # the comparisons of its suite (``Suite.improvement``, ``Suite.ablation``)
     ablation: tuple[str, ...] = ()

@@ -12,13 +12,13 @@ import torch
 import envs
 from algorithms import check_algorithm
 from envs.errors import UsageError
-from suites.assignments import parse_sweep
-from suites.definitions import Suite
-from suites.launchers import CLUSTERS, LAUNCHERS, RAY_HINT, SUBMITIT_HINT
-from suites.metrics import WANDB_HINT
-from suites.options import RunOptions
-from suites.records import recorded_settings
-from suites.spec import RunSpec
+from suites.launching.launchers import CLUSTERS, LAUNCHERS, RAY_HINT, SUBMITIT_HINT
+from suites.launching.metrics import WANDB_HINT
+from suites.launching.records import recorded_settings
+from suites.planning.assignments import parse_sweep
+from suites.planning.definitions import Suite
+from suites.planning.options import RunOptions
+from suites.planning.spec import RunSpec
 
 
 def plan(suite: Suite, options: RunOptions) -> list[RunSpec]:
@@ -135,7 +135,7 @@ def check_records_match(runs: list[RunSpec], results: Path) -> None:
 
 def seed_groups(runs: list[RunSpec], seed_batch: int) -> list[tuple[RunSpec, ...]]:
     """``runs`` in groups of at most ``seed_batch`` seed members: runs that differ only in their seed, in seed
-    order (a group is one process and one launcher job; ``suites/training.py``)."""
+    order (a group is one process and one launcher job; ``suites/training/loop.py``)."""
     by_settings: dict[RunSpec, list[RunSpec]] = {}
     for run_spec in runs:
         by_settings.setdefault(dataclasses.replace(run_spec, seed=0), []).append(run_spec)

@@ -1,5 +1,5 @@
 """The training loop, identical for every algorithm: act, step, observe, learn; evaluate on schedule
-(``suites/evaluation.py``) and checkpoint after every evaluation, so a resumed run replays exactly what an
+(``suites/training/evaluation.py``) and checkpoint after every evaluation, so a resumed run replays exactly what an
 uninterrupted one does.
 
 The loop trains a *group* of seed members: runs that differ only in their seed, stepping one batch of
@@ -22,13 +22,13 @@ import torch
 from algorithms import Divergence, Transition, make_algorithm
 from algorithms.members import WAITING, Waiting
 from envs.members import make_members, step_holding
-from suites.checkpoint import atomic_save, rng_state, seed_everything, set_rng_state
 from suites.errors import DiskFull
-from suites.evaluation import ABSOLUTE_FACTOR, EpisodeStats, evaluate, evaluation_rank
-from suites.metrics import MetricLog
-from suites.progress import RunProgress
-from suites.spec import RunSpec
-from suites.stopping import LeaseLost, StopRequested, StopSignals
+from suites.launching.metrics import MetricLog
+from suites.launching.progress import RunProgress
+from suites.launching.stopping import LeaseLost, StopRequested, StopSignals
+from suites.planning.spec import RunSpec
+from suites.training.checkpoint import atomic_save, rng_state, seed_everything, set_rng_state
+from suites.training.evaluation import ABSOLUTE_FACTOR, EpisodeStats, evaluate, evaluation_rank
 
 CHECKPOINT_FORMAT = 4  # written into every checkpoint; another number is refused with a clear message
 
@@ -253,7 +253,7 @@ def train_members(ios: list[MemberIO], config, stop: StopSignals | None = None) 
     """Train a group of seed members (same task, algorithm, config and budget; one seed each) to their budgets,
     each resuming from its own checkpoint. Returns, per member, its summary or the error that stopped it.
     An error outside every member's own work (the environments, a full disk) stops the group and propagates;
-    a stop signal (``stop``, ``suites/stopping.py``) checkpoints every member and raises StopRequested."""
+    a stop signal (``stop``, ``suites/launching/stopping.py``) checkpoints every member and raises StopRequested."""
     stop = stop or StopSignals()
     run_spec = ios[0].run_spec
     num_envs = config.num_envs

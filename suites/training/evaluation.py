@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 import envs
-from suites.spec import RunSpec
+from suites.planning.spec import RunSpec
 
 ABSOLUTE_FACTOR = 10
 

@@ -91,8 +91,8 @@ def status_table(runs: list[tuple[str, Path, int]]) -> str:
     whichever node: done, running (and who holds it), interrupted, partial, failed or pending; steps done of
     its budget; its own measured rate; and, for a run not yet done, the time its remaining steps take at that
     rate. ``runs``: (run id, directory, budget)."""
-    from suites.lease import live_holder
-    from suites.records import DONE, PARTIAL, attempts, run_status
+    from suites.launching.lease import live_holder
+    from suites.launching.records import DONE, PARTIAL, attempts, run_status
 
     rows, remaining = [], 0.0
     for run_id, record_dir, total in runs:

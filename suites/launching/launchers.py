@@ -3,7 +3,7 @@ one task, algorithm and config trained in one process (a solo run is a group of 
 isolates failures: a run that raises, or whose process dies, is reported FAILED and the others go on.
 
 - ``local`` with ``jobs=1`` runs in this process under a suite bar (runs done, ETA) and a bar per run.
-- ``local`` with ``jobs>1`` starts one ``python -m suites.worker`` process per group, at most ``jobs`` at a
+- ``local`` with ``jobs>1`` starts one ``python -m suites.launching.worker`` process per group, at most ``jobs`` at a
   time, each with ``cpus // jobs`` torch threads; groups on ``--device cuda`` are spread round-robin over
   the visible GPUs. Each group's output goes to its first run's ``launcher.log``; every 30 s one line sums up the
   suite (runs done, each run in flight with its share and rate, an ETA), from the runs' progress files.
@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from envs.errors import UsageError
-from suites import progress
-from suites.lease import RAY_TASK_VARIABLE, HeldElsewhere, live_holder
-from suites.records import attempts, completed_summary
-from suites.spec import RunSpec
+from suites.launching import progress
+from suites.launching.lease import RAY_TASK_VARIABLE, HeldElsewhere, live_holder
+from suites.launching.records import attempts, completed_summary
+from suites.planning.spec import RunSpec
 
 COMPLETED, FAILED, HELD = "COMPLETED", "FAILED", "HELD"  # HELD: another process is training the run
 LAUNCHERS = ("local", "ray", "submitit")
@@ -74,7 +74,7 @@ def failed(run_spec: RunSpec, err: BaseException) -> Outcome:
 def execute_safely(group: Group, results: Path, progress=None) -> list[Outcome]:
     """One group in this process; any exception becomes a FAILED outcome (Sacred has recorded it), of its
     member alone where it was the member's own."""
-    from suites import experiment
+    from suites.launching import experiment
 
     try:
         summaries = experiment.execute_group(list(group), results, progress=progress)
@@ -232,7 +232,7 @@ def _schedule(pending, running, outcomes, results, jobs, env, poll_interval, run
             log.parent.mkdir(parents=True, exist_ok=True)
             with open(log, "a") as handle:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "suites.worker", str(results),
+                    [sys.executable, "-m", "suites.launching.worker", str(results),
                      json.dumps([dataclasses.asdict(run_spec) for run_spec in group])],
                     stdout=handle, stderr=subprocess.STDOUT, env=env)
             running[proc] = (group, log)
@@ -285,7 +285,7 @@ def local_ray(ray, **options):
 
 def ray_task(group: Group, results: Path) -> list[Outcome]:
     """A group as a Ray task: a retry of it (after its worker died) takes over the leases its earlier attempt
-    left (``suites/lease.py``) and resumes the runs from their checkpoints."""
+    left (``suites/launching/lease.py``) and resumes the runs from their checkpoints."""
     import ray
 
     os.environ[RAY_TASK_VARIABLE] = ray.get_runtime_context().get_task_id()
@@ -334,12 +334,12 @@ def _report(finished: list[Outcome], outcomes: dict) -> None:
 
 class SubmititJob:
     """A group as a submitit job that requeues itself. Before its time limit, or when preempted, submitit
-    sends the job SIGUSR2: the runs stop at their next safe point with a checkpoint (``suites/stopping.py``),
+    sends the job SIGUSR2: the runs stop at their next safe point with a checkpoint (``suites/launching/stopping.py``),
     then submitit's own handler, which the loop had put aside, requeues the job with the same call
     (``checkpoint``: submitit's Checkpointable protocol), which resumes the runs from those checkpoints."""
 
     def __call__(self, group: Group, results: Path) -> list[Outcome]:
-        from suites.stopping import StopRequested
+        from suites.launching.stopping import StopRequested
 
         try:
             return execute_safely(group, results)

@@ -1,10 +1,10 @@
 """Suites from TOML files: ``python -m suites.run path/to/suite.toml [options]``.
 
-A file holds every field of a :class:`~suites.definitions.Suite` (``name``, ``tasks``, ``budgets`` or
+A file holds every field of a :class:`~suites.planning.definitions.Suite` (``name``, ``tasks``, ``budgets`` or
 ``steps`` with ``eval_interval``, ``algorithms``, ``preset``, ``algorithm_presets``, ``default_budget``,
 ``seeds``, ``eval_episodes``, ``description``, and the comparisons ``improvement`` and ``ablation``) and,
 optionally, run options: the fields of
-:class:`~suites.options.RunOptions` that a file may set, under their command-line names (``set``,
+:class:`~suites.planning.options.RunOptions` that a file may set, under their command-line names (``set``,
 ``variant``, ``device``, ``backend``, ``launcher``, ...). They pass the same checks as the command line's,
 which override them (a ``--set`` of the same field replaces the file's). ``suites/examples/`` has an
 example.
@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 
 from envs.errors import UsageError
-from suites.definitions import ALGORITHMS, Suite
-from suites.options import RunOptions
+from suites.planning.definitions import ALGORITHMS, Suite
+from suites.planning.options import RunOptions
 
 if sys.version_info >= (3, 11):
     import tomllib

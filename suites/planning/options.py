@@ -2,7 +2,7 @@
 
 Filled in the order defaults (here) <- a suite file's option keys <- the command line. The command line's
 parser is generated from these fields (``suites/run.py``); a suite file's option keys are their names; and
-``suites.plan.plan(suite, options)`` takes one from Python as from the command line (as BenchMARL's
+``suites.planning.plan.plan(suite, options)`` takes one from Python as from the command line (as BenchMARL's
 ``Benchmark(...)`` does). Adding an option is one field here, and its consumer.
 """
 from __future__ import annotations

@@ -24,7 +24,7 @@ class StopRequested(KeyboardInterrupt):
 
 
 class LeaseLost(KeyboardInterrupt):
-    """Another process took over the run's lease (``suites/lease.py``): stop at once, writing nothing more."""
+    """Another process took over the run's lease (``suites/launching/lease.py``): stop at once, writing nothing more."""
 
 
 class StopSignals:

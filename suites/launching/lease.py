@@ -136,7 +136,7 @@ class RunLease:
 class Heartbeat:
     """Touches ``leases`` every ``HEARTBEAT_SECONDS`` from a daemon thread while the block runs; when one is
     found taken over, calls ``on_lost`` once (the training loop then stops at its next step, writing nothing
-    more: ``suites/stopping.py``)."""
+    more: ``suites/launching/stopping.py``)."""
 
     def __init__(self, leases: list[RunLease], on_lost: Callable[[], None], every: float = HEARTBEAT_SECONDS):
         self.leases, self.on_lost, self.every = leases, on_lost, every

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from suites.records import RECORD_FORMAT, algorithm_label, attempts, run_status
+from suites.launching.records import RECORD_FORMAT, algorithm_label, attempts, run_status
 
 COLUMNS = ["suite", "family", "task", "backend", "game", "algorithm", "preset", "seed", "step", "metric", "value", "status"]
 CONFIG_KEYS = ["suite", "family", "task", "backend", "algorithm", "preset", "seed"]  # read from config.json

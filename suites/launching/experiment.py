@@ -1,6 +1,6 @@
 """One run = one Sacred record, written by a FileStorageObserver in the run's own directory.
 
-A group of seed members trains in one process (``suites/training.py``), yet each member is a run of its own:
+A group of seed members trains in one process (``suites/training/loop.py``), yet each member is a run of its own:
 its own Sacred run, started, beating, logging and ending (COMPLETED, FAILED the moment it fails, or
 INTERRUPTED) on its own, with its own captured output, TensorBoard file and W&B run. A solo run is a group
 of one and is recorded the same way.
@@ -13,21 +13,21 @@ import sys
 from pathlib import Path
 
 from algorithms import display_name
-from suites import threads
-from suites.lease import STALE_SECONDS, Heartbeat, HeldElsewhere, RunLease
-from suites.metrics import MetricLog, tensorboard_writer, wandb_run
-from suites.provenance import git, versions
-from suites.records import DONE, RECORD_FORMAT, algorithm_label, completed_summary, mark_interrupted, run_status
-from suites.spec import RunSpec
-from suites.stopping import StopRequested, StopSignals
-from suites.training import MemberIO, train_members
+from suites.launching import threads
+from suites.launching.lease import STALE_SECONDS, Heartbeat, HeldElsewhere, RunLease
+from suites.launching.metrics import MetricLog, tensorboard_writer, wandb_run
+from suites.launching.provenance import git, versions
+from suites.launching.records import DONE, RECORD_FORMAT, algorithm_label, completed_summary, mark_interrupted, run_status
+from suites.launching.stopping import StopRequested, StopSignals
+from suites.planning.spec import RunSpec
+from suites.training.loop import MemberIO, train_members
 
 
 def run_config(run_spec: RunSpec, group: tuple[int, ...] = (), thread_settings: dict | None = None
                ) -> tuple[dict, object]:
     """Everything that lands in the record's config.json, and the algorithm config it describes.
     ``group``: the seeds trained together in this attempt's process (this one's included), or () alone;
-    ``thread_settings``: this process's (``suites/threads.py``)."""
+    ``thread_settings``: this process's (``suites/launching/threads.py``)."""
     algo_config, env_spec = run_spec.algorithm_config(), run_spec.env_spec
     return {
         "record_format": RECORD_FORMAT, "suite": run_spec.suite, "task": run_spec.task, "family": env_spec.family,

@@ -4,7 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from suites.spec import RunSpec
+from suites.planning.spec import RunSpec
 
 
 class MetricLog:

@@ -1,4 +1,4 @@
-"""``python -m suites.worker RESULTS GROUP_JSON``: one group of seed members (a list of run run_specs; one run
+"""``python -m suites.launching.worker RESULTS GROUP_JSON``: one group of seed members (a list of run run_specs; one run
 alone is a group of one) in its own process, the local launcher's unit.
 
 Exit code 0 when every run of the group completed (or is being trained by another process), 1 when one
@@ -13,10 +13,10 @@ from pathlib import Path
 def main(argv: list[str]) -> int:
     from tqdm import tqdm
 
-    from suites.experiment import execute_group
-    from suites.launchers import group_label
-    from suites.lease import HeldElsewhere
-    from suites.spec import RunSpec
+    from suites.launching.experiment import execute_group
+    from suites.launching.launchers import group_label
+    from suites.launching.lease import HeldElsewhere
+    from suites.planning.spec import RunSpec
 
     results = Path(argv[0])
     group = tuple(RunSpec(**{**fields, "overrides": tuple(tuple(pair) for pair in fields.get("overrides", ()))})
