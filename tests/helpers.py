@@ -1,11 +1,65 @@
-"""Small shared helpers for tests: scripted SMAC policies and state surgery on the simulator."""
+"""Small shared helpers for tests: the repository root, tiny run settings and what runs record, scripted SMAC
+policies and state surgery on the simulator."""
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import torch
 
 import envs
 from envs.smac.layout import N_NO_ATTACK
 from envs.smac.simulator import SmacSimulator
+from suites.planning.spec import RunSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(suite="test", task="smac/3m", algorithm="mappo", preset="tiny", steps=768, eval_interval=256,
+            eval_episodes=4, backend="sim")
+
+SMALL = ["smoke", "--tasks", "smac/3m", "--algorithms", "mappo", "--seeds", "1", "--steps", "256", "--eval-episodes", "2",
+         "--backend", "sim"]  # a suite command of one short run
+MEMBER = dict(suite="test", task="smac/3m", algorithm="mappo", preset="tiny", steps=512, eval_interval=256,
+              eval_episodes=4, backend="sim")  # a seed member's settings in the seed-group tests
+
+
+def member_specs(*seeds: int, **changes) -> list[RunSpec]:
+    """Runs of ``MEMBER`` (with ``changes``) for ``seeds``: seed members of one group."""
+    return [RunSpec(seed=s, **{**MEMBER, **changes}) for s in seeds]
+
+
+class InterruptedAt:
+    """A progress bar whose run the user interrupts (Ctrl-C) once ``steps`` environment steps are done."""
+
+    def __init__(self, steps: int):
+        self.n, self.steps = 0, steps
+
+    def update(self, steps: int) -> None:
+        self.n += steps
+        if self.n >= self.steps:
+            raise KeyboardInterrupt
+
+    def set_postfix_str(self, text: str) -> None:
+        pass
+
+
+def expand(*argv: str) -> list[RunSpec]:
+    """The runs a suite command plans, as ``python -m suites.run ARGV`` would."""
+    from suites import run as cli
+    from suites.planning.plan import plan
+
+    return plan(*cli.read_command(list(argv)))
+
+
+def run_metrics(results: Path, spec: RunSpec, attempt: int | None = None) -> dict:
+    """A run's metrics.json, of its latest attempt unless ``attempt`` is given."""
+    run_dir = results / "runs" / spec.run_id
+    attempt = attempt or max(int(p.name) for p in run_dir.iterdir() if p.name.isdigit())
+    return json.loads((run_dir / str(attempt) / "metrics.json").read_text())
+
+
+def learning(metrics: dict) -> dict:
+    """Every metric's steps and values but the wall times: what two runs of the same settings share exactly."""
+    return {k: (v["steps"], v["values"]) for k, v in metrics.items() if not k.startswith("time/")}
 
 
 def simulator(map_name: str, **options) -> SmacSimulator:

@@ -24,8 +24,9 @@ from envs.smac.games import RESTART_ATTEMPTS, GameError
 from envs.smac.maps import MAPS
 from envs.smac.sc2 import Sc2Env, sc2_available
 from suites import run as cli
+from tests.helpers import ROOT
 
-STAND_INS = Path(__file__).parent / "stand_ins"
+STAND_INS = ROOT / "tests" / "stand_ins"
 FAKE_SPEC = SMAC.describe("3m", "sc2", n_agents=2, obs_dim=4, state_dim=5, n_actions=3, episode_limit=3)
 
 
@@ -218,7 +219,7 @@ def test_a_run_on_the_game_killed_with_sigkill_resumes_and_completes(stand_in, t
     results = tmp_path / "results"
     command = [sys.executable, "-m", "suites.run", *_suite(results, "--seeds", "1", "--steps", "5120")]
     log = results / "runs" / "smoke" / "smac_3m_sc2" / "mappo" / "seed_0" / "1" / "cout.txt"
-    proc = subprocess.Popen(command, cwd=Path(__file__).parent.parent, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300
     while not (log.is_file() and "step 1280:" in log.read_text()):  # a checkpoint past step 0 exists
@@ -227,7 +228,7 @@ def test_a_run_on_the_game_killed_with_sigkill_resumes_and_completes(stand_in, t
     assert proc.poll() is None
     os.killpg(proc.pid, signal.SIGKILL)  # as a lost node; the game processes then exit by themselves
     proc.wait()
-    done = subprocess.run(command, cwd=Path(__file__).parent.parent, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     run_dir = log.parent.parent
     last = max(int(p.name) for p in run_dir.iterdir() if p.name.isdigit())

@@ -6,7 +6,6 @@ of jbr-ai-labs/mamba) or OFFICIAL_MABL_DIR (the ``mabl/`` folder of aravindvenu7
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,8 +26,7 @@ from suites.checks.official_parity import (
     our_name,
     random_batch,
 )
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT
 
 
 def test_a_folder_that_is_not_an_official_checkout_is_named(tmp_path, capsys):

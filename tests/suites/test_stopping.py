@@ -12,9 +12,8 @@ import pytest
 import torch
 
 from suites.launching.records import DONE, attempts, run_status
-from tests.test_suites import _learning
+from tests.helpers import ROOT, learning
 
-ROOT = Path(__file__).resolve().parents[1]
 RUN = "smoke/smac_3m/mappo/seed_0"
 
 
@@ -51,7 +50,7 @@ def test_a_signal_checkpoints_the_run_where_it_is_and_a_rerun_resumes_it_exactly
 
     def metrics(results):
         last = max(n for n, _ in attempts(results / "runs" / RUN))
-        return _learning(json.loads((results / "runs" / RUN / str(last) / "metrics.json").read_text()))
+        return learning(json.loads((results / "runs" / RUN / str(last) / "metrics.json").read_text()))
 
     assert metrics(tmp_path / "cut") == metrics(tmp_path / "whole")
 
@@ -60,7 +59,7 @@ def test_a_checkpoint_of_another_format_is_refused_with_what_to_do(tmp_path):
     from suites.launching.experiment import execute
     from suites.planning.spec import RunSpec
     from suites.training.loop import CHECKPOINT_FORMAT
-    from tests.test_suites import TINY, InterruptedAt
+    from tests.helpers import TINY, InterruptedAt
 
     spec = RunSpec(seed=0, **TINY)
     with pytest.raises(KeyboardInterrupt):

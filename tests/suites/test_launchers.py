@@ -1,8 +1,11 @@
-"""Suite expansion, skip/resume decisions from record states, and the local and Ray launchers."""
+"""Where runs execute (suites/launching/launchers.py): skip/resume decisions from record states, the
+sequential, parallel, Ray and submitit launchers, progress lines and ETAs, and GPU placement."""
 import dataclasses
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,56 +14,9 @@ import pytest
 from suites import run as cli
 from suites.launching.launchers import Outcome
 from suites.launching.records import DONE, FAILED, PARTIAL, PENDING, run_status
-from suites.planning.definitions import SUITES
-from suites.planning.plan import plan
+from tests.helpers import ROOT, SMALL, expand
 
 FAST = ["--tasks", "smac/3m", "--algorithms", "mappo", "--steps", "256", "--eval-episodes", "2", "--backend", "sim"]
-
-
-def expand(*argv):
-    return plan(*cli.read_command(list(argv)))
-
-
-def test_superhard_suite_expands_to_every_map_algorithm_and_seed():
-    runs = expand("smac_superhard", "--seeds", "5")
-    assert len(runs) == 5 * 4 * 5
-    assert {r.task for r in runs} == {"smac/3s5z_vs_3s6z", "smac/6h_vs_8z", "smac/MMM2", "smac/27m_vs_30m", "smac/corridor"}
-    assert {r.algorithm for r in runs} == {"mabl", "mabl_single_level", "mamba", "mappo"}
-    assert {r.seed for r in runs} == set(range(5)) and len({r.run_id for r in runs}) == 100
-    assert {(r.steps, r.eval_interval, r.preset, r.eval_episodes) for r in runs} == {(2_000_000, 40_000, "paper", 32)}
-    assert runs[0].run_id == "smac_superhard/smac_3s5z_vs_3s6z/mabl/seed_0"
-
-
-@pytest.mark.parametrize("suite, runs", [("smoke", 2 * 4 * 2), ("smac_paper", 9 * 4 * 5), ("flatland", 3 * 4 * 5),
-                                         ("ablation", 5 * 2 * 5), ("regression", 3 * 4 * 1),
-                                         ("cpu_learning", 1 * 6 * 5)])
-def test_every_suite_expands_with_its_default_seeds_and_budget(suite, runs):
-    specs = expand(suite)
-    assert len(specs) == runs
-    steps, interval = SUITES[suite].budgets[SUITES[suite].default_budget]
-    assert {(s.steps, s.eval_interval) for s in specs} == {(steps, interval)}
-
-
-@pytest.mark.parametrize("suite", sorted(SUITES))
-def test_every_suite_preset_fits_its_algorithms_and_tasks(suite):
-    for spec in {(s.task, s.algorithm): s for s in expand(suite)}.values():
-        config = spec.algorithm_config()  # a preset that does not exist or fit raises UsageError
-        assert spec.env_spec.task == spec.task and config.asdict()
-
-
-def test_a_suite_can_give_one_algorithm_its_own_preset():
-    assert {(r.algorithm, r.preset) for r in expand("cpu_learning")} == {
-        ("mabl", "small"), ("mabl_single_level", "small"), ("mamba", "small"), ("mappo", "tiny"),
-        ("attack_nearest", "small"), ("focus_fire", "small")}
-    assert {r.preset for r in expand("cpu_learning", "--preset", "tiny")} == {"tiny"}  # --preset applies to all
-
-
-def test_budgets_and_steps_override():
-    assert {(r.steps, r.eval_interval) for r in expand("flatland", "--budget", "short")} == {(100_000, 5_000)}
-    assert {(r.steps, r.eval_interval) for r in expand("smac_superhard", "--budget", "tiny")} == {(10_000, 2_000)}
-    # --steps replaces the budget's steps; evaluation never spaces wider than the run
-    assert {(r.steps, r.eval_interval) for r in expand("smac_superhard", "--steps", "30000")} == {(30_000, 30_000)}
-    assert {(r.steps, r.eval_interval) for r in expand("smac_superhard", "--steps", "100000")} == {(100_000, 40_000)}
 
 
 def _record(results: Path, run_id: str, *statuses: str, checkpoint: bool = False) -> None:
@@ -319,52 +275,6 @@ def test_a_worker_that_dies_without_a_record_is_reported_failed(tmp_path):
     assert run_status(tmp_path / "runs" / spec.run_id) == PARTIAL  # and a rerun resumes it
 
 
-def test_a_list_of_values_sweeps_the_grid_of_the_fields_that_reach_each_algorithm():
-    runs = expand("smoke", "--tasks", "smac/3m", "--algorithms", "mappo", "mabl", "--seeds", "1", "--variant", "sw",
-                  "--set", "mappo.lr=1e-4,5e-4", "--set", "ppo_epoch=3,4", "--set", "model_lr=3e-4")
-    mappo = {r.variant: dict(r.overrides) for r in runs if r.algorithm == "mappo"}
-    assert mappo == {f"sw_lr-{lr}_ppo_epoch-{epochs}": {"lr": float(lr), "ppo_epoch": epochs}
-                     for lr in ("1e-4", "5e-4") for epochs in (3, 4)}
-    (mabl,) = [r for r in runs if r.algorithm == "mabl"]  # no swept field reaches it: one run, as without a sweep
-    assert (mabl.variant, dict(mabl.overrides)) == ("sw", {"model_lr": 3e-4})
-    assert {r.run_id for r in runs} >= {"smoke/smac_3m/mappo+sw_lr-1e-4_ppo_epoch-3/seed_0", "smoke/smac_3m/mabl+sw/seed_0"}
-    single = expand("smoke", "--tasks", "smac/3m", "--algorithms", "mappo", "--seeds", "1", "--set", "lr=1e-4")
-    assert [(r.variant, r.overrides) for r in single] == [("", (("lr", 1e-4),))]  # a single value: no variant
-
-
-def test_a_suite_plans_from_python_as_from_the_command_line():
-    from suites.planning.definitions import get_suite
-    from suites.planning.options import RunOptions
-
-    options = RunOptions(seeds=2, tasks=("smac/3m",), algorithms=("mappo",), assignments=("mappo.lr=1e-3",),
-                         backend="sim")
-    assert plan(get_suite("smoke"), options) == expand("smoke", "--seeds", "2", "--tasks", "smac/3m", "--algorithms",
-                                                       "mappo", "--set", "mappo.lr=1e-3", "--backend", "sim")
-
-
-def test_every_run_option_has_one_flag_and_the_file_takes_all_but_the_suites_own(tmp_path, capsys):
-    """RunOptions is the one list: each field is a flag; a suite file takes each field it may set under the
-    same name, as a typed value, and the command line overrides it."""
-    import dataclasses
-
-    from suites.planning.options import RunOptions
-
-    flags = {a.dest: a.option_strings for a in cli.parser()._actions}
-    for f in dataclasses.fields(RunOptions):
-        assert flags[f.name] == ["--" + RunOptions.key(f).replace("_", "-")]
-    assert set(RunOptions.file_keys()) == {RunOptions.key(f) for f in dataclasses.fields(RunOptions)} - {
-        "seeds", "algorithms", "tasks", "budget", "steps", "eval_episodes", "preset", "results", "dry_run", "status"}
-    suite = tmp_path / "s.toml"
-    suite.write_text('name = "s"\ntasks = ["smac/3m"]\nalgorithms = ["mappo"]\nsteps = 256\nseed_batch = 2\njobs = 2\n'
-                     'set = ["mappo.lr=1e-3", "mappo.ppo_epoch=3"]\n')
-    _, options = cli.read_command([str(suite), "--jobs", "1", "--set", "mappo.lr=5e-4"])
-    assert (options.seed_batch, options.jobs) == (2, 1)
-    assert options.assignments == ("mappo.ppo_epoch=3", "mappo.lr=5e-4")  # the command line's lr replaces the file's
-    suite.write_text('name = "s"\ntasks = ["smac/3m"]\nsteps = 256\njobs = "2"\n')
-    assert cli.main([str(suite), "--dry-run"]) == 2
-    assert "jobs must be an integer >= 1, got '2'" in capsys.readouterr().err
-
-
 def test_the_suite_eta_comes_from_each_kind_of_runs_own_rate(tmp_path):
     """A fast kind of run (1,000 steps/s) and a slow one (10 steps/s): the slow runs' remaining steps set the
     ETA, and a kind not yet seen borrows the slowest rate so far (tqdm's one smoothed rate would mix them)."""
@@ -383,3 +293,24 @@ def test_the_suite_eta_comes_from_each_kind_of_runs_own_rate(tmp_path):
     # slow_0: 500 left at 10/s; slow_1: 1000 at its kind's 10/s; new_0: 1000 at the slowest seen, 10/s
     assert eta.left({"fast_0"}) == "ETA 4 min 10 s"
     assert SuiteEta(runs[:1]).left(set()) == "ETA 0 min 00 s" and SuiteEta([run("x", "y")]).left(set()) == "ETA unknown"
+
+
+def test_an_unwritable_results_folder_is_refused_with_the_path_and_what_to_do(tmp_path, capsys):
+    blocked = tmp_path / "a_file"
+    blocked.write_text("")
+    assert cli.main([*SMALL, "--results", str(blocked / "results")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot write to {blocked / 'results'} (")
+    assert "choose another directory with --results or make this one writable" in err and "Traceback" not in err
+
+
+def test_progress_written_to_a_file_is_a_few_plain_lines(tmp_path):
+    log = tmp_path / "log.txt"
+    with open(log, "w") as out:
+        code = subprocess.call([sys.executable, "-m", "suites.run", *SMALL, "--results", str(tmp_path / "r")],
+                               cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    text = log.read_text()
+    assert code == 0, text
+    assert "\x1b[" not in text and "\r" not in text
+    assert len(text.splitlines()) < 20
+    assert "completed smoke/smac_3m/mappo/seed_0" in text

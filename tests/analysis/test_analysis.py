@@ -1,14 +1,20 @@
-"""Analysis on synthetic Sacred records with known answers: statistics, skipped records, coverage,
-backends kept apart, output names and the marl-eval export schema."""
+"""The analysis (analysis/): statistics against rliable, skipped records, coverage, backends and game
+versions kept apart, output names, tables and figures that do not mislead, and the marl-eval export."""
 import json
+import subprocess
+import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 from rliable import metrics
 
-from analysis import make_plots, stats
+from analysis import figures, make_plots, stats
+from analysis.export import write_table
 from analysis.loading import SkippedRecord, load_records
-from tests.helpers import write_record
+from suites.launching.experiment import execute, execute_group
+from suites.planning.spec import RunSpec
+from tests.helpers import ROOT, TINY, member_specs, write_record
 
 ALGOS = ("mabl", "mabl_single_level", "mamba", "mappo")
 
@@ -178,7 +184,6 @@ def test_marl_evals_own_loader_reads_the_export(tmp_path):
     (absolute metrics inside the last step)."""
     import os
     import subprocess
-    from pathlib import Path
 
     python = os.environ.get("MARL_EVAL_PYTHON")
     if not python:
@@ -187,7 +192,7 @@ def test_marl_evals_own_loader_reads_the_export(tmp_path):
     _suite(tmp_path, suite="my_suite", seeds=2, algos=("mabl", "mappo"))
     assert make_plots.main(["--results", str(tmp_path), "--reps", "50"]) == 0
     export = tmp_path / "marl_eval" / "my_suite_smac_sim.json"
-    script = Path(__file__).resolve().parents[1] / "scripts" / "check_marl_eval.py"
+    script = ROOT / "scripts" / "check_marl_eval.py"
     ok = subprocess.run([python, str(script), str(export)], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     assert "smac_sim mean_win_rate mappo: runs x tasks (2, 2), curve (2, 2, 3)" in ok.stdout
@@ -281,3 +286,92 @@ def test_names_and_comparisons_come_from_the_records(tmp_path):
     improvement = (tmp_path / "tables" / "synthetic_smac_sim_improvement.csv").read_text()
     assert "P(mappo > mamba)" in improvement and "P(mamba > mappo)" in improvement  # the pair's own, too
     assert "My MAMBA" in (tmp_path / "tables" / "synthetic_smac_sim_ablation.md").read_text()
+
+
+def test_analysis_turns_records_into_figures_and_tables(tmp_path, capsys):
+    from analysis import make_plots
+
+    for seed in (0, 1):
+        execute(RunSpec(seed=seed, **{**TINY, "steps": 512}), tmp_path)
+    # a corrupt record is skipped and reported, never included
+    broken = tmp_path / "runs" / "test/smac_3m/mappo/seed_9/1"
+    broken.mkdir(parents=True)
+    (broken / "run.json").write_text('{"status": "COMPLETED"')
+    assert make_plots.main(["--results", str(tmp_path), "--reps", "200"]) == 0
+    assert "seed_9: unreadable record (run.json)" in capsys.readouterr().err
+    assert (tmp_path / "figures" / "test_smac_sim_curves.png").exists()
+    table = (tmp_path / "tables" / "test_smac_sim_absolute_win_rate.md").read_text()
+    assert "| smac/3m " in table and "| all tasks: IQM " in table and "| MAPPO " in table
+    assert make_plots.main(["--results", str(tmp_path / "empty")]) == 1
+
+
+def test_the_analysis_reads_batched_and_solo_records_alike(tmp_path):
+    from analysis.loading import load_records
+
+    specs = member_specs(0, 1, 2, steps=256)
+    execute_group(specs[:2], tmp_path)
+    execute(specs[2], tmp_path)
+    frame, report = load_records(tmp_path)
+    assert report.loaded == 3
+    assert sorted(frame[frame["metric"] == "absolute/win_rate"]["seed"].unique()) == [0, 1, 2]
+
+
+def test_make_plots_refuses_an_unwritable_output_folder_without_a_traceback(tmp_path, capsys):
+    from analysis import make_plots
+    from tests.helpers import write_record
+
+    write_record(tmp_path, "smoke", "smac/3m", "mappo", 0, evals={0: 0.0, 256: 0.5}, absolute=0.5)
+    (tmp_path / "figures").write_text("not a folder")
+    assert make_plots.main(["--results", str(tmp_path), "--reps", "10"]) == 2
+    assert f"error: cannot write to {tmp_path / 'figures'}" in capsys.readouterr().err
+
+
+def test_make_plots_names_the_recorded_suites_for_a_misspelled_one(tmp_path, capsys):
+    from analysis import make_plots
+    from tests.helpers import write_record
+
+    write_record(tmp_path, "smoke", "smac/3m", "mappo", 0, evals={0: 0.0, 256: 0.5}, absolute=0.5)
+    assert make_plots.main(["--results", str(tmp_path), "--suite", "smoek"]) == 1
+    err = capsys.readouterr().err
+    assert "no records of suite 'smoek'" in err and "suites recorded there: smoke" in err
+
+
+def test_check_marl_eval_in_the_wrong_interpreter_says_how_to_make_the_side_environment(tmp_path):
+    pytest.importorskip("numpy")
+    if subprocess.call([sys.executable, "-c", "import marl_eval"], stderr=subprocess.DEVNULL) == 0:
+        pytest.skip("marl-eval is installed here")
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_marl_eval.py"), str(tmp_path / "x.json")],
+                          capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "marl-eval cannot be imported" in done.stderr and "pip install --no-deps id-marl-eval==0.0.4" in done.stderr
+
+
+def _table(points: dict[str, float]) -> pd.DataFrame:
+    return pd.DataFrame([dict(task="smac/3m", statistic="IQM", algorithm=a, point=p, lower=p, upper=p, seeds=2)
+                         for a, p in points.items()])
+
+
+def test_tied_best_cells_are_all_bold_and_a_row_of_ties_has_none(tmp_path):
+    write_table(_table({"mabl": 0.5, "mamba": 0.5, "mappo": 0.25}), tmp_path / "tied")
+    row = (tmp_path / "tied.md").read_text().splitlines()[2]
+    assert row.count("**") == 4 and "**0.250" not in row
+    write_table(_table({"mabl": 0.0, "mamba": 0.0, "mappo": 0.0}), tmp_path / "all")
+    assert "**" not in (tmp_path / "all.md").read_text() and "textbf" not in (tmp_path / "all.tex").read_text()
+
+
+def test_a_probability_of_improvement_from_ties_alone_says_so(tmp_path):
+    zeros = np.zeros((3, 2))
+    table = stats.improvement_table({"mabl": zeros, "mamba": zeros, "mappo": np.ones((3, 2))}, reps=10, targets=("mabl",))
+    assert table.set_index("comparison").all_ties.to_dict() == {"P(mabl > mamba)": True, "P(mabl > mappo)": False}
+    write_table(table, tmp_path / "improvement")
+    lines = (tmp_path / "improvement.md").read_text().splitlines()
+    assert "0.500 [0.500, 0.500] (all ties)" in lines[2] and "all ties" not in lines[3]
+
+
+def test_the_ablation_figure_uses_the_whole_score_scale(tmp_path, monkeypatch):
+    shown = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path, caption: shown.setdefault("ylim", fig.axes[0].get_ylim()) and [])
+    per_task = pd.DataFrame([dict(task="smac/3m", algorithm=a, point=p, lower=p, upper=p + 0.0125)
+                             for a, p in (("mabl", 0.0), ("mabl_single_level", 0.0125))])
+    figures.ablation(per_task, ("mabl", "mabl_single_level"), "win rate", "ablation", tmp_path / "ablation", "caption")
+    assert shown["ylim"] == pytest.approx((-0.03, 1.03))

@@ -15,8 +15,7 @@ import torch
 from suites.launching import lease
 from suites.launching.lease import LEASE, STALE_SECONDS, Heartbeat, RunLease, live_holder
 from suites.launching.records import DONE, attempts, run_status
-
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import ROOT
 
 
 def _plant(run_dir: Path, host: str, pid: int, age: float = 0.0, job: str = "", attempt: float = 0.0) -> None:
@@ -90,7 +89,7 @@ def test_a_holder_whose_lease_was_taken_over_stops_without_writing(tmp_path, mon
     writes no checkpoint beside the new holder."""
     from suites.launching.experiment import execute
     from suites.planning.spec import RunSpec
-    from tests.test_suites import TINY
+    from tests.helpers import TINY
 
     spec = RunSpec(seed=0, **{**TINY, "steps": 20_000, "eval_interval": 20_000})
     run_dir = tmp_path / "runs" / spec.run_id
@@ -158,7 +157,7 @@ def test_the_status_view_reads_every_run_from_the_results_folder(tmp_path, capsy
     from suites import run as cli
     from suites.launching.experiment import execute
     from suites.planning.plan import plan
-    from tests.test_suites import InterruptedAt
+    from tests.helpers import InterruptedAt
 
     command = ["smoke", "--tasks", "smac/3m", "--algorithms", "mappo", "--seeds", "5", "--steps", "768",
                "--eval-episodes", "2", "--backend", "sim", "--results", str(tmp_path)]

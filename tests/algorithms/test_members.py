@@ -1,0 +1,181 @@
+"""Seed members computed as one (algorithms/members.py and each agent's member batch): one update of
+members together equals their solo updates, for MAPPO and the world models, in float64 and float32."""
+import copy
+import dataclasses
+from contextlib import contextmanager
+
+import pytest
+import torch
+
+import envs
+
+
+def _gap(mine: torch.Tensor, theirs: torch.Tensor) -> torch.Tensor:
+    """The largest difference, relative to the largest entry of ``theirs``."""
+    return (mine - theirs).abs().max() / theirs.abs().max().clamp(min=1e-12)
+
+
+def _assert_adam_states_match(pairs: dict, tolerance: float) -> None:
+    """Each (members' optimiser, solo optimiser) pair: the same steps, moments equal to ``tolerance``."""
+    for label, (mine, theirs) in pairs.items():
+        mine, theirs = mine.state_dict()["state"], theirs.state_dict()["state"]
+        assert mine.keys() == theirs.keys()
+        for i in mine:
+            assert mine[i]["step"] == theirs[i]["step"]
+            for moment in ("exp_avg", "exp_avg_sq"):
+                assert _gap(mine[i][moment], theirs[i][moment]) <= tolerance, (label, moment)
+
+
+def _cast(step, dtype):
+    floats = {f.name: getattr(step, f.name).to(dtype) for f in dataclasses.fields(step)
+              if isinstance(getattr(step, f.name), torch.Tensor) and getattr(step, f.name).is_floating_point()}
+    return dataclasses.replace(step, **floats)
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-11), (torch.float32, 1e-4)])
+@pytest.mark.parametrize("batched_update", [True, False])
+def test_one_mappo_update_of_members_together_equals_their_solo_updates(dtype, tolerance, batched_update):
+    """Same weights, same transitions, same minibatch orders: after one update every member's networks equal its
+    solo copy's to float rounding (measured worst: 8e-14 in float64, 3e-6 in float32, relative to each
+    tensor's largest entry), with the update computed as one or member by member."""
+    from algorithms import make_algorithm, make_config
+    from algorithms.base import Transition
+    from algorithms.mappo.members import MAPPOMembers
+
+    env = envs.make("smac/3m", 8, seed=0, backend="sim", checked=False)
+    config = make_config("mappo", env.spec, "tiny")
+    step, first = _cast(env.reset(), dtype), torch.ones(8, dtype=torch.bool)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        members = []
+        for seed in (0, 1, 2):
+            torch.manual_seed(seed)
+            members.append(make_algorithm("mappo", env.spec, config))
+        solo = copy.deepcopy(members)
+        draws_from = {}
+
+        @contextmanager
+        def same_draws():  # every member draws its minibatch orders from one state, as each solo update will
+            if draws_from:
+                torch.set_rng_state(draws_from["state"])
+            yield
+
+        batch = MAPPOMembers(members, [same_draws] * 3)
+        batch.batched_update = batched_update
+        memory = torch.stack([m.initial_memory(8) for m in members])
+        for _ in range(config.episode_length):
+            moves = batch.act(*(torch.stack([x] * 3) for x in (step.obs, step.avail_actions)), memory,
+                              torch.stack([first] * 3))
+            torch.set_default_dtype(torch.float32)  # the simulator's own
+            next_step = _cast(env.step(moves[0][0]), dtype)
+            torch.set_default_dtype(dtype)
+            transitions = [Transition.between(step, first, a, next_step, extras) for a, _, extras in moves]
+            draws_from["state"] = torch.get_rng_state()
+            metrics = batch.observe_and_update(transitions)
+            for own, transition in zip(solo, transitions):
+                own.observe(transition)
+            step, first, memory = next_step, next_step.done, torch.stack([m for _, m, _ in moves])
+        solo_metrics = []
+        for own in solo:
+            torch.set_rng_state(draws_from["state"])
+            solo_metrics.append(own.update())
+    finally:
+        torch.set_default_dtype(default)
+    for together, own, m_together, m_own in zip(members, solo, metrics, solo_metrics):
+        assert m_together.keys() == m_own.keys()
+        assert list(m_together.values()) == pytest.approx(list(m_own.values()), rel=tolerance * 10)
+        for module in ("actor", "critic", "value_norm"):
+            theirs = getattr(own, module).state_dict()
+            for name, value in getattr(together, module).state_dict().items():
+                assert value.dtype == theirs[name].dtype
+                assert _gap(value, theirs[name]) <= tolerance, (module, name)
+        # the optimisers' moments were handed back too: a checkpoint continues from them
+        _assert_adam_states_match({opt: (getattr(together, opt), getattr(own, opt)) for opt in ("actor_opt", "critic_opt")},
+                                  tolerance * 10)
+
+
+@pytest.mark.parametrize("algorithm", ["mamba", "mabl"])
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-11), (torch.float32, 1e-4)])
+def test_one_world_model_learner_call_of_members_together_equals_their_solo_calls(algorithm, dtype, tolerance):
+    """Same weights, same transitions, same generator states: members acting together pick their solo copies'
+    actions, and after one learner call (world-model steps with MAMBA's dropout or MABL's global level, then a
+    policy round in imagination) every member's networks, Adam moments and step counts, entropy weight and
+    metrics equal its solo copy's to float rounding (measured worst: 1.2e-13 in float64, 4.0e-5 in float32,
+    relative to each tensor's largest entry)."""
+    from algorithms import make_algorithm, make_config
+    from algorithms.base import Transition
+    from algorithms.members import WAITING
+    from algorithms.world_model.members import WorldModelMembers
+
+    env = envs.make("smac/3m", 2, seed=0, backend="sim", checked=False)
+    config = dataclasses.replace(make_config(algorithm, env.spec, "tiny"), num_envs=2, min_buffer_size=40)
+    step, first = _cast(env.reset(), dtype), torch.ones(2, dtype=torch.bool)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        def made(seed):  # the agent's learner steps close over it: copies are made, not deep-copied
+            torch.manual_seed(seed)
+            return make_algorithm(algorithm, env.spec, config)
+
+        members, solo = [made(seed) for seed in (0, 1, 2)], [made(seed) for seed in (0, 1, 2)]
+        drawn, states = {}, {}
+
+        def draws(k):  # every member starts from one state at each call below, as its solo copy will
+            @contextmanager
+            def draw():
+                torch.set_rng_state(states.get(k, drawn["state"]))
+                yield
+                states[k] = torch.get_rng_state()
+            return draw
+
+        batch = WorldModelMembers(members, [draws(k) for k in range(3)])
+        memory = torch.stack([m.initial_memory(2) for m in members])
+        solo_memory = [m.initial_memory(2) for m in solo]
+        outcomes = []
+        while WAITING not in outcomes:
+            drawn["state"] = torch.get_rng_state()
+            states.clear()
+            moves = batch.act(*(torch.stack([x] * 3) for x in (step.obs, step.avail_actions)), memory,
+                              torch.stack([first] * 3))
+            for k, own in enumerate(solo):
+                torch.set_rng_state(drawn["state"])
+                actions, solo_memory[k], _ = own.act(step.obs, step.avail_actions, solo_memory[k], first)
+                assert torch.equal(actions, moves[k][0])
+                assert (solo_memory[k] - moves[k][1]).abs().max() <= tolerance
+            torch.set_default_dtype(torch.float32)  # the simulator's own
+            next_step = _cast(env.step(moves[0][0]), dtype)
+            torch.set_default_dtype(dtype)
+            transitions = [Transition.between(step, first, a, next_step, extras) for a, _, extras in moves]
+            drawn["state"] = torch.get_rng_state()
+            states.clear()
+            outcomes = batch.observe_and_update(transitions)
+            for own, transition in zip(solo, transitions):
+                torch.set_rng_state(drawn["state"])
+                own.observe(transition)
+            step, first, memory = next_step, next_step.done, torch.stack([m for _, m, _ in moves])
+        assert outcomes == [WAITING] * 3
+        drawn["state"] = torch.get_rng_state()
+        states.clear()
+        metrics = batch.update_waiting()
+        solo_metrics = []
+        for own in solo:
+            torch.set_rng_state(drawn["state"])
+            solo_metrics.append(own.update())
+    finally:
+        torch.set_default_dtype(default)
+    for together, own, m_together, m_own in zip(members, solo, metrics, solo_metrics):
+        assert m_together.keys() == m_own.keys()
+        assert m_together == pytest.approx(m_own, rel=tolerance * 10, abs=1e-9)
+        for module in ("model", "actor", "critic"):
+            theirs = getattr(own, module).state_dict()
+            for name, value in getattr(together, module).state_dict().items():
+                if name.endswith("in_proj_bias"):  # without the key biases: softmax is blind to them, their
+                    d = value.shape[0] // 3  # gradients are rounding noise, which Adam scales up to full steps
+                    value, theirs[name] = torch.cat([value[:d], value[2 * d:]]), torch.cat([theirs[name][:d],
+                                                                                           theirs[name][2 * d:]])
+                assert _gap(value, theirs[name]) <= tolerance, (module, name)
+        _assert_adam_states_match({"model": (together.world_model.optimiser, own.world_model.optimiser),
+                                   "actor": (together.behaviour.actor_opt, own.behaviour.actor_opt),
+                                   "critic": (together.behaviour.critic_opt, own.behaviour.critic_opt)}, tolerance * 10)
+        assert float(together.behaviour.entropy_weight) == float(own.behaviour.entropy_weight)
