@@ -124,8 +124,7 @@ def run_sequential(groups: list[Group], results: Path) -> list[Outcome]:
                  bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps [{elapsed}, {postfix}]"
                  ) if terminal else progress.PlainBar(budget, every=float("inf"))
     write = tqdm.write if terminal else progress.PlainBar.write
-    estimate = progress.SuiteEta([(s.run_id, results / "runs" / s.run_id, s.steps, (s.algorithm, s.variant, s.task))
-                                  for s in runs_of(groups)])
+    estimate = suite_eta(runs_of(groups), results)
     try:
         for group in groups:
             failures = sum(o.status == FAILED for o in outcomes)
@@ -197,12 +196,16 @@ def _outcome_from_record(run_spec: RunSpec, results: Path, returncode: int, log:
 SUMMARY_EVERY = 30.0  # seconds between the process and Ray launchers' summary lines
 
 
+def suite_eta(run_specs: list[RunSpec], results: Path) -> progress.SuiteEta:
+    """The suite's ETA from each kind of run's own rate (a kind: one algorithm and variant on one task)."""
+    return progress.SuiteEta([(s.run_id, results / "runs" / s.run_id, s.steps, (s.algorithm, s.variant, s.task))
+                              for s in run_specs])
+
+
 def print_summary(run_specs: list[RunSpec], outcomes: dict, results: Path) -> None:
     """The suite's progress in one line, from the progress files of the runs not yet finished."""
-    unfinished = [s for s in run_specs if s.run_id not in outcomes]
     failures = sum(o.status == FAILED for o in outcomes.values())
-    print(progress.summary([(s.run_id, results / "runs" / s.run_id) for s in unfinished], len(outcomes), failures,
-                           len(run_specs), sum(s.steps for s in unfinished)), flush=True)
+    print(progress.summary(suite_eta(run_specs, results), set(outcomes), failures), flush=True)
 
 
 def run_parallel(groups: list[Group], results: Path, jobs: int, gpu_count: int = 0,

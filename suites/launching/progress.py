@@ -69,20 +69,19 @@ def read(record_dir: Path) -> dict | None:
         return None
 
 
-def summary(unfinished: list[tuple[str, Path]], done: int, failed: int, total: int, remaining_steps: int) -> str:
-    """One line: runs finished of all, each unfinished run that has started with its share done and rate,
-    and an ETA for ``remaining_steps`` (all unfinished runs' budgets) at the pace of the runs in flight."""
-    parts, rate = [], 0.0
-    for run_id, record_dir in unfinished:
+def summary(estimate: SuiteEta, finished: set[str], failed: int) -> str:
+    """One line: runs finished of all, each unfinished run that has started with its share done and rate, and
+    the ETA of the rest from each kind of run's own rate, shared among the runs in flight (the parallel, Ray and
+    submitit launchers run that many at once)."""
+    parts = []
+    for run_id, record_dir, _, _ in estimate.runs:
         state = read(record_dir)
-        if state is None:  # not started: nothing to show, all its steps still to go
+        if run_id in finished or state is None:  # not started: nothing to show, all its steps still to go
             continue
         share = state["steps"] / state["total"] if state["total"] else 0.0
         parts.append(f"{run_id} {share:.0%} ({state['steps_per_second']:,.0f} steps/s)")
-        rate += state["steps_per_second"]
-        remaining_steps -= state["steps"]
-    eta = f"ETA {_duration(remaining_steps / rate)}" if rate > 0 else "ETA unknown"
-    head = f"[{done}/{total} runs done" + (f", {failed} failed" if failed else "") + f"; {eta}]"
+    eta = estimate.left(finished, parallel=max(1, len(parts)))
+    head = f"[{len(finished)}/{len(estimate.runs)} runs done" + (f", {failed} failed" if failed else "") + f"; {eta}]"
     return head + (" running: " + "; ".join(parts) if parts else "")
 
 
@@ -133,8 +132,8 @@ class SuiteEta:
         self.runs = runs  # (run id, record dir, budget, kind)
         self.rates: dict[tuple, float] = {}
 
-    def left(self, finished: set[str]) -> str:
-        """ETA text for the runs not in ``finished``."""
+    def left(self, finished: set[str], parallel: int = 1) -> str:
+        """ETA text for the runs not in ``finished``, ``parallel`` of them training at once."""
         states = {run_id: read(record_dir) or {} for run_id, record_dir, _, _ in self.runs}
         for run_id, _, _, kind in self.runs:
             if states[run_id].get("steps_per_second"):
@@ -148,7 +147,7 @@ class SuiteEta:
             state = states[run_id]
             rate = state.get("steps_per_second") or self.rates.get(kind, slowest)
             seconds += max(0, total - state.get("steps", 0)) / rate
-        return f"ETA {_duration(seconds)}"
+        return f"ETA {_duration(seconds / parallel)}"
 
 
 def _duration(seconds: float) -> str:

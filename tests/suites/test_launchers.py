@@ -83,16 +83,24 @@ def test_the_sequential_launcher_shows_suite_progress_and_each_run_keeps_its_pro
         assert f"smoke/smac_3m/mappo/seed_{k} step 256: eval/return_mean=" in cout and "eval/win_rate=" in cout
 
 
-def test_the_summary_line_sums_up_the_runs_in_flight(tmp_path):
+def test_the_summary_line_shows_the_runs_in_flight_and_an_eta_from_each_kinds_own_rate(tmp_path):
+    """The parallel, Ray and submitit launchers' line: a fast kind (MAPPO, 1,000 steps/s) and a slow one (MAMBA,
+    10 steps/s) in flight, one more of each kind not started: each kind's steps at its own rate, shared between
+    the two runs in flight (one rate summed over the runs in flight would make it 1,010 steps/s for all)."""
     from suites.launching import progress
 
-    for name, steps, rate in (("a", 500, 100.0), ("b", 250, 50.0)):
+    runs = []
+    for name, kind, steps, rate in (("fast", "mappo", 500, 1000.0), ("slow", "mamba", 250, 10.0),
+                                    ("fast_next", "mappo", None, None), ("slow_next", "mamba", None, None),
+                                    ("done", "mappo", 1000, 1000.0)):
         (tmp_path / name).mkdir()
-        (tmp_path / name / "progress.json").write_text(json.dumps({"steps": steps, "total": 1000, "steps_per_second": rate}))
-    (tmp_path / "c").mkdir()  # not started yet: no file, not listed, its steps still count for the ETA
-    line = progress.summary([(n, tmp_path / n) for n in "abc"], done=3, failed=1, total=6, remaining_steps=3000)
-    # 3000 - 750 steps left at 150 steps/s: 15 s
-    assert line == "[3/6 runs done, 1 failed; ETA 0 min 15 s] running: a 50% (100 steps/s); b 25% (50 steps/s)"
+        if steps is not None:
+            (tmp_path / name / "progress.json").write_text(json.dumps({"steps": steps, "total": 1000,
+                                                                       "steps_per_second": rate}))
+        runs.append((name, tmp_path / name, 1000, kind))
+    line = progress.summary(progress.SuiteEta(runs), finished={"done"}, failed=1)
+    # (500 + 1000) / 1000 + (750 + 1000) / 10 = 176.5 s of work, two runs at a time: 88 s
+    assert line == "[1/5 runs done, 1 failed; ETA 1 min 28 s] running: fast 50% (1,000 steps/s); slow 25% (10 steps/s)"
 
 
 def test_parallel_runs_record_what_a_sequential_run_records(tmp_path):

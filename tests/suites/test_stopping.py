@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
+import envs
+from suites.launching.experiment import execute
 from suites.launching.records import DONE, attempts, run_status
-from tests.helpers import ROOT, learning
+from suites.planning.spec import RunSpec
+from tests.helpers import ROOT, learning, run_metrics
 
 RUN = "smoke/smac_3m/mappo/seed_0"
 
@@ -89,7 +92,8 @@ def test_the_first_stop_signal_is_noted_a_second_ctrl_c_stops_at_once_and_others
 @pytest.mark.skipif(importlib.util.find_spec("submitit") is None, reason="submitit not installed (pip install -e '.[submitit]')")
 def test_a_submitit_job_that_reaches_its_time_limit_checkpoints_is_requeued_and_completes(tmp_path):
     """submitit's local executor, 1 minute per job with its warning signal 50 s early: every 10 s (start-up
-    included) the run checkpoints at the step reached and the job is requeued, until the run completes. The budget
+    included) the run checkpoints at the step reached and the job is requeued, until the run completes, with the
+    series of a run never interrupted. The budget
     must outlast one slice on this machine, whatever its speed: 40,000 MAPPO `tiny` steps, or three times as many
     where a machine trains 40,000 within one slice (not more: here a seventh requeue in a row was reported FAILED
     by submitit's local executor, which this test does not investigate)."""
@@ -112,3 +116,7 @@ def test_a_submitit_job_that_reaches_its_time_limit_checkpoints_is_requeued_and_
     assert len(statuses) >= 2 and statuses[-1] == "COMPLETED" and set(statuses[:-1]) == {"INTERRUPTED"}, statuses
     first = json.loads((run_dir / "1" / "info.json").read_text())
     assert first["interrupted_by"] == "SIGUSR2" and 0 < first["interrupted_at_step"] < steps
+    whole = RunSpec(suite="req", task="smac/3m", algorithm="mappo", preset="tiny", seed=0, steps=steps, eval_interval=steps,
+                    eval_episodes=1, backend="sim", env_spec=envs.env_spec("smac/3m", "sim"))
+    execute(whole, tmp_path / "whole")
+    assert learning(run_metrics(results, whole)) == learning(run_metrics(tmp_path / "whole", whole))
