@@ -20,6 +20,7 @@ import dataclasses
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -357,6 +358,60 @@ class SubmititJob:
         return submitit.helpers.DelayedSubmission(self, group, results)
 
 
+SUBMITTED = "submitted.json"  # in a run's directory: the submitit job that will train it (job id, cluster, host)
+
+
+def submitted_job(run_dir: Path) -> dict | None:
+    """The submitit job a run was given to, while that job may still train it (queued, running or requeued);
+    None when it was given to none, or its job has ended. A SLURM job's state comes from SLURM (sacct); a local
+    job is a process of the driver's host."""
+    try:
+        job = json.loads((run_dir / SUBMITTED).read_text())
+    except (OSError, ValueError):
+        return None
+    if job["cluster"] == "local":
+        alive = job["host"] == socket.gethostname() and _process_alive(int(job["job_id"]))
+        return job if alive and not (Path(job["folder"]) / f"{job['job_id']}_0_result.pkl").exists() else None
+    import submitit
+
+    return None if submitit.SlurmJob(folder=job["folder"], job_id=job["job_id"]).done(force_check=True) else job
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def _note_submitted(groups: list[Group], jobs: list, results: Path, cluster: str) -> None:
+    for job, group in zip(jobs, groups):
+        for run_spec in group:
+            run_dir = results / "runs" / run_spec.run_id
+            run_dir.mkdir(parents=True, exist_ok=True)
+            draft = run_dir / f".{SUBMITTED}.{os.getpid()}"
+            draft.write_text(json.dumps({"job_id": job.job_id, "cluster": cluster, "host": socket.gethostname(),
+                                         "folder": str(results / "submitit")}))
+            os.replace(draft, run_dir / SUBMITTED)  # never read half written
+
+
+def attach_jobs(held: list[RunSpec], results: Path, poll_interval: float = 2.0) -> list[Outcome]:
+    """Wait for runs given to submitit jobs that another driver submitted (queued or running) to finish there;
+    their outcomes then, from their records."""
+    summarised = time.monotonic()
+    while any(submitted_job(results / "runs" / s.run_id) is not None for s in held):
+        if time.monotonic() - summarised >= SUMMARY_EVERY:
+            print_summary(held, {}, results)
+            summarised = time.monotonic()
+        time.sleep(poll_interval)
+    return [recorded_outcome(run_spec, results, Outcome(run_spec.run_id, "UNFINISHED",
+                                                    "its job ended without finishing it; rerun to resume it"))
+            for run_spec in held]
+
+
 def run_submitit(groups: list[Group], results: Path, cluster: str, parameters: dict, requeues: int = 3,
                  poll_interval: float = 1.0) -> list[Outcome]:
     """Each group one job (a SLURM job array, or local processes); a job that reaches its time limit or is
@@ -364,18 +419,27 @@ def run_submitit(groups: list[Group], results: Path, cluster: str, parameters: d
     count); a job that dies, times out for good or is cancelled is reported FAILED like a run that raises.
     Ctrl-C cancels the unfinished jobs (rerun to resume them). ``parameters`` are submitit's
     (``timeout_min``, ``gpus_per_node``, ``cpus_per_task``, ``slurm_partition``, ``slurm_array_parallelism``);
-    job logs go to ``<results>/submitit/<job id>_*``."""
+    job logs go to ``<results>/submitit/<job id>_*``. Each run's directory names its job (``submitted.json``),
+    so a rerun of the command while that job is queued or running (this driver gone, or still waiting) attaches
+    to it instead of submitting the run again."""
     try:
         import submitit
     except ImportError:
         raise UsageError(SUBMITIT_HINT) from None
     results = results.resolve()  # jobs may start elsewhere
+    queued = {s.run_id: job for s in runs_of(groups) if (job := submitted_job(results / "runs" / s.run_id))}
+    mine = [g for g in groups if not any(s.run_id in queued for s in g)]
+    if queued:
+        print(f"{len(queued)} run(s) already given to submitit jobs that are queued or running (e.g. job "
+              f"{next(iter(queued.values()))['job_id']}): attaching to them, not submitting them again", flush=True)
     executor = submitit.AutoExecutor(folder=str(results / "submitit"), cluster=cluster,  # files named by job id
                                      slurm_max_num_timeout=requeues, local_max_num_timeout=requeues)
     executor.update_parameters(name="marl-wm-bench", **parameters)
-    jobs = executor.map_array(SubmititJob(), groups, [results] * len(groups))
-    print(f"submitted {len(jobs)} job(s) to {cluster} (logs: {results / 'submitit'})", flush=True)
-    pending, outcomes, summarised = dict(zip(jobs, groups)), {}, time.monotonic()
+    jobs = executor.map_array(SubmititJob(), mine, [results] * len(mine)) if mine else []
+    _note_submitted(mine, jobs, results, cluster)
+    if jobs:
+        print(f"submitted {len(jobs)} job(s) to {cluster} (logs: {results / 'submitit'})", flush=True)
+    pending, outcomes, summarised = dict(zip(jobs, mine)), {}, time.monotonic()
     try:
         while pending:
             for job in [j for j in pending if j.done()]:
@@ -393,4 +457,6 @@ def run_submitit(groups: list[Group], results: Path, cluster: str, parameters: d
         for job in pending:
             job.cancel(check=False)
         raise
+    attached = [s for g in groups for s in g if s.run_id in queued]
+    outcomes.update({o.run_id: o for o in attach_jobs(attached, results)} if attached else {})
     return [outcomes[s.run_id] for s in runs_of(groups)]

@@ -4,6 +4,7 @@ import dataclasses
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ import pytest
 
 from suites import run as cli
 from suites.launching.launchers import Outcome
-from suites.launching.records import DONE, FAILED, PARTIAL, PENDING, run_status
+from suites.launching.records import DONE, FAILED, PARTIAL, PENDING, attempts, run_status
 from tests.helpers import ROOT, SMALL, expand
 
 FAST = ["--tasks", "smac/3m", "--algorithms", "mappo", "--steps", "256", "--eval-episodes", "2", "--backend", "sim"]
@@ -227,6 +228,28 @@ def test_submitit_local_executor_runs_a_suite_with_failures_isolated_and_resumab
     assert run_status(tmp_path / "runs" / "smoke/smac_3m/mappo/seed_1") == DONE
     assert any((tmp_path / "submitit").iterdir())  # the jobs' logs
     assert not (tmp_path / "submitit" / "%j").exists()  # named by job id, no literal placeholder folder
+
+
+@pytest.mark.skipif(importlib.util.find_spec("submitit") is None, reason="submitit not installed (pip install -e '.[submitit]')")
+def test_rerunning_the_command_while_its_job_is_queued_or_running_attaches_instead_of_submitting_again(tmp_path):
+    """Two drivers of one suite command on one results folder, the second started once the first has submitted
+    its job: one job only, and both drivers report the run COMPLETED."""
+    argv = [sys.executable, "-m", "suites.run", "smoke", "--seeds", "1", "--launcher", "submitit", "--cluster", "local",
+            "--results", str(tmp_path), *FAST, "--steps", "4096"]
+    first = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    marker = tmp_path / "runs" / "smoke/smac_3m/mappo/seed_0" / "submitted.json"
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.1)
+    second = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    out, err = first.communicate(timeout=600)
+    assert first.returncode == 0 and second.returncode == 0, err + second.stderr
+    assert "attaching to them, not submitting them again" in second.stdout and "submitted 1 job" not in second.stdout
+    assert len(list((tmp_path / "submitit").glob("*_submitted.pkl"))) == 1  # one job in all
+    for output in (out, second.stdout):
+        assert re.search(r"smoke/smac_3m/mappo/seed_0 +COMPLETED", output), output
+    assert len(attempts(tmp_path / "runs" / "smoke/smac_3m/mappo/seed_0")) == 1  # trained once
 
 
 def test_ray_missing_says_how_to_install(tmp_path, capsys, monkeypatch):
