@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{len(failed)} run(s) failed: " + ", ".join(failed), file=sys.stderr)
     unfinished = [r for r, st, _ in summary if st == "UNFINISHED"]
     if unfinished:
-        print(f"\n{len(unfinished)} run(s) stopped unfinished in another process: rerun to resume them", file=sys.stderr)
+        print(f"\n{len(unfinished)} run(s) stopped unfinished (interrupted, or in another process): rerun to resume "
+              "them", file=sys.stderr)
     if failed or unfinished:
         return 1
     return 0

@@ -185,6 +185,21 @@ def recorded_outcome(run_spec: RunSpec, results: Path, unfinished: Outcome) -> O
     return Outcome(run_spec.run_id, FAILED, trace[-1].strip()) if trace else unfinished
 
 
+def interrupted_outcome(run_spec: RunSpec, results: Path) -> Outcome | None:
+    """UNFINISHED, with the signal and step, where the run's latest attempt stopped on a signal (a job cancelled
+    with ``scancel``: its runs checkpointed and are resumable, not failed); None otherwise."""
+    run_dir = results / "runs" / run_spec.run_id
+    runs = attempts(run_dir)
+    if not runs or runs[-1][1].get("status") != "INTERRUPTED":
+        return None
+    try:
+        info = json.loads((run_dir / str(runs[-1][0]) / "info.json").read_text())
+    except (OSError, ValueError):
+        info = {}
+    where = f" by {info['interrupted_by']} at step {info['interrupted_at_step']:,}" if "interrupted_by" in info else ""
+    return Outcome(run_spec.run_id, "UNFINISHED", f"interrupted{where}; rerun to resume it from there")
+
+
 def _outcome_from_record(run_spec: RunSpec, results: Path, returncode: int, log: Path) -> Outcome:
     holder = live_holder(results / "runs" / run_spec.run_id)  # the worker has exited: a live holder is another process
     if holder is not None:
@@ -446,8 +461,8 @@ def run_submitit(groups: list[Group], results: Path, cluster: str, parameters: d
                 group = pending.pop(job)
                 try:
                     finished = job.result()
-                except Exception as err:  # the job died, timed out or was cancelled
-                    finished = [failed(run_spec, err) for run_spec in group]
+                except Exception as err:  # the job died, timed out or was cancelled (scancel: the runs stopped)
+                    finished = [interrupted_outcome(run_spec, results) or failed(run_spec, err) for run_spec in group]
                 _report(finished, outcomes)
             if pending and time.monotonic() - summarised >= SUMMARY_EVERY:
                 print_summary(runs_of(groups), outcomes, results)

@@ -5,6 +5,7 @@ import importlib.util
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -250,6 +251,26 @@ def test_rerunning_the_command_while_its_job_is_queued_or_running_attaches_inste
     for output in (out, second.stdout):
         assert re.search(r"smoke/smac_3m/mappo/seed_0 +COMPLETED", output), output
     assert len(attempts(tmp_path / "runs" / "smoke/smac_3m/mappo/seed_0")) == 1  # trained once
+
+
+@pytest.mark.skipif(importlib.util.find_spec("submitit") is None, reason="submitit not installed (pip install -e '.[submitit]')")
+def test_a_submitit_job_cancelled_with_sigterm_is_reported_interrupted_at_its_step_not_failed(tmp_path):
+    """``scancel`` sends the job SIGTERM (submitit's local controller passes it on to the job, as SLURM does): the
+    run checkpoints and stops, and the driver says so, with the step to resume from."""
+    argv = [sys.executable, "-m", "suites.run", "smoke", "--seeds", "1", "--launcher", "submitit", "--cluster", "local",
+            "--results", str(tmp_path), *FAST, "--steps", "400000"]
+    driver = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_dir = tmp_path / "runs" / "smoke/smac_3m/mappo/seed_0"
+    deadline = time.monotonic() + 120
+    while not ((run_dir / "progress.json").exists() and json.loads((run_dir / "progress.json").read_text())["steps"]):
+        assert driver.poll() is None and time.monotonic() < deadline, driver.communicate()
+        time.sleep(0.1)
+    os.kill(int(json.loads((run_dir / "submitted.json").read_text())["job_id"]), signal.SIGTERM)
+    out, err = driver.communicate(timeout=300)
+    assert driver.returncode == 1, err
+    assert re.search(r"seed_0 +UNFINISHED +interrupted by SIGTERM at step [\d,]+; rerun to resume it from there", out), out
+    assert "failed" not in err and "rerun to resume them" in err
+    assert run_status(run_dir) == PARTIAL and attempts(run_dir)[-1][1]["status"] == "INTERRUPTED"
 
 
 def test_ray_missing_says_how_to_install(tmp_path, capsys, monkeypatch):

@@ -95,8 +95,8 @@ def test_a_submitit_job_that_reaches_its_time_limit_checkpoints_is_requeued_and_
     included) the run checkpoints at the step reached and the job is requeued, until the run completes, with the
     series of a run never interrupted. The budget
     must outlast one slice on this machine, whatever its speed: 40,000 MAPPO `tiny` steps, or three times as many
-    where a machine trains 40,000 within one slice (not more: here a seventh requeue in a row was reported FAILED
-    by submitit's local executor, which this test does not investigate)."""
+    where a machine trains 40,000 within one slice (not more: submitit's local controller starts a job at most 6
+    times, ``Controller.run(max_retry=6)``, whatever ``local_max_num_timeout`` says)."""
     for steps in (40_000, 120_000):
         driver = (
             "import json, sys; from pathlib import Path; import envs; from suites.launching.launchers import run_submitit; "
