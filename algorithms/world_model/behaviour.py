@@ -22,6 +22,19 @@ from algorithms.world_model.rssm import ModelState, WorldModel
 from envs.spec import EnvSpec
 
 
+def add_ppo_metrics(sums: dict, actor_loss, value_loss, entropy, actor_grad_norm, value_grad_norm) -> None:
+    """One PPO minibatch's metrics added to ``sums`` (``train/<name>``; tensors, no host read)."""
+    for name, value in (("actor_loss", actor_loss), ("value_loss", value_loss), ("entropy", entropy),
+                        ("actor_grad_norm", actor_grad_norm), ("value_grad_norm", value_grad_norm)):
+        sums[f"train/{name}"] = sums.get(f"train/{name}", 0.0) + value.detach()
+
+
+def ppo_means(sums: dict, cfg, samples: int) -> dict:
+    """The means over a learner call's PPO minibatches (``ppo_epochs`` passes over ``samples`` imagined samples)."""
+    count = cfg.ppo_epochs * -(-samples // cfg.ppo_minibatch)
+    return {name: total / count for name, total in sums.items()}
+
+
 class ImaginedActorCritic:
     def __init__(self, model: WorldModel, actor: Actor, critic: AttentionCritic, spec: EnvSpec,
                  config: WorldModelConfig, guard: DivergenceGuard):
@@ -107,11 +120,8 @@ class ImaginedActorCritic:
                 if self.target_critic is not None:  # TARGET_UPDATE = 1: copied after every update
                     with torch.no_grad():
                         torch._foreach_copy_(list(self.target_critic.parameters()), list(self.critic.parameters()))
-                for name, value in (("actor_loss", loss), ("value_loss", value_loss), ("entropy", entropy),
-                                    ("actor_grad_norm", actor_norm), ("value_grad_norm", value_norm)):
-                    sums[f"train/{name}"] = sums.get(f"train/{name}", 0.0) + value.detach()
-        count = cfg.ppo_epochs * -(-samples // cfg.ppo_minibatch)
-        return {name: total / count for name, total in sums.items()}
+                add_ppo_metrics(sums, loss, value_loss, entropy, actor_norm, value_norm)
+        return ppo_means(sums, cfg, samples)
 
     def actor_loss(self, minibatch: dict[str, torch.Tensor], adv: torch.Tensor,
                    entropy_weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

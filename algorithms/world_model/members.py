@@ -19,12 +19,25 @@ from algorithms import sampling
 from algorithms.base import Divergence
 from algorithms.members import WAITING, MemberBatch, Networks, StackedAdam, StackedNetworks, clip_members, own_generators, take
 from algorithms.world_model.agent import WorldModelAgent, matmul_precision
+from algorithms.world_model.behaviour import add_ppo_metrics, ppo_means
 from algorithms.world_model.losses import model_loss
 
 
 def _learner_networks(m: WorldModelAgent) -> Networks:
     target = m.behaviour.target_critic
     return Networks(model=m.model, actor=m.actor, critic=m.critic, **({} if target is None else {"target": target}))
+
+
+def step_members(optimiser: StackedAdam, params: list[torch.Tensor], loss: torch.Tensor, clip: float,
+                 finite: torch.Tensor) -> torch.Tensor:
+    """``DivergenceGuard.step`` for all members: backward (member k's loss reaches its slice only), each
+    member's own clipping, one Adam step; returns the gradient norms ``[K]`` and marks the non-finite."""
+    optimiser.zero_grad()
+    loss.sum().backward()
+    norm = clip_members(params, clip)
+    finite &= torch.isfinite(loss.detach() + norm)
+    optimiser.step()
+    return norm
 
 
 class WorldModelMembers(MemberBatch):
@@ -104,7 +117,7 @@ class WorldModelMembers(MemberBatch):
                 batch = self._replayed(members, generators, cfg.model_batch_size)
                 loss, parts = nets.call(partial(model_loss, template.model), batch, modules=("model",),
                                         generators=generators)
-                norm = self._step(model_opt, nets.parameters("model"), loss, cfg.grad_clip, finite)
+                norm = step_members(model_opt, nets.parameters("model"), loss, cfg.grad_clip, finite)
                 watched.append({**{f"train/{k}": v.detach() for k, v in parts.items()},
                                 "train/model_loss": loss.detach(), "train/model_grad_norm": norm})
             template.model.eval()
@@ -124,18 +137,6 @@ class WorldModelMembers(MemberBatch):
             with sampling.drawing_from(generator):
                 batches.append(m.replay.sample(size))
         return {k: torch.stack([b[k] for b in batches]) for k in batches[0]}
-
-    @staticmethod
-    def _step(optimiser: StackedAdam, params: list[torch.Tensor], loss: torch.Tensor, clip: float,
-              finite: torch.Tensor) -> torch.Tensor:
-        """``DivergenceGuard.step`` for all members: backward (member k's loss reaches its slice only), each
-        member's own clipping, one Adam step; returns the gradient norms ``[K]`` and marks the non-finite."""
-        optimiser.zero_grad()
-        loss.sum().backward()
-        norm = clip_members(params, clip)
-        finite &= torch.isfinite(loss.detach() + norm)
-        optimiser.step()
-        return norm
 
     def _conclude(self, which, members, nets, optimisers, entropy, watched, finite, diverged) -> None:
         """Each member's guard reads its slice of what was watched (one host read per member, as solo), its
@@ -184,17 +185,14 @@ class PolicyRounds:
                 minibatch = {k: take(v, idx, 1) for k, v in flat.items()}
                 loss, entropy = nets.call(self.behaviour.actor_loss, minibatch, take(adv, idx, 1), self.entropy,
                                           modules=("actor",))
-                actor_norm = WorldModelMembers._step(self.actor_opt, nets.parameters("actor"), loss,
-                                                     cfg.grad_clip_policy, self.finite)
+                actor_norm = step_members(self.actor_opt, nets.parameters("actor"), loss, cfg.grad_clip_policy,
+                                          self.finite)
                 self.entropy.mul_(cfg.entropy_annealing)
                 value_loss = nets.call(self.behaviour.value_loss, minibatch, modules=("critic",))
-                value_norm = WorldModelMembers._step(self.critic_opt, nets.parameters("critic"), value_loss,
-                                                     cfg.grad_clip_policy, self.finite)
+                value_norm = step_members(self.critic_opt, nets.parameters("critic"), value_loss,
+                                          cfg.grad_clip_policy, self.finite)
                 if self.target:  # TARGET_UPDATE = 1: copied after every update
                     with torch.no_grad():
                         torch._foreach_copy_(self.target, nets.parameters("critic"))
-                for name, value in (("actor_loss", loss), ("value_loss", value_loss), ("entropy", entropy),
-                                    ("actor_grad_norm", actor_norm), ("value_grad_norm", value_norm)):
-                    sums[f"train/{name}"] = sums.get(f"train/{name}", 0.0) + value.detach()
-        count = cfg.ppo_epochs * -(-samples // cfg.ppo_minibatch)
-        return {name: total / count for name, total in sums.items()}
+                add_ppo_metrics(sums, loss, value_loss, entropy, actor_norm, value_norm)
+        return ppo_means(sums, cfg, samples)

@@ -39,7 +39,7 @@ import torch
 
 from envs.base import MultiAgentEnv, Step, first_unavailable
 from envs.errors import UsageError
-from envs.flatland.rail import TREE_DEPTH, RailTask
+from envs.flatland.rail import RailTask
 from envs.flatland.tasks import FlatlandTask, build_episode
 from envs.processes import receive_while_parent_lives, worker_context
 from envs.seeding import child_seed
@@ -50,7 +50,7 @@ INFO = ("episode_limit", "completion", "deadlocked", "score")
 POLL_SECONDS = 0.2
 
 
-ENV_OPTIONS = ("workers", "tree_depth", "state", "build_ahead")  # FlatlandEnv's; the rest set the task
+ENV_OPTIONS = ("workers", "build_ahead")  # FlatlandEnv's own; tree_depth and state also shape the spec; the rest set the task
 
 
 class WorkerError(RuntimeError):
@@ -177,9 +177,9 @@ def _serve(conn, task: FlatlandTask, seeds: list[int], tree_depth: int, state: s
 class FlatlandEnv(MultiAgentEnv):
     """``num_envs`` Flatland environments of one task (see module docstring for workers)."""
 
-    def __init__(self, spec: EnvSpec, task: FlatlandTask, num_envs: int = 1, device: str | torch.device = "cpu",
-                 seed: int = 0, workers: int | None = None, checked: bool = True, tree_depth: int = TREE_DEPTH,
-                 state: str = "obs", build_ahead: bool = True):
+    def __init__(self, spec: EnvSpec, task: FlatlandTask, tree_depth: int, state: str, num_envs: int = 1,
+                 device: str | torch.device = "cpu", seed: int = 0, workers: int | None = None, checked: bool = True,
+                 build_ahead: bool = True):
         """``task`` and its ``spec`` (for this ``tree_depth`` and ``state``) from the Flatland family:
         ``envs.make("flatland/5_agents", ...)`` builds one."""
         if num_envs < 1:

@@ -30,12 +30,13 @@ class Flatland(Family):
         from envs.flatland.rail import TREE_DEPTH, sizes
 
         env_options = {k: options.pop(k) for k in ENV_OPTIONS if k in options}
+        tree_depth, state = options.pop("tree_depth", TREE_DEPTH), options.pop("state", "obs")
         if one_episode_each:
             env_options["build_ahead"] = False
         task = get_task(name, **options)
-        spec = self.describe(name, backend, **sizes(task, env_options.get("tree_depth", TREE_DEPTH),
-                                                     env_options.get("state", "obs")))
-        return FlatlandEnv(spec, task, num_envs=num_envs, device=device, seed=seed, checked=checked, **env_options)
+        spec = self.describe(name, backend, **sizes(task, tree_depth, state))
+        return FlatlandEnv(spec, task, tree_depth, state, num_envs=num_envs, device=device, seed=seed, checked=checked,
+                           **env_options)
 
 
 FLATLAND = Flatland()
