@@ -2,6 +2,8 @@
 and equal fingerprints have none."""
 import json
 
+import pytest
+
 from suites.checks.fingerprint import differences, main
 
 BEFORE = {"smoke/smac_3m/mappo/seed_0": {"eval/win_rate": {"steps": [0, 512], "values": [0.0, 0.25]},
@@ -27,8 +29,7 @@ def test_a_value_a_step_a_metric_and_a_run_that_differ_are_each_named():
 
 
 def test_comparing_with_a_missing_file_says_how_to_make_one(tmp_path, capsys):
-    try:
+    with pytest.raises(SystemExit) as stop:
         main(["--compare", str(tmp_path / "before.json")])
-    except SystemExit as stop:
-        assert stop.code == 2
+    assert stop.value.code == 2
     assert "write one first with --write" in capsys.readouterr().err
