@@ -31,7 +31,7 @@ from pathlib import Path
 from envs.errors import UsageError
 from suites.launching import progress
 from suites.launching.lease import RAY_TASK_VARIABLE, HeldElsewhere, live_holder
-from suites.launching.records import attempts, completed_summary
+from suites.launching.records import SUBMITTED, attempts, completed_summary, submission
 from suites.planning.spec import RunSpec
 
 COMPLETED, FAILED, HELD = "COMPLETED", "FAILED", "HELD"  # HELD: another process is training the run
@@ -373,16 +373,12 @@ class SubmititJob:
         return submitit.helpers.DelayedSubmission(self, group, results)
 
 
-SUBMITTED = "submitted.json"  # in a run's directory: the submitit job that will train it (job id, cluster, host)
-
-
 def submitted_job(run_dir: Path) -> dict | None:
     """The submitit job a run was given to, while that job may still train it (queued, running or requeued);
     None when it was given to none, or its job has ended. A SLURM job's state comes from SLURM (sacct); a local
     job is a process of the driver's host."""
-    try:
-        job = json.loads((run_dir / SUBMITTED).read_text())
-    except (OSError, ValueError):
+    job = submission(run_dir)
+    if job is None:
         return None
     if job["cluster"] == "local":
         alive = job["host"] == socket.gethostname() and _process_alive(int(job["job_id"]))

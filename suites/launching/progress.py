@@ -88,10 +88,11 @@ def summary(estimate: SuiteEta, finished: set[str], failed: int) -> str:
 def status_table(runs: list[tuple[str, Path, int]]) -> str:
     """Every run's state from its directory alone (records, progress file, lease), whatever launched it and on
     whichever node: done, running (and who holds it), interrupted, partial, failed or pending; steps done of
-    its budget; its own measured rate; and, for a run not yet done, the time its remaining steps take at that
-    rate. ``runs``: (run id, directory, budget)."""
+    its budget; its own measured rate; for a run not yet done, the time its remaining steps take at that rate,
+    and the submitit job it was given to if no process holds it (queued, or ended: SLURM's ``squeue`` says
+    which). ``runs``: (run id, directory, budget)."""
     from suites.launching.lease import live_holder
-    from suites.launching.records import DONE, PARTIAL, attempts, run_status
+    from suites.launching.records import DONE, PARTIAL, attempts, run_status, submission
 
     rows, remaining = [], 0.0
     for run_id, record_dir, total in runs:
@@ -106,8 +107,10 @@ def status_table(runs: list[tuple[str, Path, int]]) -> str:
         if state != DONE and rate > 0:
             eta = _duration((total - steps) / rate)
             remaining += (total - steps) / rate
+        job = submission(record_dir) if holder is None and state != DONE else None
         rows.append((run_id, label, f"{steps:,}/{total:,}", f"{rate:,.0f} steps/s" if rate else "", eta,
-                     f"by {holder}" if holder is not None else ""))
+                     f"by {holder}" if holder is not None else
+                     f"given to submitit job {job['job_id']} ({job['cluster']})" if job else ""))
     header = ("run", "state", "steps", "rate", "left", "")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(5)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + ("  " + row[5] if row[5] else "")

@@ -99,3 +99,14 @@ def run_status(record_dir: Path) -> str:
         return PARTIAL
     return PENDING
 
+
+SUBMITTED = "submitted.json"  # in a run's directory: the submitit job it was given to (job id, cluster, host, folder)
+
+
+def submission(record_dir: Path) -> dict | None:
+    """The submitit job a run was last given to, as its ``submitted.json`` says (whether or not that job still
+    runs: ``launchers.submitted_job`` asks); None if it was given to none."""
+    try:
+        return json.loads((record_dir / SUBMITTED).read_text())
+    except (OSError, ValueError):
+        return None

@@ -172,6 +172,9 @@ def test_the_status_view_reads_every_run_from_the_results_folder(tmp_path, capsy
         execute(specs[2], tmp_path)
     _plant(dirs[3], "node7", 4242)  # trained right now by another node, which reports its progress
     (dirs[3] / "progress.json").write_text(json.dumps({"steps": 300, "total": 768, "steps_per_second": 10.0}))
+    dirs[4].mkdir(parents=True)  # given to a SLURM job still in the queue
+    (dirs[4] / "submitted.json").write_text(json.dumps({"job_id": "8812_4", "cluster": "slurm", "host": "login1",
+                                                        "folder": str(tmp_path / "submitit")}))
 
     assert cli.main([*command, "--status"]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -182,4 +185,5 @@ def test_the_status_view_reads_every_run_from_the_results_folder(tmp_path, capsy
     running = " ".join(rows[specs[3].run_id])
     assert "running 300/768 10 steps/s 0 min 46 s by process 4242 on node7" in running
     assert rows[specs[4].run_id][1:3] == ["pending", "0/768"]
+    assert " ".join(rows[specs[4].run_id]).endswith("given to submitit job 8812_4 (slurm)")
     assert out[-1].startswith("1 done, 1 interrupted, 1 failed, 1 running, 1 pending")
