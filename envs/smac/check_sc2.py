@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from envs.smac.maps import MAPS
-from envs.smac.sc2 import installed_builds, map_file, sc2_root, smacv2_release
+from envs.smac.sc2 import installed_builds, map_file, maps_folder, sc2_root, smacv2_release
 
 SMAC_BUILD, SMAC_VERSION = "Base75689", "4.10"
 
@@ -49,9 +49,9 @@ def problems() -> tuple[list[str], list[str]]:
                        f"in {root / 'Versions'}")
     absent = [name for name in sorted(MAPS) if not map_file(root, name).is_file()]
     if absent:
-        missing.append(f"{len(absent)} SMAC map(s) in {map_file(root, 'x').parent}: {', '.join(absent)}")
+        missing.append(f"{len(absent)} SMAC map(s) in {maps_folder(root)}: {', '.join(absent)}")
     else:
-        found.append(f"the {len(MAPS)} SMAC maps in {map_file(root, 'x').parent}")
+        found.append(f"the {len(MAPS)} SMAC maps in {maps_folder(root)}")
     return found, missing
 
 

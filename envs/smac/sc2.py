@@ -59,9 +59,14 @@ def installed_builds(root: Path) -> list[str]:
     return sorted(found, key=lambda name: int(name[4:]))
 
 
+def maps_folder(root: Path) -> Path:
+    """Where StarCraft II finds the SMAC maps smacv2 loads (``Maps/SMAC_Maps``)."""
+    return root / "Maps" / "SMAC_Maps"
+
+
 def map_file(root: Path, map_name: str) -> Path:
-    """The SMAC map file StarCraft II loads for ``map_name`` (smacv2's maps live in ``Maps/SMAC_Maps``)."""
-    return root / "Maps" / "SMAC_Maps" / f"{map_name}.SC2Map"
+    """The SMAC map file StarCraft II loads for ``map_name``."""
+    return maps_folder(root) / f"{map_name}.SC2Map"
 
 
 def smacv2_release() -> dict:
@@ -124,7 +129,6 @@ class Sc2Env(MultiAgentEnv):
         self._now: tuple[torch.Tensor, ...] | None = None  # obs, state, avail, alive to act on
         self._notices: list[tuple[int, str]] = []
         self._provenance: dict | None = None
-        self.restarts = 0
 
     # ----- reading the shared rows ---------------------------------------------------------------------
     def _rows(self, slot: int) -> tuple[torch.Tensor, ...]:
@@ -141,7 +145,6 @@ class Sc2Env(MultiAgentEnv):
         for b, answer in enumerate(self.games.ask("reset", timeout=self.games.start_timeout if first else None)):
             if isinstance(answer, str):
                 self.games.restart(b, answer)
-                self.restarts += 1
                 self._notices.append((b, f"StarCraft II game {b} ({self.map_name}) {answer} on reset; restarted"))
         self._steps[:] = 0
         self._now = self._rows(1)
@@ -165,7 +168,6 @@ class Sc2Env(MultiAgentEnv):
         for b, answer in enumerate(answers):
             if isinstance(answer, str):
                 self.games.restart(b, answer)
-                self.restarts += 1
                 self._drop(b, f"{answer}; restarted")
                 dropped.append(b)
             elif not answer.info:

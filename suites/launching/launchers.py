@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,18 +152,19 @@ def run_sequential(groups: list[Group], results: Path) -> list[Outcome]:
     return outcomes
 
 
-def attach(held: list[RunSpec], results: Path, poll_interval: float = 2.0) -> list[Outcome]:
-    """Wait for runs another process is training (their leases) to finish there; their outcomes then, from their
-    records: COMPLETED, FAILED, or still unfinished (INTERRUPTED there, or its process gone)."""
-    waiting, summarised = list(held), time.monotonic()
-    while any(live_holder(results / "runs" / s.run_id) is not None for s in waiting):
+def attach(held: list[RunSpec], results: Path, elsewhere: Callable[[Path], object] = live_holder,
+           unfinished: str = "stopped in the other process; rerun to resume it", poll_interval: float = 2.0
+           ) -> list[Outcome]:
+    """Wait for runs trained elsewhere to finish there (while ``elsewhere(run_dir)`` names who has them: by
+    default the process holding its lease); their outcomes then, from their records: COMPLETED, FAILED, or
+    UNFINISHED with ``unfinished`` (INTERRUPTED there, or its process gone)."""
+    summarised = time.monotonic()
+    while any(elsewhere(results / "runs" / s.run_id) is not None for s in held):
         if time.monotonic() - summarised >= SUMMARY_EVERY:
             print_summary(held, {}, results)
             summarised = time.monotonic()
         time.sleep(poll_interval)
-    return [recorded_outcome(run_spec, results, Outcome(run_spec.run_id, "UNFINISHED",
-                                                    "stopped in the other process; rerun to resume it"))
-            for run_spec in held]
+    return [recorded_outcome(run_spec, results, Outcome(run_spec.run_id, "UNFINISHED", unfinished)) for run_spec in held]
 
 
 def spread_devices(groups: list[Group], gpu_count: int) -> list[Group]:
@@ -409,20 +411,6 @@ def _note_submitted(groups: list[Group], jobs: list, results: Path, cluster: str
             os.replace(draft, run_dir / SUBMITTED)  # never read half written
 
 
-def attach_jobs(held: list[RunSpec], results: Path, poll_interval: float = 2.0) -> list[Outcome]:
-    """Wait for runs given to submitit jobs that another driver submitted (queued or running) to finish there;
-    their outcomes then, from their records."""
-    summarised = time.monotonic()
-    while any(submitted_job(results / "runs" / s.run_id) is not None for s in held):
-        if time.monotonic() - summarised >= SUMMARY_EVERY:
-            print_summary(held, {}, results)
-            summarised = time.monotonic()
-        time.sleep(poll_interval)
-    return [recorded_outcome(run_spec, results, Outcome(run_spec.run_id, "UNFINISHED",
-                                                    "its job ended without finishing it; rerun to resume it"))
-            for run_spec in held]
-
-
 def run_submitit(groups: list[Group], results: Path, cluster: str, parameters: dict, requeues: int = 3,
                  poll_interval: float = 1.0) -> list[Outcome]:
     """Each group one job (a SLURM job array, or local processes); a job that reaches its time limit or is
@@ -469,5 +457,7 @@ def run_submitit(groups: list[Group], results: Path, cluster: str, parameters: d
             job.cancel(check=False)
         raise
     attached = [s for g in groups for s in g if s.run_id in queued]
-    outcomes.update({o.run_id: o for o in attach_jobs(attached, results)} if attached else {})
+    if attached:  # given to jobs another driver submitted (queued or running): their outcomes once they end
+        outcomes.update({o.run_id: o for o in attach(attached, results, submitted_job,
+                                                     "its job ended without finishing it; rerun to resume it")})
     return [outcomes[s.run_id] for s in runs_of(groups)]

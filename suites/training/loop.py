@@ -263,8 +263,9 @@ def train_members(ios: list[MemberIO], config, stop: StopSignals | None = None) 
                for k, io in enumerate(ios)]
     reset = env.reset()
     for k, io in enumerate(ios):
-        if io.describe is not None and env.provenance(k):
-            io.describe(env.provenance(k))
+        provenance = env.provenance(k)
+        if io.describe is not None and provenance:
+            io.describe(provenance)
     started = time.perf_counter()
     for k, m in enumerate(members):  # an unreadable checkpoint stops its member alone
         _guarded(m, started, m.start, env, k, reset.rows(m.rows.start, m.rows.stop))

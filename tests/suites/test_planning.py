@@ -283,7 +283,6 @@ def test_a_sweep_reruns_as_done(tmp_path, capsys):
     (["smoke", "--set", "mappo.critic_features=a+b,c"], "mappo has no config field 'critic_features'"),
 ])
 def test_bad_names_exit_2_with_the_valid_ones(argv, message, capsys, tmp_path):
-
     if "cuda:7" in argv and torch.cuda.is_available():
         pytest.skip("CUDA is available here")
     assert cli.main(argv + ["--results", str(tmp_path)]) == 2
