@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from envs.smac.terrain import distance
+
 if TYPE_CHECKING:
     from envs.smac.simulator import _State
 
@@ -81,13 +83,17 @@ class Opponent:
         s.target[:, N:] = torch.where(self.healer[N:], heal_tgt, s.target[:, N:])
 
     def _enemy_idle_goals(self, s: _State, has_target, goal, need) -> None:
-        """Enemies without a target attack-move to the attack point; medivacs follow their army."""
+        """Enemies without a target attack-move to the attack point, or on 2c_vs_64zg, whose script orders them
+        to attack the colossi, go for the nearest living ally; medivacs follow their army."""
         if self.map.attack_point is None:
             return
         N = self.n_agents
         idle = ~has_target[:, N:]
         pos = s.pos[:, N:]
         point = self.attack_point.expand_as(pos)
+        if self.map.attack_allies:
+            gap = torch.where(s.alive[:, :N].unsqueeze(1), distance(pos, s.pos[:, :N]), float("inf"))
+            point = self._gather(s.pos, gap.argmin(2))
         ground = s.alive[:, N:] & ~self.healer[N:]
         centroid = (pos * ground.unsqueeze(-1)).sum(1, keepdim=True) / ground.sum(1, keepdim=True).clamp(min=1).unsqueeze(-1)
         point = torch.where(self.healer[N:].view(1, -1, 1), centroid.expand_as(pos), point)

@@ -33,9 +33,9 @@ from envs.base import MultiAgentEnv, Step
 from envs.smac import units
 from envs.smac.interface import MOVE_AMOUNT, REWARD_DEATH, REWARD_WIN, SmacInterface
 from envs.smac.layout import N_NO_ATTACK, smac_layout
-from envs.smac.maps import ALLY_TYPE_ORDER, ENEMY_TYPE_BITS, MAP_SIZE, TERRAIN, SmacMap, get_map
+from envs.smac.maps import ALLY_TYPE_ORDER, CLIFF_TERRAIN, ENEMY_TYPE_BITS, MAP_SIZE, TERRAIN, SmacMap, get_map
 from envs.smac.opponent import BLOCKED_PACE, SCAN_MARGIN, SCAN_RANGE, Opponent
-from envs.smac.terrain import Pathing, distance, flow_field, formation
+from envs.smac.terrain import Pathing, distance, flow_field, formation, path_fields
 from envs.spec import EnvSpec
 
 STEP_LOOPS = 8  # SMAC step_mul (ENV:69)
@@ -68,6 +68,7 @@ class _State:
     goal: torch.Tensor  # [B,N,2] move-order destination
     last_action: torch.Tensor  # [B,N] long, -1 after reset
     steps: torch.Tensor  # [B] long
+    primed: torch.Tensor  # [B,U] bool: a baneling killed in the last slice, bursting in the next
 
     def assign(self, idx: torch.Tensor, other: _State) -> _State:
         """A copy with battles ``idx`` replaced by ``other``'s rows."""
@@ -142,9 +143,13 @@ class SmacSimulator(Pathing, Opponent, SmacInterface, MultiAgentEnv):
         self.hits_ground, self.hits_air = col(lambda t: t.hits_ground, torch.bool), col(lambda t: t.hits_air, torch.bool)
         self.hp_regen = col(lambda t: t.hp_regen / units.LOOPS_PER_SECOND)
         self.healer = col(lambda t: t.healer, torch.bool)
+        self.splash_line, self.splash_burst = col(lambda t: t.splash == "line", torch.bool), col(lambda t: t.splash == "burst", torch.bool)
+        self.cliff_walker = col(lambda t: t.cliff_walker, torch.bool)
         # fixed by the map: plain bools, so the step never reads a tensor back to the host (a sync on GPU)
         self.any_healer = any(t.healer for t in types)
         self.enemy_healer = any(t.healer for t in types[N:])
+        self.has_line, self.has_burst = any(t.splash == "line" for t in types), any(t.splash == "burst" for t in types)
+        self.has_cliff_walker = any(t.cliff_walker for t in types)
         self.armed = col(lambda t: t.has_weapon, torch.bool)
         self.scan = col(lambda t: max(SCAN_RANGE, t.weapon_range + (SCAN_MARGIN if t.speed > 0 and t.weapon_range > 1 else 0)))
         self.is_enemy = torch.arange(self.n_units, device=dev) >= N
@@ -167,26 +172,46 @@ class SmacSimulator(Pathing, Opponent, SmacInterface, MultiAgentEnv):
 
         grid = TERRAIN[m.terrain]
         self.grid = torch.tensor(grid, device=dev)
-        self.flow = None
-        if m.attack_point is not None and not self._straight_path_clear(grid, m.enemy_spawn, m.attack_point):
+        if self.has_cliff_walker:
+            self.cliff_grid = torch.tensor(CLIFF_TERRAIN[m.terrain] | grid, device=dev)
+        self.flow = self.chase_flow = None
+        if m.attack_allies:  # enemies chase moving units around walls: paths toward every cell
+            flows, nearest = path_fields(m.terrain)
+            self.chase_flow, self.nearest_cell = torch.tensor(flows, device=dev), torch.tensor(nearest, device=dev)
+        elif m.attack_point is not None and not self._straight_path_clear(grid, m.enemy_spawn, m.attack_point):
             self.flow = torch.tensor(flow_field(grid, m.attack_point), device=dev)
         self.attack_point = torch.tensor(m.attack_point or (0.0, 0.0), device=dev)
-        spacing_a = 2 * max(t.radius for t in types[:N])
-        spacing_e = 2 * max(t.radius for t in types[N:])
         facing = np.subtract(m.enemy_spawn, m.ally_spawn)
         facing = facing / np.linalg.norm(facing)
         lateral = np.array([-facing[1], facing[0]])
         if m.ally_spawn_2 is not None:  # one unit at each named point
             ally_pts = np.array([m.ally_spawn, m.ally_spawn_2], dtype=np.float32)
         else:
-            ally_pts = formation(m.ally_spawn, facing, lateral, N, spacing_a, grid)
-        enemy_pts = formation(m.enemy_spawn, -facing, lateral, E, spacing_e, grid)
+            ally_pts = self._side_spawns("ally", m.ally_types, facing, lateral, grid)
+        enemy_pts = self._side_spawns("enemy", m.enemy_types, -facing, lateral, grid)
         self.spawn = torch.tensor(np.concatenate([ally_pts, enemy_pts]), device=dev)
         self.radius_sum = self.radius.view(-1, 1) + self.radius.view(1, -1)
         self.same_team = self.is_enemy.view(-1, 1) == self.is_enemy.view(1, -1)
+        # damage of one attack of unit i on unit v, bonuses included (splash maps add it up over [B,I,V])
+        self.per_attack = (self.damage.view(-1, 1) + self.bonus_light.view(-1, 1) * self.light.view(1, -1)
+                           + self.bonus_armored.view(-1, 1) * self.armored.view(1, -1))
+        # colossi walk over the other ground units and they under it (Collide: Colossus, Structure, Flying)
+        self.collide_pair = self.cliff_walker.view(-1, 1) == self.cliff_walker.view(1, -1)
         self.not_self = 1.0 - torch.eye(self.n_units, device=dev)
         self.others = torch.tensor([[j for j in range(N) if j != i] for i in range(N)], device=dev,
                                    dtype=torch.long).reshape(N, N - 1)
+
+    def _side_spawns(self, side: str, names: list[str], facing, lateral, grid) -> np.ndarray:
+        """Spawn points of one side: each group the map script creates at a point of its own (``type_spawns``)
+        packed around that point, units in index order."""
+        points = np.zeros((len(names), 2), dtype=np.float32)
+        groups: dict[tuple[float, float], list[int]] = {}
+        for i, name in enumerate(names):
+            groups.setdefault(self.map.spawn_point(side, name), []).append(i)
+        for centre, idx in groups.items():
+            spacing = 2 * max(units.UNITS[names[i]].radius for i in idx)
+            points[idx] = formation(centre, facing, lateral, len(idx), spacing, grid)
+        return points
 
     # ------------------------------------------------------------------ helpers
     def _spawn_noise(self, counts: list[int]) -> torch.Tensor:
@@ -206,7 +231,7 @@ class SmacSimulator(Pathing, Opponent, SmacInterface, MultiAgentEnv):
         dev, N, Un, b = self.device, self.n_agents, self.n_units, noise.shape[0]
         spawn = self.spawn.expand(b, Un, 2)
         pos = spawn + (noise * 2 - 1) * SPAWN_JITTER
-        pos = torch.where(self._pathable(pos).unsqueeze(-1), pos, spawn)
+        pos = torch.where(self._walkable(pos).unsqueeze(-1), pos, spawn)
         energy = torch.where(self.healer, units.MEDIVAC_START_ENERGY, 0.0).expand(b, Un).clone()
         return _State(
             pos=pos, hp=self.hp_max.expand(b, Un).clone(), shield=self.shield_max.expand(b, Un).clone(),
@@ -217,7 +242,7 @@ class SmacSimulator(Pathing, Opponent, SmacInterface, MultiAgentEnv):
             shun_left=torch.zeros(b, Un, device=dev),
             moving=torch.zeros(b, N, dtype=torch.bool, device=dev), goal=torch.zeros(b, N, 2, device=dev),
             last_action=torch.full((b, N), -1, dtype=torch.long, device=dev),
-            steps=torch.zeros(b, dtype=torch.long, device=dev),
+            steps=torch.zeros(b, dtype=torch.long, device=dev), primed=torch.zeros(b, Un, dtype=torch.bool, device=dev),
         )
 
     def _edge(self, a: torch.Tensor, b: torch.Tensor, ra: slice, rb: slice) -> torch.Tensor:
@@ -288,7 +313,9 @@ class SmacSimulator(Pathing, Opponent, SmacInterface, MultiAgentEnv):
     def set_state(self, state: dict) -> None:
         if len(state["generators"]) != self.members:
             raise ValueError(f"snapshot of {len(state['generators'])} members for a simulator of {self.members}")
-        self.s = _State(**state["battle"])
+        battle = dict(state["battle"])
+        battle.setdefault("primed", torch.zeros_like(battle["alive"]))  # snapshots from before banelings
+        self.s = _State(**battle)
         for g, saved in zip(self.generators, state["generators"]):
             g.set_state(saved)
         self._avail = state["avail"]
@@ -358,6 +385,8 @@ class SmacSimulator(Pathing, Opponent, SmacInterface, MultiAgentEnv):
             cell = pos.clamp(0, MAP_SIZE - 1e-3).long()
             flow = self.flow[cell[..., 0], cell[..., 1]]
             heading = torch.where((idle & flow.abs().sum(-1).gt(0)).unsqueeze(-1), flow, heading)
+        if self.chase_flow is not None:
+            heading = self._chase_heading(s, goal, heading)
         travel = torch.minimum(self.speed * dt, need.clamp(min=0)) * alive
         heading = self._steer(s, heading, travel)
         proposal = pos + heading * travel.unsqueeze(-1)
@@ -378,13 +407,16 @@ class SmacSimulator(Pathing, Opponent, SmacInterface, MultiAgentEnv):
         can_hit = torch.where(t_air, self.hits_air, self.hits_ground)
         ready = s.cooldown <= dt
         fire = s.alive & in_range & can_hit & ready & self.armed
-        per_attack = self.damage + self.bonus_light * self._gather(self.light.expand_as(s.alive), tgt) \
-            + self.bonus_armored * self._gather(self.armored.expand_as(s.alive), tgt)
-        slot = torch.where(fire, tgt, torch.full_like(tgt, Un))  # slot Un collects nothing
-        raw = torch.zeros(s.hp.shape[0], Un + 1, device=self.device)
-        raw.scatter_add_(1, slot, per_attack * self.attacks * fire)
-        n_hits = torch.zeros_like(raw).scatter_add_(1, slot, self.attacks * fire)
-        raw, n_hits = raw[:, :Un], n_hits[:, :Un]
+        if self.has_line or self.has_burst:
+            raw, n_hits, burst = self._splash_damage(s, fire)
+        else:
+            per_attack = self.damage + self.bonus_light * self._gather(self.light.expand_as(s.alive), tgt) \
+                + self.bonus_armored * self._gather(self.armored.expand_as(s.alive), tgt)
+            slot = torch.where(fire, tgt, torch.full_like(tgt, Un))  # slot Un collects nothing
+            raw = torch.zeros(s.hp.shape[0], Un + 1, device=self.device)
+            raw.scatter_add_(1, slot, per_attack * self.attacks * fire)
+            n_hits = torch.zeros_like(raw).scatter_add_(1, slot, self.attacks * fire)
+            raw, n_hits = raw[:, :Un], n_hits[:, :Un]
         # shields absorb first; the spill-over loses armour once per attack, never below 0.5 per attack
         absorbed = torch.minimum(s.shield, raw)
         rest = raw - absorbed
@@ -398,10 +430,41 @@ class SmacSimulator(Pathing, Opponent, SmacInterface, MultiAgentEnv):
 
         if self.any_healer:
             self._heal(s, in_range)
+        if self.has_burst:  # a baneling dies as it bursts; one killed otherwise bursts in the next slice
+            s.hp = torch.where(burst, torch.zeros_like(s.hp), s.hp)
         dead = s.alive & (s.hp <= 0)
+        if self.has_burst:
+            s.primed = dead & self.splash_burst & ~burst
         s.alive = s.alive & ~dead
         s.hp = torch.where(s.alive, s.hp, torch.zeros_like(s.hp))
         s.shield = torch.where(s.alive, s.shield, torch.zeros_like(s.shield))
+
+    def _splash_damage(self, s: _State, fire: torch.Tensor):
+        """Damage and attack counts ``[B,U]`` on maps with splash, from a matrix ``[B,I,V]`` of the attacks each
+        unit i lands on each unit v: its target; with Thermal Lances also every enemy ground unit on the line
+        across the target; with Volatile Burst every enemy ground unit within the burst radius of the baneling
+        instead (``units.LANCE_*``, ``units.BURST_RADIUS``). Also returns the banelings bursting now."""
+        Un = self.n_units
+        tgt = s.target.clamp(min=0)
+        exposed = (s.alive & ~self.air).unsqueeze(1) & ~self.same_team  # [B,I,V] enemy ground units of i
+        lands = torch.nn.functional.one_hot(tgt, Un).bool() & (fire & ~self.splash_burst).unsqueeze(-1)
+        if self.has_line:
+            tpos = self._gather(s.pos, s.target)  # [B,I,2]
+            shot = tpos - s.pos
+            shot = shot / shot.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+            rel = s.pos.unsqueeze(1) - tpos.unsqueeze(2)  # [B,I,V,2] each unit from i's target
+            along = (rel * shot.unsqueeze(2)).sum(-1)
+            across = rel[..., 1] * shot[..., 0].unsqueeze(2) - rel[..., 0] * shot[..., 1].unsqueeze(2)
+            beyond = (across.abs() - units.LANCE_HALF_LENGTH).clamp(min=0)
+            on_line = (along * along + beyond * beyond).sqrt() <= units.LANCE_RADIUS + self.radius
+            lands = lands | (on_line & exposed & (fire & self.splash_line).unsqueeze(-1))
+        burst = torch.zeros_like(fire)
+        if self.has_burst:
+            burst = (fire & self.splash_burst) | s.primed
+            near = distance(s.pos, s.pos) <= units.BURST_RADIUS + self.radius
+            lands = lands | (near & exposed & burst.unsqueeze(-1))
+        attacks = lands * self.attacks.view(1, -1, 1)
+        return (attacks * self.per_attack).sum(1), attacks.sum(1), burst
 
     def _heal(self, s: _State, in_range: torch.Tensor) -> None:
         tgt = s.target

@@ -4,6 +4,7 @@ and each other (steering around units that do not make way, sliding along walls,
 A mixin of ``SmacSimulator``: its methods read the simulator's tables (``grid``, ``radius``, ...)."""
 from __future__ import annotations
 
+import functools
 import heapq
 import math
 from typing import TYPE_CHECKING
@@ -11,10 +12,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from envs.smac.maps import MAP_SIZE
+from envs.smac.maps import MAP_SIZE, TERRAIN
 
 if TYPE_CHECKING:
     from envs.smac.simulator import _State
+
+
+STEPS = tuple((dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy)  # the 8 neighbours of a cell
 
 
 def distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -30,12 +34,11 @@ def flow_field(grid: np.ndarray, goal: tuple[float, float]) -> np.ndarray:
     start = (int(goal[0]), int(goal[1]))
     dist[start] = 0.0
     heap = [(0.0, start)]
-    steps = [(dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy]
     while heap:
         d, (x, y) = heapq.heappop(heap)
         if d > dist[x, y]:
             continue
-        for dx, dy in steps:
+        for dx, dy in STEPS:
             nx, ny = x + dx, y + dy
             if not (0 <= nx < MAP_SIZE and 0 <= ny < MAP_SIZE and grid[nx, ny]):
                 continue
@@ -51,7 +54,7 @@ def flow_field(grid: np.ndarray, goal: tuple[float, float]) -> np.ndarray:
             if not np.isfinite(dist[x, y]) or (x, y) == start:
                 continue
             best = min(
-                ((dist[x + dx, y + dy], dx, dy) for dx, dy in steps
+                ((dist[x + dx, y + dy], dx, dy) for dx, dy in STEPS
                  if 0 <= x + dx < MAP_SIZE and 0 <= y + dy < MAP_SIZE and np.isfinite(dist[x + dx, y + dy])
                  and (not (dx and dy) or (grid[x + dx, y] and grid[x, y + dy]))),
                 default=None,
@@ -59,6 +62,47 @@ def flow_field(grid: np.ndarray, goal: tuple[float, float]) -> np.ndarray:
             if best is not None and best[0] < dist[x, y]:
                 field[x, y] = np.array(best[1:]) / math.hypot(best[1], best[2])
     return field
+
+
+@functools.lru_cache(maxsize=None)
+def path_fields(terrain: str) -> tuple[np.ndarray, np.ndarray]:
+    """Shortest-path directions toward every pathable cell of ``TERRAIN[terrain]``, for enemies that chase
+    moving units around walls (2c_vs_64zg): ``flows[g, x, y]`` is the unit step from cell (x, y) toward
+    pathable cell ``g`` (8-connected, no corner cutting, as ``flow_field``), and ``nearest[x, y]`` the
+    pathable cell nearest to any cell, which stands in for a goal no ground unit can reach (a colossus
+    on a cliff). All pairs by Floyd-Warshall over the pathable cells (336 on 2c_vs_64zg: well under a
+    second, once per process)."""
+    grid = TERRAIN[terrain]
+    cells = np.argwhere(grid)
+    index = np.full(grid.shape, -1)
+    index[cells[:, 0], cells[:, 1]] = np.arange(len(cells))
+    moves = []  # per cell: (neighbour indices, costs, unit directions)
+    dist = np.full((len(cells), len(cells)), np.inf)
+    np.fill_diagonal(dist, 0.0)
+    for i, (x, y) in enumerate(cells):
+        nbrs = [(index[x + dx, y + dy], math.hypot(dx, dy), (dx, dy)) for dx, dy in STEPS
+                if 0 <= x + dx < MAP_SIZE and 0 <= y + dy < MAP_SIZE and grid[x + dx, y + dy]
+                and (not (dx and dy) or (grid[x + dx, y] and grid[x, y + dy]))]
+        moves.append(nbrs)
+        for j, cost, _ in nbrs:
+            dist[i, j] = cost
+    for k in range(len(cells)):
+        np.minimum(dist, dist[:, k, None] + dist[None, k, :], out=dist)
+    flows = np.zeros((len(cells),) + grid.shape + (2,), dtype=np.float32)
+    for i, (x, y) in enumerate(cells):
+        if not moves[i]:
+            continue
+        nbr = np.array([j for j, _, _ in moves[i]])
+        cost = np.array([c for _, c, _ in moves[i]])
+        dirs = np.array([d for _, _, d in moves[i]], dtype=np.float32)
+        via = cost[:, None] + dist[nbr]  # [neighbours, goals]
+        best = via.argmin(0)
+        useful = np.isfinite(via.min(0)) & (np.arange(len(cells)) != i)
+        flows[useful, x, y] = dirs[best[useful]] / np.linalg.norm(dirs[best[useful]], axis=-1, keepdims=True)
+    xs, ys = np.meshgrid(np.arange(MAP_SIZE) + 0.5, np.arange(MAP_SIZE) + 0.5, indexing="ij")
+    centres = cells + 0.5
+    gap = (xs[..., None] - centres[:, 0]) ** 2 + (ys[..., None] - centres[:, 1]) ** 2
+    return flows, gap.argmin(-1)
 
 
 def formation(center: tuple[float, float], facing: np.ndarray, lateral: np.ndarray, n: int, spacing: float,
@@ -96,12 +140,30 @@ class Pathing:
                 return False
         return True
 
-    def _pathable(self, pos: torch.Tensor) -> torch.Tensor:
+    def _pathable(self, pos: torch.Tensor, grid: torch.Tensor | None = None) -> torch.Tensor:
+        """Whether ``pos`` lies on a pathable cell of the ground grid (SMAC's ``pathing_grid``) or ``grid``."""
         x, y = pos[..., 0], pos[..., 1]
         inside = (x >= 0) & (x < MAP_SIZE) & (y >= 0) & (y < MAP_SIZE)
         ix = x.clamp(0, MAP_SIZE - 1).long()
         iy = y.clamp(0, MAP_SIZE - 1).long()
-        return inside & self.grid[ix, iy]
+        return inside & (self.grid if grid is None else grid)[ix, iy]
+
+    def _walkable(self, pos: torch.Tensor) -> torch.Tensor:
+        """Where each unit of ``pos`` [B,U,2] may stand: the ground grid, or for a colossus the cliffs too.
+        SMAC's move availability keeps the ground grid for every unit (``_avail_actions``)."""
+        if not self.has_cliff_walker:
+            return self._pathable(pos)
+        return torch.where(self.cliff_walker, self._pathable(pos, self.cliff_grid), self._pathable(pos))
+
+    def _chase_heading(self, s: _State, goal: torch.Tensor, heading: torch.Tensor) -> torch.Tensor:
+        """Enemies more than a cell and a half from their goal walk the shortest path toward its cell
+        (``path_fields``) instead of straight at it, so zerglings go round the wall to the colossi."""
+        cell = s.pos.clamp(0, MAP_SIZE - 1e-3).long()
+        g = goal.clamp(0, MAP_SIZE - 1e-3).long()
+        toward = self.chase_flow[self.nearest_cell[g[..., 0], g[..., 1]], cell[..., 0], cell[..., 1]]
+        far = (goal - s.pos).norm(dim=-1) > 1.5
+        use = self.is_enemy & far & toward.abs().sum(-1).gt(0)
+        return torch.where(use.unsqueeze(-1), toward, heading)
 
     def _steer(self, s: _State, heading: torch.Tensor, travel: torch.Tensor) -> torch.Tensor:
         """Ground units walk around units they cannot push instead of pressing into them.
@@ -121,6 +183,8 @@ class Pathing:
         ahead = (rel * heading.unsqueeze(2)).sum(-1) > 0
         firm = ~self.same_team | ~moving.unsqueeze(1)
         blocks = (gap < 0) & ahead & firm & ground.unsqueeze(2) & ground.unsqueeze(1) & moving.unsqueeze(2)
+        if self.has_cliff_walker:
+            blocks = blocks & self.collide_pair
         nearest = torch.where(blocks, gap, torch.full_like(gap, float("inf"))).argmin(2, keepdim=True)
         to_blocker = rel.gather(2, nearest.unsqueeze(-1).expand(-1, -1, 1, 2)).squeeze(2)
         cross = to_blocker[..., 0] * heading[..., 1] - to_blocker[..., 1] * heading[..., 0]
@@ -131,10 +195,10 @@ class Pathing:
 
     def _slide(self, pos: torch.Tensor, proposal: torch.Tensor) -> torch.Tensor:
         """Ground units cannot enter unpathable cells; they slide along walls axis by axis."""
-        ok = self._pathable(proposal) | self.air
+        ok = self._walkable(proposal) | self.air
         x_only = torch.stack([proposal[..., 0], pos[..., 1]], -1)
         y_only = torch.stack([pos[..., 0], proposal[..., 1]], -1)
-        ok_x, ok_y = self._pathable(x_only), self._pathable(y_only)
+        ok_x, ok_y = self._walkable(x_only), self._walkable(y_only)
         out = torch.where(ok_y.unsqueeze(-1), y_only, pos)
         out = torch.where(ok_x.unsqueeze(-1), x_only, out)
         return torch.where(ok.unsqueeze(-1), proposal, out).clamp(0, MAP_SIZE - 1e-3)
@@ -146,8 +210,10 @@ class Pathing:
         ground = (s.alive & ~self.air).float()
         dist = distance(pos, pos).clamp(min=1e-4)
         overlap = (self.radius_sum - dist).clamp(min=0) * ground.unsqueeze(2) * ground.unsqueeze(1)
+        if self.has_cliff_walker:
+            overlap = overlap * self.collide_pair
         m_i, m_j = moved.unsqueeze(2), moved.unsqueeze(1)
         share = torch.where(self.same_team, 0.5, (m_i + 1e-6) / (m_i + m_j + 2e-6))
         w = overlap * share * self.not_self / dist
         pushed = pos + (w.unsqueeze(-1) * (pos.unsqueeze(2) - pos.unsqueeze(1))).sum(2)
-        return torch.where((self._pathable(pushed) | (ground == 0)).unsqueeze(-1), pushed, pos)
+        return torch.where((self._walkable(pushed) | (ground == 0)).unsqueeze(-1), pushed, pos)

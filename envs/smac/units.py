@@ -35,6 +35,8 @@ class UnitType:
     hits_air: bool = False
     hp_regen: float = 0.0  # per game second
     healer: bool = False
+    splash: str = ""  # "line": Thermal Lances (colossus); "burst": Volatile Burst (baneling), see SPLASH below
+    cliff_walker: bool = False  # the colossus's mover crosses cliffs
     smac_max_cooldown: float = 15.0  # starcraft2.py:848-861 (default 15)
 
     @property
@@ -71,6 +73,17 @@ UNITS: dict[str, UnitType] = {
         UnitType("zergling", 35, 0, 0, 2.953125, 0.375, True, False, True, damage=5,
                  weapon_range=0.1, weapon_period=_s(0.696), hits_ground=True, hp_regen=ZERG_REGEN,
                  smac_max_cooldown=11),
+        # Colossus_RL (2c_vs_64zg; "Colosus_RL" in 1c3s5z): stock values; radius 1. ThermalLances 10 x 2,
+        # +5 vs light, range 7, period 1.5 s, ground only; it hits a line across the target (LANCE_* below).
+        UnitType("colossus", 200, 150, 1, 2.25, 1.0, False, True, False, damage=10, attacks=2, bonus_damage=5,
+                 bonus_vs="light", weapon_range=7, weapon_period=_s(1.5), hits_ground=True, splash="line",
+                 cliff_walker=True, smac_max_cooldown=24),
+        # Baneling(_RL): 30 HP, speed 2.5, radius 0.375, not light (map data). Volatile Burst: 16 (+19 vs light)
+        # to every enemy ground unit within BURST_RADIUS, range 0.25; the baneling dies as it bursts, and a
+        # baneling killed bursts too. The period only keeps a cooldown defined; a baneling never fires twice.
+        UnitType("baneling", 30, 0, 0, 2.5, 0.375, False, False, True, damage=16, bonus_damage=19,
+                 bonus_vs="light", weapon_range=0.25, weapon_period=_s(1.0), hits_ground=True, hp_regen=ZERG_REGEN,
+                 splash="burst", smac_max_cooldown=1),
         UnitType("spinecrawler", 300, 0, 2, 0.0, 1.125, False, True, True, damage=25, bonus_damage=5,
                  bonus_vs="armored", weapon_range=7, weapon_period=_s(1.850), hits_ground=True,
                  hp_regen=ZERG_REGEN, smac_max_cooldown=15),
@@ -88,3 +101,11 @@ MEDIVAC_ENERGY_REGEN = 0.5625  # per game second
 MEDIVAC_START_ENERGY, MEDIVAC_MAX_ENERGY = 50.0, 200.0
 MEDIVAC_HEAL_RANGE = 4.0
 MIN_DAMAGE = 0.5  # SC2 never lets armour reduce an attack below 0.5
+
+# Splash. Thermal Lances (effects ThermalLancesForward/Reverse): two sweeps, each searching 11 circles of
+# radius 0.15 at offsets -1.25..1.25 across the target's position, hit every enemy ground unit they touch
+# once per sweep (the target too), so a unit on the line takes both attacks: a segment of half-length 1.25
+# perpendicular to the shot, thickened by 0.15 (SMAClite: a 2.8 x 0.3 rectangle). Volatile Burst: radius 2.2
+# around the baneling; banelings do no friendly damage (Liquipedia, "Baneling (Legacy of the Void)").
+LANCE_HALF_LENGTH, LANCE_RADIUS = 1.25, 0.15
+BURST_RADIUS = 2.2

@@ -14,6 +14,10 @@ EXPECTED = {
     "3s_vs_4z": (42, 61, 10, 840), "3s_vs_5z": (48, 68, 11, 1000), "5m_vs_6m": (55, 98, 12, 530),
     "10m_vs_11m": (105, 243, 17, 805), "3s5z_vs_3s6z": (136, 230, 15, 1670), "6h_vs_8z": (78, 140, 14, 1480),
     "MMM2": (176, 322, 18, 1205), "27m_vs_30m": (285, 1170, 36, 1850), "corridor": (156, 282, 30, 1280),
+    "2c_vs_64zg": (332, 342, 70, 3080), "so_many_baneling": (202, 397, 38, 1480),
+    # the formulas of §3.3-5.2 on the registry values of 25m, 8m_vs_9m, 2m_vs_1z, 1c3s5z and bane_vs_bane
+    "25m": (250, 950, 31, 1575), "8m_vs_9m": (85, 179, 15, 695), "2m_vs_1z": (16, 26, 7, 360),
+    "1c3s5z": (162, 270, 15, 1870), "bane_vs_bane": (336, 984, 30, 1260),
 }
 
 
@@ -64,6 +68,15 @@ def test_unit_type_bits_follow_smac_orders():
     mmm2 = simulator("MMM2")
     assert mmm2.type_onehot[0].tolist() == [1, 0, 0] and mmm2.type_onehot[9].tolist() == [0, 0, 1]
     assert mmm2.type_onehot[10].tolist() == [0, 1, 0]  # the script creates marines first
+    c = simulator("1c3s5z")  # allies and enemies alike: colossus 0, stalker 1, zealot 2
+    assert [c.type_onehot[i].argmax().item() for i in (0, 1, 4, 9, 10, 13)] == [0, 1, 2, 0, 1, 2]
+    bane = simulator("bane_vs_bane")  # allies: banelings first (type order); enemies: the script's zerglings first
+    assert bane.type_onehot[0].tolist() == [1, 0] and bane.type_onehot[4].tolist() == [0, 1]
+    assert bane.type_onehot[24].tolist() == [0, 1] and bane.type_onehot[44].tolist() == [1, 0]
+
+
+def test_all_23_smac_maps_are_there():
+    assert len(MAPS) == 23
 
 
 def test_last_actions_enter_the_state():

@@ -158,21 +158,21 @@ def test_corridor_enemies_find_the_neck():
     assert (enemies.sum(-1) < 16).float().mean() > 0.5  # most are past the neck (x + y < 16)
 
 
-def _trajectory(map_name: str, device: str, compile: bool = False, steps: int = 20):
+def _trajectory(map_name: str, device: str, compile: bool = False, steps: int = 20, enemy_shift_y: float = 0.0):
     """Steps of 8 battles under random valid actions, every random draw taken from one CPU generator
     (CUDA generators give other streams), so devices and compiled/eager runs see the same randomness.
     Battles 0-3 lose their enemies at once, so they are won and restart on the first step. Float
     rounding differs between kernels and grows through collisions (about 1e-4 after 20 steps), so
-    trajectories are compared over 20 steps."""
+    trajectories are compared over 20 steps. ``enemy_shift_y`` moves the enemy that far north at the start."""
     env = simulator(map_name, num_envs=8, seed=3, device=device, compile=compile)
     draws = torch.Generator().manual_seed(7)
-    env._rand = lambda *shape: torch.rand(*shape, generator=draws).to(device)
     env._cooldown_jitter = lambda: torch.randint(-1, 3, (env.substeps, env.num_envs, env.n_units),
                                                  generator=draws).to(device)
     g = torch.Generator().manual_seed(0)
     step, out = env.reset(), []
     for name in ("alive", "hp", "shield"):
         getattr(env.s, name)[:4, env.n_agents:] = 0
+    env.s.pos[:, env.n_agents:, 1] += enemy_shift_y
     for _ in range(steps):
         step = env.step(random_actions(step.avail_actions.cpu(), g).to(device))
         out.append([t.cpu() for t in (step.obs, step.state, step.avail_actions, step.reward, step.done,
@@ -197,7 +197,102 @@ def test_compiled_step_matches_eager():
     _assert_same_trajectory(eager, compiled)
 
 
+@pytest.mark.slow
+def test_compiled_step_matches_eager_with_splash():
+    """The same on 2c_vs_64zg, the zerglings started 2 north, within the colossi's reach: their lances hit
+    lines of zerglings from the first step. 64 zerglings pushing each other amplify rounding quickly (a
+    target chosen differently by a hundredth of a unit changes the battle after about 10 steps), so the
+    first 8 steps are compared."""
+    eager = _trajectory("2c_vs_64zg", "cpu", steps=8, enemy_shift_y=2.0)
+    compiled = _trajectory("2c_vs_64zg", "cpu", steps=8, enemy_shift_y=2.0, compile=True)
+    # without splash, two colossi's four attacks of 15 (and at most two kills) earn at most (60 + 20) / 154
+    assert float(eager[0][3][4:].max()) > 80 / (3080 / 20)
+    _assert_same_trajectory(eager, compiled)
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize("compile", [False, True])
 def test_cpu_and_cuda_agree(compile):
     _assert_same_trajectory(_trajectory("3s5z_vs_3s6z", "cpu"), _trajectory("3s5z_vs_3s6z", "cuda", compile))
+
+
+# ---------------------------------------------------------------- splash and cliffs (units.LANCE_*, BURST_RADIUS)
+def test_a_colossus_hits_every_enemy_on_its_line():
+    """Thermal Lances: 2 x (10 +5 vs light) to the target and to every enemy ground unit touching the 2.5-long
+    line across it; a zergling (35 HP, light, no armour) left or right of the target takes the same 30, one
+    behind the target or beyond the line's end takes nothing."""
+    env = simulator("2c_vs_64zg", checked=False)
+    env.reset()
+    n = env.n_agents
+    on_line, off_line = [n, n + 1, n + 2], [n + 3, n + 4]
+    place(env, {0: (16, 16), n: (21.5, 16), n + 1: (21.5, 17), n + 2: (21.5, 15), n + 3: (21.5, 18.8),
+                n + 4: (23, 16)}, alive={0, *on_line, *off_line})
+    env.step(torch.tensor([[6 + 0, 0]]))  # colossus 0 attacks enemy 0
+    lost = 35 - env.s.hp[0]  # regeneration gives back at most 0.14 in a step
+    assert all(29.8 < float(lost[u]) <= 30 for u in on_line)
+    assert all(float(lost[u]) == 0 for u in off_line)
+
+
+def test_a_baneling_burst_damages_every_enemy_in_its_radius_and_spares_friends():
+    """Volatile Burst: 16 +19 vs light to every enemy ground unit within 2.2 (+ its radius) of the baneling,
+    which dies; zealots are light, so 35 come off their 50 shields. Another baneling inside the radius (a
+    friend) is unhurt, a zealot outside it too; the bursting baneling's death earns the kill reward."""
+    env = simulator("so_many_baneling", checked=False)
+    env.reset()
+    n = env.n_agents
+    bane, friend = n, n + 1
+    place(env, {0: (10, 10), 1: (11, 10), 2: (12.5, 10), bane: (8.5, 10), friend: (7, 11.5)},
+          alive={0, 1, 2, bane, friend})
+    step = env.step(torch.tensor([[STOP] * 3 + [0] * 4]))
+    s = env.s
+    assert not s.alive[0, bane] and s.alive[0, friend] and float(s.hp[0, friend]) == 30
+    assert [float(x) for x in s.shield[0, :3]] == [15, 15, 50] and bool((s.hp[0, :3] == 100).all())
+    # SMAC's reward counts the enemy's losses only: the baneling's 30 hit points and the kill's 10
+    assert float(step.reward) == pytest.approx((30 + 10) / (env.max_reward / 20))
+
+
+def test_a_killed_baneling_bursts():
+    """A baneling killed by a zergling bursts where it died (a slice later): the zergling next to it dies."""
+    env = simulator("bane_vs_bane", checked=False)
+    env.reset()
+    n = env.n_agents
+    baneling, zergling, far = 0, n, n + 1
+    place(env, {baneling: (16, 12), zergling: (16, 12.8), far: (16, 24), 4: (8, 14)}, alive={baneling, 4, zergling, far})
+    env.s.hp[0, baneling] = 1.0
+    actions = torch.zeros(1, n, dtype=torch.long)
+    actions[0, baneling], actions[0, 4] = STOP, STOP
+    env.step(actions)
+    assert not env.s.alive[0, baneling] and not env.s.alive[0, zergling]
+    assert env.s.alive[0, far] and env.s.alive[0, 4]
+
+
+def _north_after(env, steps: int) -> float:
+    for _ in range(steps):
+        env.step(torch.tensor([[2, STOP]]))  # colossus 0 moves north while it may
+    return float(env.s.pos[0, 0, 1])
+
+
+def test_a_colossus_crosses_a_cliff_that_zerglings_walk_around():
+    """2c_vs_64zg's wall (y 12-13) stops ground units but not a colossus: one ordered north from below it walks
+    onto the cliff, where the same unit without cliff walking stops at the wall's edge. The zerglings, whose
+    order is to attack the colossi on the plateau, never set foot on the wall: they go round by the sides."""
+    ys = []
+    for walks_cliffs in (True, False):
+        env = simulator("2c_vs_64zg", checked=False)
+        env.reset()
+        n = env.n_agents
+        place(env, {0: (16, 10.9), 1: (30, 16), n: (2, 30.5)}, alive={0, 1, n})
+        env.cliff_walker[0] = walks_cliffs
+        ys.append(_north_after(env, 2))
+    assert ys[0] > 12.4 and ys[1] < 12.0
+
+    env = simulator("2c_vs_64zg")
+    step = env.reset()
+    n = env.n_agents
+    reached = 0
+    for _ in range(16):
+        step = env.step(step.avail_actions[..., STOP].long())
+        lings = env.s.pos[0, n:][env.s.alive[0, n:]]
+        assert bool(env._pathable(lings).all())  # on the ground grid, never on the wall
+        reached = max(reached, int((lings[:, 1] > 14).sum()))
+    assert reached > 32  # most of the 64 reached the plateau
