@@ -64,7 +64,7 @@ def flow_field(grid: np.ndarray, goal: tuple[float, float]) -> np.ndarray:
     return field
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def path_fields(terrain: str) -> tuple[np.ndarray, np.ndarray]:
     """Shortest-path directions toward every pathable cell of ``TERRAIN[terrain]``, for enemies that chase
     moving units around walls (2c_vs_64zg): ``flows[g, x, y]`` is the unit step from cell (x, y) toward
