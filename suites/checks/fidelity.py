@@ -35,9 +35,9 @@ WORKER = Path(__file__).resolve().parents[2] / "scripts" / "fidelity_reference.p
 # Maps each reference ships (smaclite/env/maps/smaclite_maps; jaxmarl smax_env.py MAP_NAME_TO_SCENARIO).
 REFERENCE_MAPS = {
     "smaclite": {"10m_vs_11m", "27m_vs_30m", "2s3z", "2s_vs_1sc", "3s5z", "3s5z_vs_3s6z", "3s_vs_5z", "corridor",
-                 "MMM", "MMM2"},
+                 "MMM", "MMM2", "2c_vs_64zg", "bane_vs_bane"},
     "smax": {"3m", "2s3z", "3s5z", "8m", "5m_vs_6m", "10m_vs_11m", "27m_vs_30m", "3s5z_vs_3s6z", "3s_vs_5z",
-             "6h_vs_8z"},
+             "6h_vs_8z", "25m"},
 }
 INSTALL = {
     "smaclite": "python -m venv lite && lite/bin/pip install <a checkout of uoe-agents/smaclite> "

@@ -85,3 +85,27 @@ def _episode_returns(name, seed):
         step = env.step(algo.act(step.obs, step.avail_actions, algo.initial_memory(8), step.done)[0])
         total += step.reward
     return total
+
+
+NEW_MAPS = ("25m", "8m_vs_9m", "2m_vs_1z", "1c3s5z", "bane_vs_bane", "so_many_baneling", "2c_vs_64zg")
+
+
+@pytest.mark.parametrize("map_name", NEW_MAPS)
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_scripted_baselines_play_the_splash_and_late_maps(name, map_name):
+    """Whole episodes of each baseline on the seven maps added last (colossi, banelings, their own spawns):
+    every action it takes is available (the simulator's checked mode raises otherwise), every episode ends,
+    and the script's attacks destroy part of the enemy."""
+    env = simulator(map_name, num_envs=4, seed=0)
+    algo = make_algorithm(name, env.spec, make_config(name, env.spec, "paper"))
+    step, ended, destroyed = env.reset(), torch.zeros(4, dtype=torch.bool), torch.zeros(4)
+    n = env.n_agents
+    for _ in range(env.map.limit):
+        step = env.step(algo.act(step.obs, step.avail_actions, algo.initial_memory(4), step.done)[0])
+        lost = 1 - (env.s.hp[:, n:] + env.s.shield[:, n:]).sum(1) / (env.hp_max[n:] + env.shield_max[n:]).sum()
+        destroyed = torch.where(ended, destroyed, torch.maximum(destroyed, lost))
+        destroyed = torch.where(step.done & ~ended & step.info["won"], torch.ones(4), destroyed)
+        ended |= step.done
+        if ended.all():
+            break
+    assert ended.all() and (destroyed > 0).all()

@@ -29,7 +29,8 @@ def test_superhard_suite_expands_to_every_map_algorithm_and_seed():
     assert runs[0].run_id == "smac_superhard/smac_3s5z_vs_3s6z/mabl/seed_0"
 
 
-@pytest.mark.parametrize("suite, runs", [("smoke", 2 * 4 * 2), ("smac_paper", 9 * 4 * 5), ("flatland", 3 * 4 * 5),
+@pytest.mark.parametrize("suite, runs", [("smoke", 2 * 4 * 2), ("smac_paper", 11 * 4 * 5), ("smac_all", 23 * 4 * 5),
+                                         ("flatland", 3 * 4 * 5),
                                          ("ablation", 5 * 2 * 5), ("regression", 3 * 4 * 1),
                                          ("cpu_learning", 1 * 6 * 5)])
 def test_every_suite_expands_with_its_default_seeds_and_budget(suite, runs):
@@ -260,8 +261,8 @@ def test_a_sweep_reruns_as_done(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["nosuch"], "unknown suite 'nosuch'; valid suites: ablation, cpu_learning, flatland, regression, smac_paper, "
-                 "smac_superhard, smoke"),
+    (["nosuch"], "unknown suite 'nosuch'; valid suites: ablation, cpu_learning, flatland, regression, smac_all, "
+                 "smac_paper, smac_superhard, smoke"),
     (["smoke", "--tasks", "smac/4m"], "valid tasks: "),
     (["smoke", "--algorithms", "qmix"], "valid algorithms: attack_nearest, focus_fire, mabl, mabl_single_level, mamba, mappo"),
     (["smoke", "--preset", "huge"], "unknown mabl preset 'huge'; valid presets: paper, paper_flatland, paper_smac, small, tiny"),
