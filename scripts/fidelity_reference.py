@@ -7,7 +7,7 @@ SMAC's observation: alive and closer than 9), and reads back actions in SMAC's i
 are over it sends one record per episode. Messages are pickled over stdin/stdout.
 
     SMAClite: python -m venv lite && lite/bin/pip install <checkout of uoe-agents/smaclite>
-              (its Rtree 1.0.0 needs Debian's libspatialindex-dev)
+              then lite/bin/pip install -U 'rtree>=1.3' (its pinned Rtree 1.0.0 needs Debian's libspatialindex-dev)
     SMAX:     python -m venv smax && smax/bin/pip install jaxmarl==0.2.0
 """
 from __future__ import annotations

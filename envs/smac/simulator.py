@@ -7,7 +7,8 @@ win/loss/time-limit semantics (ENV:492-546, 1617-1632). The *mechanics* come fro
 data (``units.py``): hit points, shields with delayed regeneration, armour, bonus damage, multi-attack
 weapons, cooldowns with SC2's random -1..+2 loop deviation, edge-to-edge weapon ranges, speeds, radii,
 collisions (allies push allies, enemies block each other) with steering around units that do not make
-way, medivac healing with energy, terrain, armies spawned as mirror images. The opponent is SC2's
+way, medivac healing with energy, the colossus's line splash and cliff walking, the baneling's burst (on
+attack and on death), terrain, armies spawned as mirror images. The opponent is SC2's
 automatic targeting during the map script's attack-move (``_enemy_targets``); the agents' own units
 never act unordered (``_apply_actions``). Deliberate deviations are listed in docs/smac.md.
 

@@ -41,7 +41,8 @@ REFERENCE_MAPS = {
 }
 INSTALL = {
     "smaclite": "python -m venv lite && lite/bin/pip install <a checkout of uoe-agents/smaclite> "
-                "(Rtree needs Debian's libspatialindex-dev), then --smaclite lite/bin/python",
+                "and lite/bin/pip install -U 'rtree>=1.3' (its pinned Rtree needs Debian's libspatialindex-dev), "
+                "then --smaclite lite/bin/python",
     "smax": "python -m venv smax && smax/bin/pip install jaxmarl==0.2.0, then --smax smax/bin/python",
 }
 PROBE = {"smaclite": "import smaclite", "smax": "import jaxmarl.environments.smax"}

@@ -4,7 +4,8 @@
                                  [--modes eager compiled] [--repeats 5] [--no-mappo] [--smax PYTHON]
 
 ``--smax`` also times JaxMARL's SMAX (jaxmarl 0.2.0, in a side environment whose python is given; see
-``scripts/fidelity_reference.py``) on the same maps and batch sizes in the same run, the same way.
+``scripts/fidelity_reference.py``) on the same maps and batch sizes in the same run, the same way, where
+SMAX has the map (``suites.checks.fidelity.REFERENCE_MAPS``).
 
 Each figure is the best of ``--repeats`` timed blocks of 30 steps (this machine's speed drifts by
 +-20%), after warm-up steps that also compile the step and the restart graphs in compiled mode; peak
@@ -21,6 +22,7 @@ from pathlib import Path
 import torch
 
 import envs
+from suites.checks.fidelity import REFERENCE_MAPS
 
 
 def simulator_rate(name: str, num_envs: int, device: str, checked: bool, compile: bool, repeats: int,
@@ -96,7 +98,9 @@ def main() -> None:
                               if args.device.startswith("cuda") else "")
                     print(f"simulator {name:14s} envs={num_envs:6d} {mode:8s} checked={checked!s:5s} "
                           f"{rate:12,.0f} env steps/s  (warm-up {warmup:.0f} s){memory}", flush=True)
-            if args.smax:
+            if args.smax and name not in REFERENCE_MAPS["smax"]:
+                print(f"SMAX      {name:14s} (SMAX has no such map)", flush=True)
+            elif args.smax:
                 print(f"SMAX      {name:14s} envs={num_envs:6d} jit                    "
                       f"{smax_rate(args.smax, name, num_envs):12,.0f} env steps/s", flush=True)
     if not args.no_mappo:
