@@ -6,7 +6,9 @@ import torch
 
 from algorithms import make_algorithm, make_config
 from algorithms.base import Algorithm
+from algorithms.mappo.config import ON_POLICY_SCRIPTS
 from algorithms.mappo.losses import huber, policy_loss
+from envs.smac.maps import MAPS
 from tests.helpers import simulator
 
 
@@ -77,9 +79,16 @@ def test_checkpoint_round_trip_restores_behaviour():
 
 
 def test_paper_preset_follows_the_per_map_scripts():
-    for name, recurrent, mini in [("MMM2", True, 2), ("corridor", False, 1), ("6h_vs_8z", False, 1)]:
+    """on-policy's train_smac_<map>.sh settings, map by map; 2s3z, which has no script, keeps config.py's."""
+    for name, recurrent, epochs, mini, clip in [("MMM2", True, 5, 2, 0.2), ("corridor", False, 5, 1, 0.2),
+                                                ("6h_vs_8z", False, 5, 1, 0.2), ("3m", True, 15, 1, 0.2),
+                                                ("3s_vs_5z", False, 15, 1, 0.05), ("25m", True, 10, 1, 0.2),
+                                                ("2c_vs_64zg", True, 5, 1, 0.2), ("8m_vs_9m", True, 15, 1, 0.05)]:
         spec = simulator(name).spec
         cfg = make_config("mappo", spec, "paper")
-        assert (cfg.recurrent, cfg.num_mini_batch, cfg.episode_length, cfg.ppo_epoch, cfg.num_envs) == \
-            (recurrent, mini, 400, 5, 8)
+        assert (cfg.recurrent, cfg.num_mini_batch, cfg.episode_length, cfg.ppo_epoch, cfg.num_envs, cfg.clip_param) == \
+            (recurrent, mini, 400, epochs, 8, clip), name
     assert make_config("mappo", simulator("MMM2").spec, "paper").gain == 1.0
+    defaults = make_config("mappo", simulator("2s3z").spec, "paper")
+    assert (defaults.num_envs, defaults.episode_length, defaults.ppo_epoch) == (32, 200, 15)
+    assert set(ON_POLICY_SCRIPTS) == set(MAPS) - {"2s3z"}  # one script per map but 2s3z
