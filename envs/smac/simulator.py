@@ -205,13 +205,15 @@ class SmacSimulator(Pathing, Opponent, SmacInterface, MultiAgentEnv):
 
     def _side_spawns(self, side: str, names: list[str], facing, lateral, grid) -> np.ndarray:
         """Spawn points of one side: each group the map script creates at a point of its own (``type_spawns``)
-        packed around that point, units in index order."""
+        packed around that point, units in index order, as far apart as the widest unit that collides with
+        the others (a colossus stands over small units: 1c3s5z's packs as its stalkers do)."""
         points = np.zeros((len(names), 2), dtype=np.float32)
         groups: dict[tuple[float, float], list[int]] = {}
         for i, name in enumerate(names):
             groups.setdefault(self.map.spawn_point(side, name), []).append(i)
         for centre, idx in groups.items():
-            spacing = 2 * max(units.UNITS[names[i]].radius for i in idx)
+            kinds = [units.UNITS[names[i]] for i in idx]
+            spacing = 2 * max(t.radius for t in [t for t in kinds if not t.cliff_walker] or kinds)
             points[idx] = formation(centre, facing, lateral, len(idx), spacing, grid)
         return points
 
