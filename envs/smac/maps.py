@@ -42,7 +42,7 @@ def _rows(ranges: dict[tuple[int, int], tuple[int, int]]) -> np.ndarray:
 
 
 TERRAIN = {
-    # t3CellFlags bit 0 clear (smac-spec §1.4).
+    # the cells of each map file's t3CellFlags layer with bit 0 clear
     "flat_band": _rows({(8, 23): (0, 31)}),
     "open": _rows({(0, 31): (0, 31)}),
     "octagon": _rows({(8, 9): (10, 19), (10, 17): (8, 21), (18, 19): (10, 19)}),
@@ -55,7 +55,7 @@ TERRAIN = {
                      (16, 17): (2, 29), (18, 19): (8, 23)}) | _rows({(12, 13): (28, 31)}),
     "diagonal_band": _rows({(2, 3): (2, 7), (4, 7): (2, 11), (8, 11): (4, 15), (12, 15): (8, 19), (16, 17): (10, 19),
                             (18, 21): (14, 25), (22, 23): (16, 29), (24, 27): (20, 29), (28, 29): (22, 29)}),
-    # corridor: the cliff-level-64 plateau of t3SyncCliffLevel (smac-spec §1.4 table). The cell-flag
+    # corridor: the cliff-level-64 plateau of its t3SyncCliffLevel layer. The cell-flag
     # layer joins the two rooms by a single 2x2 block touching at corners only, which no unit with a
     # radius could cross; the plateau gives the ~6-cell diagonal neck seen on the minimap, where six
     # zealots can wall off the zerglings.

@@ -58,7 +58,7 @@ UNITS: dict[str, UnitType] = {
         UnitType("marauder", 125, 0, 1, 2.25, 0.5625, False, True, True, damage=10, bonus_damage=10,
                  bonus_vs="armored", weapon_range=6, weapon_period=_s(1.5), hits_ground=True,
                  smac_max_cooldown=25),
-        # Medivac_RL: speed 2.75 (stock 2.5); heals instead of attacking (smac-spec §6.1-6.2).
+        # Medivac_RL: speed 2.75 (stock 2.5; MMM2's UnitData.xml); heals instead of attacking.
         UnitType("medivac", 150, 0, 1, 2.75, 0.75, False, True, False, air=True, healer=True,
                  smac_max_cooldown=200),
         UnitType("stalker", 80, 80, 1, 2.9531, 0.625, False, True, False, damage=13, bonus_damage=5,

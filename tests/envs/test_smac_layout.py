@@ -1,4 +1,4 @@
-"""Observation, state and action layouts follow SMAC's definitions (smac-spec §2-4)."""
+"""Observation, state and action layouts follow SMAC's definitions (oxwhirl/smac starcraft2.py:946-1340)."""
 import pytest
 import torch
 
@@ -7,7 +7,8 @@ from envs.smac.layout import smac_layout
 from envs.smac.maps import MAPS
 from tests.helpers import place, simulator
 
-# (obs_dim, state_dim, n_actions, max_reward) from smac-spec §3.3, §4.2, §5.2
+# (obs_dim, state_dim, n_actions, max_reward): SMAC's size formulas (starcraft2.py:1309-1340) and max_reward
+# (10 per enemy + 200 + the enemies' hit points and shields, starcraft2.py:256-258) on each map's registry values
 EXPECTED = {
     "3m": (30, 48, 9, 365), "8m": (80, 168, 14, 640), "2s3z": (80, 120, 11, 1020), "3s5z": (128, 216, 14, 1510),
     "MMM": (160, 290, 16, 1015), "2s_vs_1sc": (17, 27, 7, 510), "3s_vs_3z": (36, 54, 9, 680),
@@ -15,7 +16,6 @@ EXPECTED = {
     "10m_vs_11m": (105, 243, 17, 805), "3s5z_vs_3s6z": (136, 230, 15, 1670), "6h_vs_8z": (78, 140, 14, 1480),
     "MMM2": (176, 322, 18, 1205), "27m_vs_30m": (285, 1170, 36, 1850), "corridor": (156, 282, 30, 1280),
     "2c_vs_64zg": (332, 342, 70, 3080), "so_many_baneling": (202, 397, 38, 1480),
-    # the formulas of §3.3-5.2 on the registry values of 25m, 8m_vs_9m, 2m_vs_1z, 1c3s5z and bane_vs_bane
     "25m": (250, 950, 31, 1575), "8m_vs_9m": (85, 179, 15, 695), "2m_vs_1z": (16, 26, 7, 360),
     "1c3s5z": (162, 270, 15, 1870), "bane_vs_bane": (336, 984, 30, 1260),
 }

@@ -1,4 +1,4 @@
-"""Simulator mechanics against hand-computed expectations (unit data: smac-spec §6)."""
+"""Simulator mechanics against hand-computed expectations (unit data: envs/smac/units.py)."""
 import pytest
 import torch
 
