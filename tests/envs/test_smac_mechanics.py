@@ -158,12 +158,13 @@ def test_corridor_enemies_find_the_neck():
     assert (enemies.sum(-1) < 16).float().mean() > 0.5  # most are past the neck (x + y < 16)
 
 
-def _trajectory(map_name: str, device: str, compile: bool = False, steps: int = 20, enemy_shift_y: float = 0.0):
+def _trajectory(map_name: str, device: str, compile: bool = False, steps: int = 20,
+                enemy_shift: tuple[float, float] = (0.0, 0.0)):
     """Steps of 8 battles under random valid actions, every random draw taken from one CPU generator
     (CUDA generators give other streams), so devices and compiled/eager runs see the same randomness.
     Battles 0-3 lose their enemies at once, so they are won and restart on the first step. Float
     rounding differs between kernels and grows through collisions (about 1e-4 after 20 steps), so
-    trajectories are compared over 20 steps. ``enemy_shift_y`` moves the enemy that far north at the start."""
+    trajectories are compared over 20 steps. ``enemy_shift`` moves the enemy by (dx, dy) at the start."""
     env = simulator(map_name, num_envs=8, seed=3, device=device, compile=compile)
     draws = torch.Generator().manual_seed(7)
     env._cooldown_jitter = lambda: torch.randint(-1, 3, (env.substeps, env.num_envs, env.n_units),
@@ -172,7 +173,7 @@ def _trajectory(map_name: str, device: str, compile: bool = False, steps: int = 
     step, out = env.reset(), []
     for name in ("alive", "hp", "shield"):
         getattr(env.s, name)[:4, env.n_agents:] = 0
-    env.s.pos[:, env.n_agents:, 1] += enemy_shift_y
+    env.s.pos[:, env.n_agents:] += torch.tensor(enemy_shift, device=device)
     for _ in range(steps):
         step = env.step(random_actions(step.avail_actions.cpu(), g).to(device))
         out.append([t.cpu() for t in (step.obs, step.state, step.avail_actions, step.reward, step.done,
@@ -198,15 +199,26 @@ def test_compiled_step_matches_eager():
 
 
 @pytest.mark.slow
-def test_compiled_step_matches_eager_with_splash():
+def test_compiled_step_matches_eager_with_line_splash():
     """The same on 2c_vs_64zg, the zerglings started 2 north, within the colossi's reach: their lances hit
     lines of zerglings from the first step. 64 zerglings pushing each other amplify rounding quickly (a
     target chosen differently by a hundredth of a unit changes the battle after about 10 steps), so the
     first 8 steps are compared."""
-    eager = _trajectory("2c_vs_64zg", "cpu", steps=8, enemy_shift_y=2.0)
-    compiled = _trajectory("2c_vs_64zg", "cpu", steps=8, enemy_shift_y=2.0, compile=True)
+    eager = _trajectory("2c_vs_64zg", "cpu", steps=8, enemy_shift=(0.0, 2.0))
+    compiled = _trajectory("2c_vs_64zg", "cpu", steps=8, enemy_shift=(0.0, 2.0), compile=True)
     # without splash, two colossi's four attacks of 15 (and at most two kills) earn at most (60 + 20) / 154
     assert float(eager[0][3][4:].max()) > 80 / (3080 / 20)
+    _assert_same_trajectory(eager, compiled)
+
+
+@pytest.mark.slow
+def test_compiled_step_matches_eager_with_bursts():
+    """And on so_many_baneling, the banelings started 9 closer along the band: they burst on the zealots (and
+    die bursting or burst when killed) from the fourth step, until battles end and restart."""
+    eager = _trajectory("so_many_baneling", "cpu", steps=12, enemy_shift=(-9.0, -9.0))
+    compiled = _trajectory("so_many_baneling", "cpu", steps=12, enemy_shift=(-9.0, -9.0), compile=True)
+    banelings_alive = [int((step[1][4:, 35:35 + 3 * 32:3] > 0).sum()) for step in eager]  # enemy rows' health
+    assert min(banelings_alive[:8]) < banelings_alive[0] - 30 and any(bool(step[4][4:].any()) for step in eager)
     _assert_same_trajectory(eager, compiled)
 
 
