@@ -154,7 +154,8 @@ class SmacSimulator(Pathing, Opponent, SmacInterface, MultiAgentEnv):
         self.has_cliff_walker = any(t.cliff_walker for t in types)
         self.armed = col(lambda t: t.has_weapon, torch.bool)
         self.scan = col(lambda t: max(SCAN_RANGE, t.weapon_range + (SCAN_MARGIN if t.speed > 0 and t.weapon_range > 1 else 0)))
-        self.is_enemy = torch.arange(self.n_units, device=dev) >= N
+        self.unit_index = torch.arange(self.n_units, device=dev)
+        self.is_enemy = self.unit_index >= N
         self.move_dirs = torch.tensor(MOVE_DIRS, device=dev)
         self.obs_shield_max = col(lambda t: units.SMAC_MAX_SHIELD.get(t.name, 1.0))
         self.state_cd_max = col(lambda t: t.smac_max_cooldown)
@@ -194,7 +195,7 @@ class SmacSimulator(Pathing, Opponent, SmacInterface, MultiAgentEnv):
         self.spawn = torch.tensor(np.concatenate([ally_pts, enemy_pts]), device=dev)
         self.radius_sum = self.radius.view(-1, 1) + self.radius.view(1, -1)
         self.same_team = self.is_enemy.view(-1, 1) == self.is_enemy.view(1, -1)
-        # damage of one attack of unit i on unit v, bonuses included (splash maps add it up over [B,I,V])
+        # damage of one attack of unit i on unit v, bonuses included
         self.per_attack = (self.damage.view(-1, 1) + self.bonus_light.view(-1, 1) * self.light.view(1, -1)
                            + self.bonus_armored.view(-1, 1) * self.armored.view(1, -1))
         # colossi walk over the other ground units and they under it (Collide: Colossus, Structure, Flying)
@@ -414,8 +415,7 @@ class SmacSimulator(Pathing, Opponent, SmacInterface, MultiAgentEnv):
         if self.has_line or self.has_burst:
             raw, n_hits, burst = self._splash_damage(s, fire)
         else:
-            per_attack = self.damage + self.bonus_light * self._gather(self.light.expand_as(s.alive), tgt) \
-                + self.bonus_armored * self._gather(self.armored.expand_as(s.alive), tgt)
+            per_attack = self.per_attack[self.unit_index, tgt.clamp(min=0)]
             slot = torch.where(fire, tgt, torch.full_like(tgt, Un))  # slot Un collects nothing
             raw = torch.zeros(s.hp.shape[0], Un + 1, device=self.device)
             raw.scatter_add_(1, slot, per_attack * self.attacks * fire)

@@ -28,6 +28,15 @@ def distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (dx * dx + dy * dy).sqrt()
 
 
+def neighbours(grid: np.ndarray, x: int, y: int):
+    """The cells a ground unit steps to from cell (x, y), as ``(dx, dy, length)``: each of the 8 neighbours
+    inside the map and pathable, a diagonal only where both cells beside it are (no corner cutting)."""
+    for dx, dy in STEPS:
+        nx, ny = x + dx, y + dy
+        if 0 <= nx < MAP_SIZE and 0 <= ny < MAP_SIZE and grid[nx, ny] and (not (dx and dy) or (grid[nx, y] and grid[x, ny])):
+            yield dx, dy, math.hypot(dx, dy)
+
+
 def flow_field(grid: np.ndarray, goal: tuple[float, float]) -> np.ndarray:
     """Unit direction ``[x, y, 2]`` from each pathable cell toward ``goal`` along shortest 8-connected paths."""
     dist = np.full(grid.shape, np.inf)
@@ -38,13 +47,8 @@ def flow_field(grid: np.ndarray, goal: tuple[float, float]) -> np.ndarray:
         d, (x, y) = heapq.heappop(heap)
         if d > dist[x, y]:
             continue
-        for dx, dy in STEPS:
-            nx, ny = x + dx, y + dy
-            if not (0 <= nx < MAP_SIZE and 0 <= ny < MAP_SIZE and grid[nx, ny]):
-                continue
-            if dx and dy and not (grid[x + dx, y] and grid[x, y + dy]):  # no corner cutting
-                continue
-            nd = d + math.hypot(dx, dy)
+        for dx, dy, length in neighbours(grid, x, y):
+            nx, ny, nd = x + dx, y + dy, d + length
             if nd < dist[nx, ny]:
                 dist[nx, ny] = nd
                 heapq.heappush(heap, (nd, (nx, ny)))
@@ -53,12 +57,8 @@ def flow_field(grid: np.ndarray, goal: tuple[float, float]) -> np.ndarray:
         for y in range(MAP_SIZE):
             if not np.isfinite(dist[x, y]) or (x, y) == start:
                 continue
-            best = min(
-                ((dist[x + dx, y + dy], dx, dy) for dx, dy in STEPS
-                 if 0 <= x + dx < MAP_SIZE and 0 <= y + dy < MAP_SIZE and np.isfinite(dist[x + dx, y + dy])
-                 and (not (dx and dy) or (grid[x + dx, y] and grid[x, y + dy]))),
-                default=None,
-            )
+            best = min(((dist[x + dx, y + dy], dx, dy) for dx, dy, _ in neighbours(grid, x, y)
+                        if np.isfinite(dist[x + dx, y + dy])), default=None)
             if best is not None and best[0] < dist[x, y]:
                 field[x, y] = np.array(best[1:]) / math.hypot(best[1], best[2])
     return field
@@ -68,7 +68,7 @@ def flow_field(grid: np.ndarray, goal: tuple[float, float]) -> np.ndarray:
 def path_fields(terrain: str) -> tuple[np.ndarray, np.ndarray]:
     """Shortest-path directions toward every pathable cell of ``TERRAIN[terrain]``, for enemies that chase
     moving units around walls (2c_vs_64zg): ``flows[g, x, y]`` is the unit step from cell (x, y) toward
-    pathable cell ``g`` (8-connected, no corner cutting, as ``flow_field``), and ``nearest[x, y]`` the
+    pathable cell ``g`` (``neighbours``' steps, as ``flow_field``), and ``nearest[x, y]`` the
     pathable cell nearest to any cell, which stands in for a goal no ground unit can reach (a colossus
     on a cliff). All pairs by Floyd-Warshall over the pathable cells (336 on 2c_vs_64zg: well under a
     second, once per process)."""
@@ -80,9 +80,7 @@ def path_fields(terrain: str) -> tuple[np.ndarray, np.ndarray]:
     dist = np.full((len(cells), len(cells)), np.inf)
     np.fill_diagonal(dist, 0.0)
     for i, (x, y) in enumerate(cells):
-        nbrs = [(index[x + dx, y + dy], math.hypot(dx, dy), (dx, dy)) for dx, dy in STEPS
-                if 0 <= x + dx < MAP_SIZE and 0 <= y + dy < MAP_SIZE and grid[x + dx, y + dy]
-                and (not (dx and dy) or (grid[x + dx, y] and grid[x, y + dy]))]
+        nbrs = [(index[x + dx, y + dy], length, (dx, dy)) for dx, dy, length in neighbours(grid, x, y)]
         moves.append(nbrs)
         for j, cost, _ in nbrs:
             dist[i, j] = cost
