@@ -8,10 +8,15 @@ with random data of the task's dimensions (speed does not depend on the values).
     python -m suites.checks.learner_benchmark --counts     # parameter counts per Super Hard map (markdown)
     python -m suites.checks.learner_benchmark --model-epochs 6 --epochs 1   # a cheaper estimate on a slow CPU
     python -m suites.checks.learner_benchmark --task smac/3m --preset small --repeats 5   # what CPU runs train
+    python -m suites.checks.learner_benchmark --task smac/3m --preset small --members 2 5 10 --repeats 3
+
+``--members``: one learner call of K seed members computed together (``algorithms/world_model/members.py``)
+against the same K agents' solo calls one after the other, on the same replays (markdown table).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import sys
 import time
@@ -24,6 +29,7 @@ from algorithms.cuda_graphs import prefer_expandable_segments
 from algorithms.world_model.agent import matmul_precision
 from algorithms.world_model.networks import count_parameters
 from envs.smac.maps import SUPER_HARD
+from suites.launching import threads
 
 WORLD_MODELS = ("mabl", "mabl_single_level", "mamba")
 
@@ -85,6 +91,44 @@ def time_update(name: str, spec: envs.EnvSpec, device: str, repeats: int, overri
     return out
 
 
+def time_members(name: str, spec: envs.EnvSpec, device: str, k: int, repeats: int, overrides: dict,
+                 preset: str) -> tuple[float, float]:
+    """Seconds for one learner call of ``k`` members together and for their ``k`` solo calls one after the
+    other (the fastest of ``repeats``, after a warm-up of each); every member has its own weights and replay."""
+    from algorithms.world_model.members import WorldModelMembers
+
+    def member(seed: int):
+        torch.manual_seed(seed)
+        algo = make_algorithm(name, spec, make_config(name, spec, preset, {"capacity": 20_000, **overrides}), device)
+        fill_replay(algo, 5_000)
+        return algo
+
+    members = [member(seed) for seed in range(k)]
+    group = WorldModelMembers(members, [contextlib.nullcontext] * k)  # timing only: one generator for all
+
+    def together() -> None:
+        group.owed = [1] * k
+        group.update_waiting()
+
+    def one_after_another() -> None:
+        for algo in members:
+            algo.learner_call()
+            algo.collect_metrics()
+
+    best = []
+    for work in (together, one_after_another):
+        work()  # warm-up
+        times = []
+        for _ in range(repeats):
+            sync(device)
+            start = time.perf_counter()
+            work()
+            sync(device)
+            times.append(time.perf_counter() - start)
+        best.append(min(times))
+    return best[0], best[1]
+
+
 def counts_table() -> str:
     lines = ["| map | agents | obs | state | actions | " + " | ".join(f"{a} (model / actor / critic)" for a in WORLD_MODELS)
              + " |", "|" + "---|" * (5 + len(WORLD_MODELS))]
@@ -111,8 +155,14 @@ def main(argv=None) -> int:
     p.add_argument("--counts", action="store_true", help="print parameter counts per Super Hard map and exit")
     p.add_argument("--fp32", action="store_true", help="full-precision float32 matrix products (tf32=False)")
     p.add_argument("--no-graphs", action="store_true", help="eager learner steps on CUDA (cuda_graphs=False)")
+    p.add_argument("--members", type=int, nargs="+", metavar="K",
+                   help="time one learner call of K seed members together against K solo calls")
     args = p.parse_args(argv)
+    if args.members and min(args.members) < 1:
+        p.error(f"--members: group sizes must be at least 1, got {min(args.members)}")
     prefer_expandable_segments()
+    if args.members:
+        threads.apply()  # the threads a run uses (OMP_NUM_THREADS, else one), as the group and the solo runs have
     if args.counts:
         print(counts_table())
         return 0
@@ -125,6 +175,13 @@ def main(argv=None) -> int:
     print(f"{args.task}: {spec.n_agents} agents, obs {spec.obs_dim}, state {spec.state_dim}, {spec.n_actions} actions; "
           f"preset {args.preset}; device {args.device}; torch threads {torch.get_num_threads()}; "
           f"overrides {overrides or 'none'}")
+    if args.members:
+        print("\n| algorithm | K | together (s) | one after another (s) | speed-up |\n|---|---|---|---|---|")
+        for name in args.algorithms:
+            for k in args.members:
+                together, alone = time_members(name, spec, args.device, k, args.repeats, overrides, args.preset)
+                print(f"| {name} | {k} | {together:.2f} | {alone:.2f} | {alone / together:.2f}x |", flush=True)
+        return 0
     for name in args.algorithms:
         result = time_update(name, spec, args.device, args.repeats, overrides, args.preset)
         extra = (f", peak GPU memory {result['peak_gib']:.1f} GiB allocated, {result['reserved_gib']:.1f} GiB reserved"

@@ -74,8 +74,8 @@ def test_world_model_tiny_learner_update(benchmark, name):
     fill_replay(algo, 2_000)
 
     def update():
-        algo._learner_call()
-        return algo._collect_metrics()
+        algo.learner_call()
+        return algo.collect_metrics()
 
     metrics = benchmark.pedantic(update, rounds=3, iterations=1)
     assert "train/model_loss" in metrics
