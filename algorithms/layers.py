@@ -1,20 +1,47 @@
-"""Operations the algorithms' networks share, written so that ``torch.func.vmap`` can vectorise them over
-seed members (``algorithms/members.py``) with the numbers of the library calls they replace, bit for bit on
-the CPU."""
+"""Operations the algorithms' networks share, written so that seed members (``algorithms/members.py``) can
+compute them together with the numbers of the library calls they replace, bit for bit on the CPU: under
+``torch.func.vmap``, or directly on the members' stacked parameters (``linear``, ``Linear``, ``layer_norm``:
+a weight with a leading member axis takes one batched product for all members)."""
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``F.linear``; with K members' stacked ``weight`` ``[K, out, in]`` (and ``bias`` ``[K, out]``), each
+    member's rows of ``x`` times its own weight, one batched product: ``x`` holds the members first, as its
+    own axis ``[K, ..., in]`` or folded member-major into its first axis."""
+    if weight.dim() == 2:
+        return F.linear(x, weight, bias)
+    rows = x.reshape(weight.shape[0], -1, x.shape[-1])
+    product = (torch.bmm(rows, weight.transpose(1, 2)) if bias is None
+               else torch.baddbmm(bias.unsqueeze(1), rows, weight.transpose(1, 2)))
+    return product.view(*x.shape[:-1], -1)
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` (same parameters, initialisation and numbers) that also computes members' stacked weights."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return linear(x, self.weight, self.bias)
+
+
+def layer_norm(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
+    """``norm(x)``; with members' stacked affine parameters ``[K, d]``, each member's rows scaled by its own."""
+    if norm.weight.dim() == 1:
+        return norm(x)
+    k, d = norm.weight.shape
+    rows = F.layer_norm(x, norm.normalized_shape, eps=norm.eps).view(k, -1, d)
+    return torch.addcmul(norm.bias.unsqueeze(1), rows, norm.weight.unsqueeze(1)).view(x.shape)
 
 
 def gru_cell(x: torch.Tensor, h: torch.Tensor, weight_ih: torch.Tensor, weight_hh: torch.Tensor,
-             bias_ih: torch.Tensor, bias_hh: torch.Tensor, linear: Callable = F.linear) -> torch.Tensor:
+             bias_ih: torch.Tensor, bias_hh: torch.Tensor) -> torch.Tensor:
     """One GRU step with ``nn.GRU``/``nn.GRUCell`` parameters: the operations ATen's ``gru_cell`` runs on the
     CPU, in its order (so the result is bit for bit the same there), written out because ``torch.gru_cell``
-    has no batching rule for ``vmap`` (pytorch/pytorch#112459). ``linear`` computes the two input products
-    (``suites/checks/member_layer_costs.py`` passes one over members' stacked parameters)."""
+    has no batching rule for ``vmap`` (pytorch/pytorch#112459)."""
     i_r, i_z, i_n = linear(x, weight_ih, bias_ih).chunk(3, -1)
     h_r, h_z, h_n = linear(h, weight_hh, bias_hh).chunk(3, -1)
     reset, update = (h_r + i_r).sigmoid(), (h_z + i_z).sigmoid()

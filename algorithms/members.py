@@ -71,27 +71,36 @@ class StackedNetworks:
         return self._subsets[modules]
 
     def call(self, fn: Callable, *args, modules: tuple[str, ...] | None = None,
-             generators: Sequence[torch.Generator | None] | None = None):
+             generators: Sequence[torch.Generator | None] | None = None, stacked: bool = False):
         """``fn(*args)`` of every member at once: ``args`` carry the member axis first, so do the results.
         ``fn`` must be a method of the template member's algorithm (it reads the template's modules);
         ``modules`` names the ones it uses (default: all), as swapping costs time per tensor. Where ``fn``
-        draws (through ``algorithms/sampling.py``), member k draws from ``generators[k]``."""
+        draws (through ``algorithms/sampling.py``), member k draws from ``generators[k]``.
+
+        ``stacked``: ``fn`` computes on the stacked parameters directly, without ``vmap``, seeing the member
+        axis itself (its layers take a leading member axis, ``algorithms/layers.py``); the modules' buffers
+        are then the template's own, so they must be constants (the world model's are)."""
         params, buffers = self._tensors(modules)
         device = next(iter(self.params.values())).device
         alone = len(self.members) == 1
-        if alone:  # a vmap over one member runs other kernels (gradients differ in the last bits): pad with a copy
+        if alone:  # one member alone runs other kernels (gradients differ in the last bits): pad with a copy
             params = {n: torch.cat([p, p.detach()]) for n, p in params.items()}
             padded, buffers = buffers, {n: torch.cat([b, b]) for n, b in buffers.items()}
             args = _map_tensors(lambda a: torch.cat([a, a]), args)
             generators = None if generators is None else [*generators, torch.Generator(device)]
 
-        def one(params, buffers, member, *member_args):
-            with sampling.members(generators, member) if generators is not None else nullcontext():
-                return functional_call(self.template, (params, buffers), (fn, *member_args), strict=False)
+        if stacked:
+            with sampling.folded(generators) if generators is not None else nullcontext():
+                out = functional_call(self.template, params, (fn, *args), strict=False)
+        else:
+            def one(params, buffers, member, *member_args):
+                with sampling.members(generators, member) if generators is not None else nullcontext():
+                    return functional_call(self.template, (params, buffers), (fn, *member_args), strict=False)
 
-        members = torch.arange(2 if alone else len(self.members), device=device)
-        in_dims = (0, 0, 0, *(None if a is None else 0 for a in args))  # None: an input a task does not have
-        out = vmap(one, in_dims, randomness="error" if generators is None else "same")(params, buffers, members, *args)
+            members = torch.arange(2 if alone else len(self.members), device=device)
+            in_dims = (0, 0, 0, *(None if a is None else 0 for a in args))  # None: an input a task does not have
+            out = vmap(one, in_dims, randomness="error" if generators is None else "same")(params, buffers, members,
+                                                                                           *args)
         if not alone:
             return out
         with torch.no_grad():

@@ -7,7 +7,8 @@ switches reach every draw:
   (``suites/checks/official_parity.py``) without patching any module;
 - :func:`members` makes each draw inside a computation vectorised over seed members (``torch.func.vmap``,
   ``algorithms/members.py``) come from each member's own generator, in the order and with the shapes its
-  solo run draws, so that a member's numbers do not depend on the others'.
+  solo run draws, so that a member's numbers do not depend on the others'; :func:`folded` does the same
+  where the members compute on their stacked parameters without ``vmap``.
 
 Every draw is a uniform or a Bernoulli mask whose shape, not its values, comes from the computation, so it can
 be made per member outside the vectorised values (``bernoulli(p)`` is ``rand < p``: the same bits as
@@ -21,8 +22,9 @@ from contextlib import contextmanager
 import torch
 
 _deterministic = False
-# Where draws come from: None (the process-wide generators), or (generators, index) as set by :func:`members`
-_source: tuple[Sequence[torch.Generator | None], torch.Tensor | None] | None = None
+# Where draws come from: None (the process-wide generators), or (generators, index, folded) as set by
+# :func:`members` and :func:`folded`
+_source: tuple[Sequence[torch.Generator | None], torch.Tensor | None, bool] | None = None
 
 
 @contextmanager
@@ -43,7 +45,19 @@ def members(generators: Sequence[torch.Generator | None], index: torch.Tensor | 
     ``vmap(..., randomness="same")`` over members, with ``index`` the vmapped ``arange(K)``, member k receives
     its own."""
     global _source
-    saved, _source = _source, (generators, index)
+    saved, _source = _source, (generators, index, False)
+    try:
+        yield
+    finally:
+        _source = saved
+
+
+@contextmanager
+def folded(generators: Sequence[torch.Generator | None]):
+    """Within the block, every draw's shape holds all K members, member-major in its first axis (their own axis,
+    or folded into a batch): member k draws its part, ``shape[0] // K`` of that axis, from ``generators[k]``."""
+    global _source
+    saved, _source = _source, (generators, None, True)
     try:
         yield
     finally:
@@ -55,17 +69,22 @@ def drawing_from(generator: torch.Generator):
     return members([generator], torch.zeros((), dtype=torch.long))
 
 
-def _draw(make: Callable[[torch.Generator | None], torch.Tensor]) -> torch.Tensor:
+def _draw(shape: Sequence[int], make: Callable[[tuple[int, ...], torch.Generator | None], torch.Tensor]) -> torch.Tensor:
+    """``make(shape, generator)`` from where draws come now (``_source``)."""
+    shape = tuple(shape)
     if _source is None:
-        return make(None)
-    generators, index = _source
-    drawn = torch.stack([make(g) for g in generators])
+        return make(shape, None)
+    generators, index, is_folded = _source
+    if is_folded:
+        own = (shape[0] // len(generators), *shape[1:])
+        return torch.stack([make(own, g) for g in generators]).view(shape)
+    drawn = torch.stack([make(shape, g) for g in generators])
     return drawn if index is None else drawn[index]
 
 
 def uniform(shape: Sequence[int], dtype=None, device=None) -> torch.Tensor:
     """Uniform draws in [0, 1)."""
-    return _draw(lambda g: torch.rand(tuple(shape), dtype=dtype, device=device, generator=g))
+    return _draw(shape, lambda own, g: torch.rand(own, dtype=dtype, device=device, generator=g))
 
 
 def sample_index(probs: torch.Tensor) -> torch.Tensor:
@@ -100,5 +119,5 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     ``x``'s shape, scaled by ``1 / (1 - p)``), so a solo run's numbers are those of ``nn.Dropout``."""
     if not training or p == 0:
         return x
-    keep = _draw(lambda g: torch.empty(x.shape, dtype=x.dtype, device=x.device).bernoulli_(1 - p, generator=g))
+    keep = _draw(x.shape, lambda own, g: torch.empty(own, dtype=x.dtype, device=x.device).bernoulli_(1 - p, generator=g))
     return x * keep.div_(1 - p)

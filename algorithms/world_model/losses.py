@@ -35,11 +35,14 @@ def next_features(state: ModelState, use_global: bool) -> torch.Tensor:
     return torch.cat([torch.cat([lv.stoch[:-1], lv.deter[1:]], -1) for lv in levels], -1)
 
 
-def model_loss(model: WorldModel, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """All weights 1: KL (per level) + reward + action information + reconstruction + pcont + availability."""
+def model_loss(model: WorldModel, batch: dict[str, torch.Tensor], observed: tuple[ModelState, ModelState] | None = None
+               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """All weights 1: KL (per level) + reward + action information + reconstruction + pcont + availability.
+    ``observed``: the batch's priors and posteriors, where they were computed already (by seed members on
+    their stacked parameters, ``algorithms/world_model/members.py``)."""
     cfg = model.cfg
     obs, action, fake = batch["obs"], batch["action"], batch["fake"]
-    prior, post = model.observe_sequence(obs, batch["state"], action, batch["last"])
+    prior, post = observed or model.observe_sequence(obs, batch["state"], action, batch["last"])
     prior, post_all, post = prior.map(lambda x: x[:-1]), post, post.map(lambda x: x[:-1])
 
     obs_pred, dec_hidden = model.observation_decoder(post.agent.features())

@@ -13,16 +13,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from algorithms.layers import one_hot
+from algorithms.layers import Linear, layer_norm, linear, one_hot
 from algorithms.sampling import dropout, sample_index
 
 
 def mlp(in_dim: int, out_dim: int, layers: int, hidden: int, activation=nn.ReLU) -> nn.Sequential:
     """``build_model``: ``layers`` hidden Linear+activation blocks, then a linear output."""
-    blocks: list[nn.Module] = [nn.Linear(in_dim, hidden), activation()]
+    blocks: list[nn.Module] = [Linear(in_dim, hidden), activation()]
     for _ in range(layers - 1):
-        blocks += [nn.Linear(hidden, hidden), activation()]
-    return nn.Sequential(*blocks, nn.Linear(hidden, out_dim))
+        blocks += [Linear(hidden, hidden), activation()]
+    return nn.Sequential(*blocks, Linear(hidden, out_dim))
 
 
 class Encoder(nn.Module):
@@ -30,7 +30,7 @@ class Encoder(nn.Module):
 
     def __init__(self, in_dim: int, hidden: int, embed: int):
         super().__init__()
-        self.fc1 = nn.Linear(in_dim, hidden)
+        self.fc1 = Linear(in_dim, hidden)
         self.encoder = mlp(hidden, embed, 2, hidden)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -43,7 +43,7 @@ class Decoder(nn.Module):
     def __init__(self, feat_dim: int, hidden: int, out_dim: int):
         super().__init__()
         self.fc1 = mlp(feat_dim, hidden, 2, hidden)
-        self.fc2 = nn.Linear(hidden, out_dim)
+        self.fc2 = Linear(hidden, out_dim)
 
     def forward(self, feat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = F.relu(self.fc1(feat))
@@ -56,7 +56,7 @@ class DiscreteLatent(nn.Module):
     def __init__(self, in_dim: int, hidden: int, n_categoricals: int, n_classes: int):
         super().__init__()
         self.n_categoricals, self.n_classes = n_categoricals, n_classes
-        self.dists = nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Linear(hidden, n_categoricals * n_classes))
+        self.dists = nn.Sequential(Linear(in_dim, hidden), nn.ReLU(), Linear(hidden, n_categoricals * n_classes))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(logits, straight-through one-hot sample), both flattened to ``n_categoricals * n_classes``."""
@@ -101,15 +101,17 @@ class AgentAttention(nn.Module):
         self.heads = heads
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        """``x`` ``[..., N, d]``; ``mask`` ``[B, N, N]`` bool, True where agent i must not read agent j."""
+        """``x`` ``[..., N, d]``; ``mask`` ``[B, N, N]`` bool, True where agent i must not read agent j. On seed
+        members' stacked parameters, ``x`` holds the members first (``algorithms/layers.py``)."""
         lead, (n, d) = x.shape[:-2], x.shape[-2:]
         x = (x + self.position[:n]).reshape(-1, n, d)
         if mask is not None:
             mask = mask.unsqueeze(1)  # the same for every head
         for layer in self.encoder.layers:
-            x = layer.norm1(x + self._dropout(layer.dropout1, self._attend(layer.self_attn, x, mask)))
-            hidden = self._dropout(layer.dropout, F.relu(layer.linear1(x)))
-            x = layer.norm2(x + self._dropout(layer.dropout2, layer.linear2(hidden)))
+            x = layer_norm(x + self._dropout(layer.dropout1, self._attend(layer.self_attn, x, mask)), layer.norm1)
+            hidden = self._dropout(layer.dropout, F.relu(linear(x, layer.linear1.weight, layer.linear1.bias)))
+            x = layer_norm(x + self._dropout(layer.dropout2, linear(hidden, layer.linear2.weight, layer.linear2.bias)),
+                           layer.norm2)
         return x.view(*lead, n, d)
 
     def _dropout(self, module: nn.Dropout, x: torch.Tensor) -> torch.Tensor:
@@ -118,13 +120,14 @@ class AgentAttention(nn.Module):
     def _attend(self, attention: nn.MultiheadAttention, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         """Multi-head self-attention ``[B, N, d] -> [B, N, d]`` with the module's packed projections."""
         b, n, d = x.shape
-        q, k, v = F.linear(x, attention.in_proj_weight, attention.in_proj_bias).view(b, n, 3, self.heads, -1) \
+        q, k, v = linear(x, attention.in_proj_weight, attention.in_proj_bias).view(b, n, 3, self.heads, -1) \
             .permute(2, 0, 3, 1, 4)
         scores = q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5
         if mask is not None:
             scores = scores.masked_fill(mask, float("-inf"))
         weights = dropout(scores.softmax(-1), attention.dropout, self.training)
-        return attention.out_proj((weights @ v).transpose(1, 2).reshape(b, n, d))
+        out = attention.out_proj
+        return linear((weights @ v).transpose(1, 2).reshape(b, n, d), out.weight, out.bias)
 
 
 class Actor(nn.Module):
@@ -145,7 +148,7 @@ class AttentionCritic(nn.Module):
 
     def __init__(self, feat_dim: int, hidden: int, n_agents: int, heads: int = 8):
         super().__init__()
-        self.embed = nn.Linear(feat_dim, hidden)
+        self.embed = Linear(feat_dim, hidden)
         self._attention_stack = AgentAttention(1, hidden, hidden, heads, 0.0, n_agents)
         self.feedforward_model = mlp(hidden, 1, 1, hidden)
 

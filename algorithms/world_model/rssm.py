@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from algorithms.layers import gru_cell
+from algorithms.layers import Linear, gru_cell
 from algorithms.world_model.config import WorldModelConfig
 from algorithms.world_model.networks import AgentAttention, Decoder, DiscreteLatent, Encoder, mlp
 
@@ -61,12 +61,27 @@ class ModelState:
                           None if self.glob is None else Latent(None, self.glob.stoch, self.glob.deter))
 
     @staticmethod
-    def stack(states: list[ModelState]) -> ModelState:
+    def stack(states: list[ModelState], axis: int = 0) -> ModelState:
         def stacked(level):
             return Latent(*(None if getattr(level(states[0]), k) is None else torch.stack([getattr(level(s), k)
-                            for s in states]) for k in ("logits", "stoch", "deter")))
+                            for s in states], axis) for k in ("logits", "stoch", "deter")))
 
         return ModelState(stacked(lambda s: s.agent), None if states[0].glob is None else stacked(lambda s: s.glob))
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """The tensors by name (``agent.stoch``, ...), a form ``torch.func.vmap`` takes; ``from_tensors`` inverts it."""
+        levels = {"agent": self.agent, "glob": self.glob}
+        return {f"{level}.{k}": getattr(latent, k) for level, latent in levels.items() if latent is not None
+                for k in ("logits", "stoch", "deter") if getattr(latent, k) is not None}
+
+    @staticmethod
+    def from_tensors(tensors: dict[str, torch.Tensor]) -> ModelState:
+        def level(name):
+            if f"{name}.stoch" not in tensors:
+                return None
+            return Latent(tensors.get(f"{name}.logits"), tensors[f"{name}.stoch"], tensors[f"{name}.deter"])
+
+        return ModelState(level("agent"), level("glob"))
 
 
 class RecurrentLevel(nn.Module):
@@ -74,7 +89,7 @@ class RecurrentLevel(nn.Module):
 
     def __init__(self, input_dim: int, prior_extra: int, cfg: WorldModelConfig):
         super().__init__()
-        self.input_model = nn.Sequential(nn.Linear(input_dim, cfg.model_hidden), nn.ReLU())
+        self.input_model = nn.Sequential(Linear(input_dim, cfg.model_hidden), nn.ReLU())
         self.cell = nn.GRU(cfg.model_hidden, cfg.deterministic)
         self.prior = DiscreteLatent(cfg.deterministic + prior_extra, cfg.model_hidden, cfg.n_categoricals, cfg.n_classes)
 
@@ -113,7 +128,7 @@ class WorldModel(nn.Module):
         self.pcont = mlp(head_in, 1, cfg.head_layers, cfg.head_hidden, nn.ELU)
         self.av_action = mlp(head_in, n_actions, cfg.head_layers, cfg.head_hidden, nn.ELU) if has_avail_actions else None
         self.q_features = mlp(cfg.hidden, cfg.head_hidden, 1, cfg.head_hidden, nn.ELU)
-        self.q_action = nn.Linear(cfg.head_hidden, n_actions)
+        self.q_action = Linear(cfg.head_hidden, n_actions)
 
     # ------------------------------------------------------------------ states
     def initial_state(self, batch: tuple[int, ...], device) -> ModelState:
@@ -171,20 +186,25 @@ class WorldModel(nn.Module):
         state_embed = self.state_encoder(state).unsqueeze(-2).expand(*obs_embed.shape[:-1], -1)
         return obs_embed, state_embed
 
-    def observe_sequence(self, obs, state, action, last) -> tuple[ModelState, ModelState]:
+    def observe_sequence(self, obs, state, action, last, time_axis: int = 0) -> tuple[ModelState, ModelState]:
         """``rollout_representation``: priors and posteriors for ``T`` steps (``[T, B, N, ...]``).
 
         Step t reads action ``a_t`` and observation ``o_{t+1}`` (the replay's index shift); the state is
-        reset to zero after a step flagged ``last``."""
+        reset to zero after a step flagged ``last``. ``time_axis`` 1: K seed members' sequences
+        ``[K, T, B, N, ...]`` on their stacked parameters, every step ``[K, B, N, ...]``
+        (``algorithms/world_model/members.py``)."""
         obs_embed, state_embed = self.embed(obs, state)
-        prev = self.initial_state(obs.shape[1:2], obs.device)
+        prev = self.initial_state(obs.shape[:time_axis] + obs.shape[time_axis + 1:-2], obs.device)
         priors, posts = [], []
-        for t in range(obs.shape[0]):
-            prior = self.transition(action[t], prev)
-            post = self.posterior(prior, obs_embed[t], None if state_embed is None else state_embed[t])
-            keep = 1.0 - last[t].float().view(-1, 1, 1)
+        for t in range(obs.shape[time_axis]):
+            def at(x, t=t):
+                return None if x is None else x.select(time_axis, t)
+
+            prior = self.transition(at(action), prev)
+            post = self.posterior(prior, at(obs_embed), at(state_embed))
+            keep = 1.0 - at(last).float()[..., None, None]
             prev = post.map(lambda x, keep=keep: x * keep)
             priors.append(prior)
             posts.append(post)
-        return ModelState.stack(priors), ModelState.stack(posts)
+        return ModelState.stack(priors, time_axis), ModelState.stack(posts, time_axis)
 

@@ -15,22 +15,15 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
-from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch.func import vmap
 
-from algorithms.layers import gru_cell
+from algorithms.layers import gru_cell, linear
 from suites.launching import threads
 
 REPEATS = 10
-
-
-def stacked_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """``F.linear`` of every member at once: ``x`` ``[K, ..., in]``, ``weight`` ``[K, out, in]``, ``bias`` ``[K, out]``."""
-    rows = x.reshape(x.shape[0], -1, x.shape[-1])
-    return torch.baddbmm(bias.unsqueeze(1), rows, weight.transpose(1, 2)).view(*x.shape[:-1], -1)
 
 
 def microseconds(work: Callable[[], object], calls: int) -> float:
@@ -43,18 +36,18 @@ def microseconds(work: Callable[[], object], calls: int) -> float:
 
 
 def layers(k: int, rows: tuple[int, ...], width: int) -> dict[str, tuple[Callable, Callable, list[torch.Tensor]]]:
-    """Each layer as (function of one member's tensors, the same on the stacked tensors without ``vmap``, the
-    members' stacked tensors)."""
-    def softmax(logits):  # any leading axes: the stacked form is the layer itself
+    """Each layer as (function of one member's tensors, the same on the stacked tensors without ``vmap``
+    (``algorithms/layers.py``), the members' stacked tensors)."""
+    def softmax(logits):  # any leading axes
         return logits.view(*logits.shape[:-1], 8, 8).softmax(-1)
 
     def stacked(*shape):
         return torch.randn(k, *shape, requires_grad=True)
 
     return {
-        f"linear {width}->{3 * width}": (F.linear, stacked_linear,
+        f"linear {width}->{3 * width}": (F.linear, linear,
                                          [stacked(*rows, width), stacked(3 * width, width), stacked(3 * width)]),
-        f"GRU step, {width} wide": (gru_cell, partial(gru_cell, linear=stacked_linear),
+        f"GRU step, {width} wide": (gru_cell, gru_cell,
                                     [stacked(*rows, width), stacked(*rows, width), stacked(3 * width, width),
                                      stacked(3 * width, width), stacked(3 * width), stacked(3 * width)]),
         "softmax over 8 classes (8 categoricals)": (softmax, softmax, [stacked(*rows, 64)]),
