@@ -1,6 +1,7 @@
 """Seed members computed as one: the networks of K runs that differ only in their seed, stacked on a leading
 member axis and called once for all (``torch.func.vmap`` over ``torch.func.functional_call``), as JaxMARL
-and PureJaxRL train seeds with ``jax.vmap``.
+and PureJaxRL train seeds with ``jax.vmap``; or, for code whose layers take the member axis themselves
+(``algorithms/layers.py``), on the stacked parameters without ``vmap``, which costs less per operation.
 
 What stays each member's own: its parameters and buffers (one slice of every stacked tensor), its Adam moments
 (Adam is elementwise, so one Adam over the stacked tensors is K independent ones), its gradient clipping (the

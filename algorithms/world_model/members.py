@@ -8,6 +8,11 @@ vectorised computation over the members' stacked networks, with each member's ow
 draws (from its own generator, in its solo order), gradient clipping, Adam moments and step count, entropy
 weight and divergence check. A member's series is therefore its solo series to float rounding, whatever the
 others do; only when its computing happens changes.
+
+A world-model step walks the members' sequences on their stacked parameters directly (``observed_members``:
+each time step's layers one batched product for all members, ``algorithms/layers.py``), which costs less per
+operation than ``vmap`` and is most of a learner call's work; its losses, the imagination and the PPO steps
+run under ``vmap`` (docs/performance.md has the measurements).
 """
 from __future__ import annotations
 

@@ -27,9 +27,12 @@ def _assert_adam_states_match(pairs: dict, tolerance: float) -> None:
 
 
 def _cast(step, dtype):
-    floats = {f.name: getattr(step, f.name).to(dtype) for f in dataclasses.fields(step)
-              if isinstance(getattr(step, f.name), torch.Tensor) and getattr(step, f.name).is_floating_point()}
-    return dataclasses.replace(step, **floats)
+    def cast(value):
+        return value.to(dtype) if isinstance(value, torch.Tensor) and value.is_floating_point() else value
+
+    floats = {f.name: cast(getattr(step, f.name)) for f in dataclasses.fields(step)
+              if isinstance(getattr(step, f.name), torch.Tensor)}
+    return dataclasses.replace(step, **floats, info={k: cast(v) for k, v in step.info.items()})  # Flatland's agent_reward
 
 
 @pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-11), (torch.float32, 1e-4)])
@@ -95,20 +98,22 @@ def test_one_mappo_update_of_members_together_equals_their_solo_updates(dtype, t
                                   tolerance * 10)
 
 
-@pytest.mark.parametrize("algorithm", ["mamba", "mabl"])
-@pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-11), (torch.float32, 1e-4)])
-def test_one_world_model_learner_call_of_members_together_equals_their_solo_calls(algorithm, dtype, tolerance):
+@pytest.mark.parametrize("task, algorithm", [("smac/3m", "mamba"), ("smac/3m", "mabl"), ("smac/3m", "mabl_single_level"),
+                                             ("flatland/2_agents", "mamba")])
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-11), (torch.float32, 2e-4)])
+def test_one_world_model_learner_call_of_members_together_equals_their_solo_calls(task, algorithm, dtype, tolerance):
     """Same weights, same transitions, same generator states: members acting together pick their solo copies'
     actions, and after one learner call (world-model steps with MAMBA's dropout or MABL's global level, then a
     policy round in imagination) every member's networks, Adam moments and step counts, entropy weight and
-    metrics equal its solo copy's to float rounding (measured worst: 1.2e-13 in float64, 4.0e-5 in float32,
-    relative to each tensor's largest entry)."""
+    metrics equal its solo copy's to float rounding (measured worst, relative to each tensor's largest entry:
+    9.1e-14 in float64, 1.1e-4 in float32 on Flatland and 4.0e-5 on 3m; the members' world-model steps compute
+    on their stacked parameters, their policy rounds under ``vmap``)."""
     from algorithms import make_algorithm, make_config
     from algorithms.base import Transition
     from algorithms.members import WAITING
     from algorithms.world_model.members import WorldModelMembers
 
-    env = envs.make("smac/3m", 2, seed=0, backend="sim", checked=False)
+    env = envs.make(task, 2, seed=0, backend="sim", checked=False)
     config = dataclasses.replace(make_config(algorithm, env.spec, "tiny"), num_envs=2, min_buffer_size=40)
     step, first = _cast(env.reset(), dtype), torch.ones(2, dtype=torch.bool)
     default = torch.get_default_dtype()
