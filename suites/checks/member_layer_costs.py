@@ -7,8 +7,8 @@ products on the stacked parameters without ``vmap``. Forward and backward, micro
 The layers have the shapes of a world-model step at the ``small`` preset on smac/3m (16 sequences x 3 agents,
 32 wide): a linear layer, a GRU step (two linear layers and the gates), and the softmax over 8 classes of a
 categorical latent. Each figure is one of ``REPEATS`` applications inside one call, so that the ``vmap``
-call's own entry and exit are shared as in a learner step. docs/performance.md keeps the measured table and
-what it says about the next step.
+call's own entry and exit are shared as in a learner step. docs/performance.md keeps the measured table, which
+is why the world models' members walk their sequences on stacked parameters.
 """
 from __future__ import annotations
 
