@@ -82,6 +82,8 @@ class StackedNetworks:
         axis itself (its layers take a leading member axis, ``algorithms/layers.py``); the modules' buffers
         are then the template's own, so they must be constants (the world model's are)."""
         params, buffers = self._tensors(modules)
+        if stacked:
+            buffers = {}  # not swapped in: the template's own
         device = next(iter(self.params.values())).device
         alone = len(self.members) == 1
         if alone:  # one member alone runs other kernels (gradients differ in the last bits): pad with a copy

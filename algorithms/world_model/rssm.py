@@ -196,13 +196,14 @@ class WorldModel(nn.Module):
         obs_embed, state_embed = self.embed(obs, state)
         prev = self.initial_state(obs.shape[:time_axis] + obs.shape[time_axis + 1:-2], obs.device)
         priors, posts = [], []
-        for t in range(obs.shape[time_axis]):
-            def at(x, t=t):
-                return None if x is None else x.select(time_axis, t)
 
-            prior = self.transition(at(action), prev)
-            post = self.posterior(prior, at(obs_embed), at(state_embed))
-            keep = 1.0 - at(last).float()[..., None, None]
+        def at(x, t):
+            return None if x is None else x.select(time_axis, t)
+
+        for t in range(obs.shape[time_axis]):
+            prior = self.transition(at(action, t), prev)
+            post = self.posterior(prior, at(obs_embed, t), at(state_embed, t))
+            keep = 1.0 - at(last, t).float()[..., None, None]
             prev = post.map(lambda x, keep=keep: x * keep)
             priors.append(prior)
             posts.append(post)

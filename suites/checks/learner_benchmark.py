@@ -27,6 +27,7 @@ import envs
 from algorithms import make_algorithm, make_config
 from algorithms.cuda_graphs import prefer_expandable_segments
 from algorithms.world_model.agent import matmul_precision
+from algorithms.world_model.members import WorldModelMembers
 from algorithms.world_model.networks import count_parameters
 from envs.smac.maps import SUPER_HARD
 from suites.launching import threads
@@ -95,8 +96,6 @@ def time_members(name: str, spec: envs.EnvSpec, device: str, k: int, repeats: in
                  preset: str) -> tuple[float, float]:
     """Seconds for one learner call of ``k`` members together and for their ``k`` solo calls one after the
     other (the fastest of ``repeats``, after a warm-up of each); every member has its own weights and replay."""
-    from algorithms.world_model.members import WorldModelMembers
-
     def member(seed: int):
         torch.manual_seed(seed)
         algo = make_algorithm(name, spec, make_config(name, spec, preset, {"capacity": 20_000, **overrides}), device)

@@ -30,9 +30,9 @@ def _cast(step, dtype):
     def cast(value):
         return value.to(dtype) if isinstance(value, torch.Tensor) and value.is_floating_point() else value
 
-    floats = {f.name: cast(getattr(step, f.name)) for f in dataclasses.fields(step)
-              if isinstance(getattr(step, f.name), torch.Tensor)}
-    return dataclasses.replace(step, **floats, info={k: cast(v) for k, v in step.info.items()})  # Flatland's agent_reward
+    tensors = {f.name: cast(getattr(step, f.name)) for f in dataclasses.fields(step)
+               if isinstance(getattr(step, f.name), torch.Tensor)}
+    return dataclasses.replace(step, **tensors, info={k: cast(v) for k, v in step.info.items()})  # Flatland's agent_reward
 
 
 @pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-11), (torch.float32, 1e-4)])
