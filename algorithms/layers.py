@@ -16,6 +16,10 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     if weight.dim() == 2:
         return F.linear(x, weight, bias)
     rows = x.reshape(weight.shape[0], -1, x.shape[-1])
+    if 1 in weight.shape[1:]:  # one output or one input: batched products over one member run other kernels
+        # than over several (the last bits differ), so these take broadcast products, the same for any K
+        product = (rows * weight).sum(-1, keepdim=True) if weight.shape[1] == 1 else rows * weight.transpose(1, 2)
+        return (product if bias is None else product + bias.unsqueeze(1)).view(*x.shape[:-1], -1)
     product = (torch.bmm(rows, weight.transpose(1, 2)) if bias is None
                else torch.baddbmm(bias.unsqueeze(1), rows, weight.transpose(1, 2)))
     return product.view(*x.shape[:-1], -1)

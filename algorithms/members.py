@@ -80,30 +80,27 @@ class StackedNetworks:
 
         ``stacked``: ``fn`` computes on the stacked parameters directly, without ``vmap``, seeing the member
         axis itself (its layers take a leading member axis, ``algorithms/layers.py``); the modules' buffers
-        are then the template's own, so they must be constants (the world model's are)."""
+        are then the template's own, so they must be constants (the world model's are). Its batched products
+        give a member the same bits alone as beside others, so a lone member is not padded there."""
         params, buffers = self._tensors(modules)
         if stacked:
-            buffers = {}  # not swapped in: the template's own
+            with sampling.folded(generators) if generators is not None else nullcontext():
+                return functional_call(self.template, params, (fn, *args), strict=False)
         device = next(iter(self.params.values())).device
         alone = len(self.members) == 1
-        if alone:  # one member alone runs other kernels (gradients differ in the last bits): pad with a copy
+        if alone:  # vmap over one member runs other kernels (gradients differ in the last bits): pad with a copy
             params = {n: torch.cat([p, p.detach()]) for n, p in params.items()}
             padded, buffers = buffers, {n: torch.cat([b, b]) for n, b in buffers.items()}
             args = _map_tensors(lambda a: torch.cat([a, a]), args)
             generators = None if generators is None else [*generators, torch.Generator(device)]
 
-        if stacked:
-            with sampling.folded(generators) if generators is not None else nullcontext():
-                out = functional_call(self.template, params, (fn, *args), strict=False)
-        else:
-            def one(params, buffers, member, *member_args):
-                with sampling.members(generators, member) if generators is not None else nullcontext():
-                    return functional_call(self.template, (params, buffers), (fn, *member_args), strict=False)
+        def one(params, buffers, member, *member_args):
+            with sampling.members(generators, member) if generators is not None else nullcontext():
+                return functional_call(self.template, (params, buffers), (fn, *member_args), strict=False)
 
-            members = torch.arange(2 if alone else len(self.members), device=device)
-            in_dims = (0, 0, 0, *(None if a is None else 0 for a in args))  # None: an input a task does not have
-            out = vmap(one, in_dims, randomness="error" if generators is None else "same")(params, buffers, members,
-                                                                                           *args)
+        members = torch.arange(2 if alone else len(self.members), device=device)
+        in_dims = (0, 0, 0, *(None if a is None else 0 for a in args))  # None: an input a task does not have
+        out = vmap(one, in_dims, randomness="error" if generators is None else "same")(params, buffers, members, *args)
         if not alone:
             return out
         with torch.no_grad():

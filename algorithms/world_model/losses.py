@@ -16,59 +16,80 @@ KL_EPS = 1e-7
 
 
 def kl_balanced(post_logits: torch.Tensor, prior_logits: torch.Tensor, n_categoricals: int, n_classes: int,
-                balance: float) -> torch.Tensor:
+                balance: float, mean=torch.mean) -> torch.Tensor:
     """``state_divergence_loss``: balance*KL(q||sg p) + (1-balance)*KL(sg q||p), summed over classes and
-    *averaged* over categoricals (DreamerV2's sum divided by ``n_categoricals``), then averaged over the rest."""
+    *averaged* over categoricals (DreamerV2's sum divided by ``n_categoricals``), then averaged over the rest
+    (by ``mean``: per seed member in ``model_loss``'s members form)."""
     q = post_logits.view(*post_logits.shape[:-1], n_categoricals, n_classes).softmax(-1)
     p = prior_logits.view(*prior_logits.shape[:-1], n_categoricals, n_classes).softmax(-1)
 
     def kl(a, b):
         return (a * (torch.log(a + KL_EPS) - torch.log(b + KL_EPS))).sum(-1)
 
-    return (balance * kl(q, p.detach()).mean(-1) + (1 - balance) * kl(q.detach(), p).mean(-1)).mean()
+    return mean(balance * kl(q, p.detach()).mean(-1) + (1 - balance) * kl(q.detach(), p).mean(-1))
 
 
-def next_features(state: ModelState, use_global: bool) -> torch.Tensor:
+def time_slice(x: torch.Tensor, start: int | None, stop: int | None, time_axis: int = 0) -> torch.Tensor:
+    """``x[start:stop]`` along ``time_axis``."""
+    return x[(slice(None),) * time_axis + (slice(start, stop),)]
+
+
+def next_features(state: ModelState, use_global: bool, time_axis: int = 0) -> torch.Tensor:
     """[z_t; h_{t+1}] along a ``[T, ...]`` sequence (T-1 steps): the stochastic state before an action and
     the deterministic state after it, so the reward and pcont heads predict r(s_t, a_t) and 1 - done_t."""
     levels = [state.agent] + ([state.glob] if use_global else [])
-    return torch.cat([torch.cat([lv.stoch[:-1], lv.deter[1:]], -1) for lv in levels], -1)
+    return torch.cat([torch.cat([time_slice(lv.stoch, None, -1, time_axis), time_slice(lv.deter, 1, None, time_axis)], -1)
+                      for lv in levels], -1)
 
 
-def model_loss(model: WorldModel, batch: dict[str, torch.Tensor], observed: tuple[ModelState, ModelState] | None = None
+def model_loss(model: WorldModel, batch: dict[str, torch.Tensor], members: bool = False
                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """All weights 1: KL (per level) + reward + action information + reconstruction + pcont + availability.
-    ``observed``: the batch's priors and posteriors, where they were computed already (by seed members on
-    their stacked parameters, ``algorithms/world_model/members.py``)."""
+
+    ``members``: K seed members' batches ``[K, T, ...]`` on their stacked parameters, without ``vmap``
+    (``algorithms/world_model/members.py``): every loss is then each member's own mean, ``[K]``; a solo
+    batch keeps the library's reductions (and their numbers, bit for bit)."""
     cfg = model.cfg
     obs, action, fake = batch["obs"], batch["action"], batch["fake"]
-    prior, post = observed or model.observe_sequence(obs, batch["state"], action, batch["last"])
-    prior, post_all, post = prior.map(lambda x: x[:-1]), post, post.map(lambda x: x[:-1])
+    t = 1 if members else 0  # the time axis
+
+    def steps(x: torch.Tensor, start: int | None, stop: int | None) -> torch.Tensor:
+        return time_slice(x, start, stop, t)
+
+    def mean(x: torch.Tensor) -> torch.Tensor:  # whole, or each member's (x member-major)
+        return x.reshape(obs.shape[0], -1).mean(1) if members else x.mean()
+
+    def reduced(loss, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # a mean-reduced loss
+        return mean(loss(prediction, target, reduction="none")) if members else loss(prediction, target)
+
+    prior, post_all = model.observe_sequence(obs, batch["state"], action, batch["last"], time_axis=t)
+    prior, post = prior.map(lambda x: steps(x, None, -1)), post_all.map(lambda x: steps(x, None, -1))
 
     obs_pred, dec_hidden = model.observation_decoder(post.agent.features())
-    real = 1.0 - fake[:-1].to(obs.dtype).unsqueeze(-1)
-    losses = {"obs_loss": (F.smooth_l1_loss(obs_pred, obs[:-1], reduction="none") * real).sum()
-              / real[..., 0].numel()}
-    losses["reward_loss"] = F.smooth_l1_loss(model.reward_model(next_features(post_all, cfg.reward_uses_global)),
-                                             batch["reward"][1:].unsqueeze(-1))
+    real = 1.0 - steps(fake, None, -1).to(obs.dtype).unsqueeze(-1)
+    obs_error = F.smooth_l1_loss(obs_pred, steps(obs, None, -1), reduction="none") * real
+    losses = {"obs_loss": obs_error.flatten(1).sum(1) / real[0, ..., 0].numel() if members
+              else obs_error.sum() / real[..., 0].numel()}
+    losses["reward_loss"] = reduced(F.smooth_l1_loss, model.reward_model(next_features(post_all, cfg.reward_uses_global, t)),
+                                    steps(batch["reward"], 1, None).unsqueeze(-1))
     # Bernoulli negative log-likelihoods (the official Independent(Bernoulli) heads), summed over the event.
-    continues = 1.0 - batch["done"][1:].to(obs.dtype).unsqueeze(-1)
-    losses["pcont_loss"] = F.binary_cross_entropy_with_logits(
-        model.pcont(next_features(post_all, cfg.heads_use_global)), continues)
+    continues = 1.0 - steps(batch["done"], 1, None).to(obs.dtype).unsqueeze(-1)
+    losses["pcont_loss"] = reduced(F.binary_cross_entropy_with_logits,
+                                   model.pcont(next_features(post_all, cfg.heads_use_global, t)), continues)
     if model.av_action is not None:
-        avail = batch["avail"][:-1].to(obs.dtype)
-        losses["avail_loss"] = F.binary_cross_entropy_with_logits(
-            model.av_action(model.head_features(post)), avail, reduction="none").sum(-1).mean()
+        avail = steps(batch["avail"], None, -1).to(obs.dtype)
+        losses["avail_loss"] = mean(F.binary_cross_entropy_with_logits(
+            model.av_action(model.head_features(post)), avail, reduction="none").sum(-1))
     # Action information: the decoder's hidden layer at step t predicts the action that led to it.
-    logits = model.q_action(F.relu(model.q_features(dec_hidden[1:])))
-    cross_entropy = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), action[1:-1].argmax(-1).reshape(-1),
+    logits = model.q_action(F.relu(model.q_features(steps(dec_hidden, 1, None))))
+    cross_entropy = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), steps(action, 1, -1).argmax(-1).reshape(-1),
                                     reduction="none")
-    losses["info_loss"] = (cross_entropy * (1.0 - fake[1:-1].to(obs.dtype).reshape(-1))).mean()
+    losses["info_loss"] = mean(cross_entropy * (1.0 - steps(fake, 1, -1).to(obs.dtype).reshape(-1)))
     losses["kl_agent"] = kl_balanced(post.agent.logits, prior.agent.logits, cfg.n_categoricals, cfg.n_classes,
-                                     cfg.kl_balance)
+                                     cfg.kl_balance, mean)
     if post.glob is not None:
         losses["kl_global"] = kl_balanced(post.glob.logits, prior.glob.logits, cfg.n_categoricals, cfg.n_classes,
-                                          cfg.kl_balance)
+                                          cfg.kl_balance, mean)
     return sum(losses.values()), losses
 
 

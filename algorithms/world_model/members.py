@@ -9,10 +9,10 @@ draws (from its own generator, in its solo order), gradient clipping, Adam momen
 weight and divergence check. A member's series is therefore its solo series to float rounding, whatever the
 others do; only when its computing happens changes.
 
-A world-model step walks the members' sequences on their stacked parameters directly (``observed_members``:
-each time step's layers one batched product for all members, ``algorithms/layers.py``), which costs less per
-operation than ``vmap`` and is most of a learner call's work; its losses, the imagination and the PPO steps
-run under ``vmap`` (docs/performance.md has the measurements).
+A world-model step computes on the members' stacked parameters directly (``model_loss``'s members form:
+each time step's layers one batched product for all members, ``algorithms/layers.py``, and each loss a
+per-member mean), which costs less per operation than ``vmap`` and is most of a learner call's work; the
+imagination and the PPO steps run under ``vmap`` (docs/performance.md has the measurements).
 """
 from __future__ import annotations
 
@@ -26,24 +26,11 @@ from algorithms.members import WAITING, MemberBatch, Networks, StackedAdam, Stac
 from algorithms.world_model.agent import WorldModelAgent, matmul_precision
 from algorithms.world_model.behaviour import add_ppo_metrics, ppo_means
 from algorithms.world_model.losses import model_loss
-from algorithms.world_model.rssm import ModelState, WorldModel
 
 
 def _learner_networks(m: WorldModelAgent) -> Networks:
     target = m.behaviour.target_critic
     return Networks(model=m.model, actor=m.actor, critic=m.critic, **({} if target is None else {"target": target}))
-
-
-def observed_members(model: WorldModel, batch: dict[str, torch.Tensor]) -> tuple[dict, dict]:
-    """The members' priors and posteriors of their sequences ``[K, T, B, ...]``, computed on their stacked
-    parameters without ``vmap`` (each step's layers one batched product for all members)."""
-    prior, post = model.observe_sequence(batch["obs"], batch["state"], batch["action"], batch["last"], time_axis=1)
-    return prior.tensors(), post.tensors()
-
-
-def model_loss_of_observed(model: WorldModel, batch: dict[str, torch.Tensor], prior: dict, post: dict):
-    """``model_loss`` of one member given its priors and posteriors (``observed_members``)."""
-    return model_loss(model, batch, (ModelState.from_tensors(prior), ModelState.from_tensors(post)))
 
 
 def step_members(optimiser: StackedAdam, params: list[torch.Tensor], loss: torch.Tensor, clip: float,
@@ -133,10 +120,8 @@ class WorldModelMembers(MemberBatch):
             template.model.train()
             for _ in range(cfg.model_epochs):
                 batch = self._replayed(members, generators, cfg.model_batch_size)
-                prior, post = nets.call(partial(observed_members, template.model), batch, modules=("model",),
+                loss, parts = nets.call(partial(model_loss, template.model, members=True), batch, modules=("model",),
                                         generators=generators, stacked=True)
-                loss, parts = nets.call(partial(model_loss_of_observed, template.model), batch, prior, post,
-                                        modules=("model",))
                 norm = step_members(model_opt, nets.parameters("model"), loss, cfg.grad_clip, finite)
                 watched.append({**{f"train/{k}": v.detach() for k, v in parts.items()},
                                 "train/model_loss": loss.detach(), "train/model_grad_norm": norm})

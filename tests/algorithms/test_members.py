@@ -100,7 +100,7 @@ def test_one_mappo_update_of_members_together_equals_their_solo_updates(dtype, t
 
 @pytest.mark.parametrize("task, algorithm", [("smac/3m", "mamba"), ("smac/3m", "mabl"), ("smac/3m", "mabl_single_level"),
                                              ("flatland/2_agents", "mamba")])
-@pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-11), (torch.float32, 2e-4)])
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-11), (torch.float32, 5e-4)])
 def test_one_world_model_learner_call_of_members_together_equals_their_solo_calls(task, algorithm, dtype, tolerance):
     """Same weights, same transitions, same generator states: members acting together pick their solo copies'
     actions, and after one learner call (world-model steps with MAMBA's dropout or MABL's global level, then a
