@@ -53,6 +53,35 @@ def gru_cell(x: torch.Tensor, h: torch.Tensor, weight_ih: torch.Tensor, weight_h
     return (h - new) * update + new
 
 
+class _Softmax(torch.autograd.Function):
+    """Softmax over the last axis with its backward in one expression (``y * (g - sum(g * y))``)."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        shifted = (x - x.amax(-1, keepdim=True)).exp()
+        return shifted / shifted.sum(-1, keepdim=True)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        ctx.save_for_backward(output)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (y,) = ctx.saved_tensors
+        return y * (grad - (grad * y).sum(-1, keepdim=True))
+
+
+def softmax(x: torch.Tensor) -> torch.Tensor:
+    """``x.softmax(-1)``, the same function to float rounding, written out: torch's CPU kernel over a short
+    last axis (the latents' 8 or 32 classes, a few agents, the actions) is several times slower than these
+    whole-tensor operations, forward and backward (docs/performance.md)."""
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _Softmax.apply(x)
+    return _Softmax.forward(x)
+
+
 def one_hot(index: torch.Tensor, classes: int, dtype=torch.float32) -> torch.Tensor:
     """``F.one_hot(index, classes)`` as ``dtype``, by comparison with ``arange`` (``F.one_hot`` and
     ``scatter_`` into a fresh tensor have no batching rule)."""

@@ -12,7 +12,7 @@ import copy
 
 import torch
 
-from algorithms.layers import one_hot
+from algorithms.layers import one_hot, softmax
 from algorithms.sampling import bernoulli, permutation, sample_index
 from algorithms.world_model.config import WorldModelConfig
 from algorithms.world_model.divergence import DivergenceGuard
@@ -64,7 +64,7 @@ class ImaginedActorCritic:
             if model.av_action is not None:
                 avail = bernoulli(torch.sigmoid(model.av_action(model.head_features(state)))).bool()
                 logits = masked_logits(logits, avail)
-            action = sample_index(logits.softmax(-1))
+            action = sample_index(softmax(logits))
             states.append(state.without_logits())
             actions.append(action)
             avails.append(avail)

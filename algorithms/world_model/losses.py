@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from algorithms.layers import softmax
 from algorithms.world_model.rssm import ModelState, WorldModel
 
 KL_EPS = 1e-7
@@ -20,8 +21,8 @@ def kl_balanced(post_logits: torch.Tensor, prior_logits: torch.Tensor, n_categor
     """``state_divergence_loss``: balance*KL(q||sg p) + (1-balance)*KL(sg q||p), summed over classes and
     *averaged* over categoricals (DreamerV2's sum divided by ``n_categoricals``), then averaged over the rest
     (by ``mean``: per seed member in ``model_loss``'s members form)."""
-    q = post_logits.view(*post_logits.shape[:-1], n_categoricals, n_classes).softmax(-1)
-    p = prior_logits.view(*prior_logits.shape[:-1], n_categoricals, n_classes).softmax(-1)
+    q = softmax(post_logits.view(*post_logits.shape[:-1], n_categoricals, n_classes))
+    p = softmax(prior_logits.view(*prior_logits.shape[:-1], n_categoricals, n_classes))
 
     def kl(a, b):
         return (a * (torch.log(a + KL_EPS) - torch.log(b + KL_EPS))).sum(-1)

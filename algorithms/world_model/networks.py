@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from algorithms.layers import Linear, layer_norm, linear, one_hot
+from algorithms.layers import Linear, layer_norm, linear, one_hot, softmax
 from algorithms.sampling import dropout, sample_index
 
 
@@ -67,7 +67,7 @@ class DiscreteLatent(nn.Module):
 def straight_through_sample(logits: torch.Tensor, n_categoricals: int, n_classes: int) -> torch.Tensor:
     """One-hot sample per categorical with straight-through gradients: ``one_hot + probs - sg(probs)``."""
     shaped = logits.view(*logits.shape[:-1], n_categoricals, n_classes)
-    probs = shaped.softmax(-1)
+    probs = softmax(shaped)
     sample = one_hot(sample_index(probs.detach()), n_classes, probs.dtype)
     return (sample + probs - probs.detach()).view(logits.shape)
 
@@ -125,7 +125,7 @@ class AgentAttention(nn.Module):
         scores = q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5
         if mask is not None:
             scores = scores.masked_fill(mask, float("-inf"))
-        weights = dropout(scores.softmax(-1), attention.dropout, self.training)
+        weights = dropout(softmax(scores), attention.dropout, self.training)
         out = attention.out_proj
         return linear((weights @ v).transpose(1, 2).reshape(b, n, d), out.weight, out.bias)
 

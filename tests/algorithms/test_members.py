@@ -100,14 +100,15 @@ def test_one_mappo_update_of_members_together_equals_their_solo_updates(dtype, t
 
 @pytest.mark.parametrize("task, algorithm", [("smac/3m", "mamba"), ("smac/3m", "mabl"), ("smac/3m", "mabl_single_level"),
                                              ("flatland/2_agents", "mamba")])
-@pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-11), (torch.float32, 5e-4)])
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-11), (torch.float32, 3e-4)])
 def test_one_world_model_learner_call_of_members_together_equals_their_solo_calls(task, algorithm, dtype, tolerance):
     """Same weights, same transitions, same generator states: members acting together pick their solo copies'
     actions, and after one learner call (world-model steps with MAMBA's dropout or MABL's global level, then a
     policy round in imagination) every member's networks, Adam moments and step counts, entropy weight and
     metrics equal its solo copy's to float rounding (measured worst, relative to each tensor's largest entry:
-    9.1e-14 in float64, 1.1e-4 in float32 on Flatland and 4.0e-5 on 3m; the members' world-model steps compute
-    on their stacked parameters, their policy rounds under ``vmap``)."""
+    4.8e-14 in float64; 1.4e-4 in float32, on 3m, a posterior bias whose near-zero gradient Adam's first step
+    scales up; the members' world-model steps compute on their stacked parameters, their policy rounds under
+    ``vmap``)."""
     from algorithms import make_algorithm, make_config
     from algorithms.base import Transition
     from algorithms.members import WAITING
