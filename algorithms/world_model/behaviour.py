@@ -16,7 +16,15 @@ from algorithms.layers import one_hot, softmax
 from algorithms.sampling import bernoulli, permutation, sample_index
 from algorithms.world_model.config import WorldModelConfig
 from algorithms.world_model.divergence import DivergenceGuard
-from algorithms.world_model.losses import lambda_returns, masked_logits, next_features, normalise_advantage, ppo_actor_loss
+from algorithms.world_model.losses import (
+    lambda_returns,
+    masked_logits,
+    member_mean,
+    next_features,
+    normalise_advantage,
+    ppo_actor_loss,
+    time_slice,
+)
 from algorithms.world_model.networks import Actor, AttentionCritic
 from algorithms.world_model.rssm import ModelState, WorldModel
 from envs.spec import EnvSpec
@@ -52,13 +60,15 @@ class ImaginedActorCritic:
         return state.features() if features == "all" else state.glob.features()
 
     @torch.no_grad()
-    def imagine(self, start: ModelState) -> dict[str, torch.Tensor]:
+    def imagine(self, start: ModelState, members: bool = False) -> dict[str, torch.Tensor]:
         """``rollout_policy`` + ``critic_rollout``: ``horizon`` prior steps from ``start`` ``[S, N, ...]`` with
         the current actor, imagined team reward (agent mean), per-agent pcont discount, TD(lambda) returns.
-        Nothing here carries gradients (the official FreezeParameters and detach)."""
+        Nothing here carries gradients (the official FreezeParameters and detach). ``members``: K seed
+        members' starts ``[K, S, N, ...]`` on their stacked parameters; the trajectories ``[K, T, ...]``."""
         cfg, model = self.config, self.model
+        t = 1 if members else 0  # the time axis of the trajectories
         state, states, actions, avails, logits_seq = start, [], [], [], []
-        for t in range(cfg.horizon):
+        for step in range(cfg.horizon):
             logits = self.actor(state.agent.features())
             avail = None
             if model.av_action is not None:
@@ -69,21 +79,26 @@ class ImaginedActorCritic:
             actions.append(action)
             avails.append(avail)
             logits_seq.append(logits)
-            if t < cfg.horizon - 1:  # the official code's final transition is never read
+            if step < cfg.horizon - 1:  # the official code's final transition is never read
                 state = model.transition(one_hot(action, self.spec.n_actions), state)
-        traj = ModelState.stack(states)
+        traj = ModelState.stack(states, t)
         states.clear()  # memory: the per-step tensors are copied into traj
-        reward = model.reward_model(next_features(traj, cfg.reward_uses_global)).mean(-2, keepdim=True)
-        discount = torch.sigmoid(model.pcont(next_features(traj, cfg.heads_use_global)))
+        reward = model.reward_model(next_features(traj, cfg.reward_uses_global, t)).mean(-2, keepdim=True)
+        discount = torch.sigmoid(model.pcont(next_features(traj, cfg.heads_use_global, t)))
         bootstrap_critic = self.target_critic if self.target_critic is not None else self.critic
         critic_feat = self.critic_input(traj)
         value = bootstrap_critic(critic_feat)
-        returns = lambda_returns(reward, value[:-1], discount, value[-1], cfg.lam, cfg.gamma)
-        out = {"agent_feat": traj.agent.features()[:-1], "critic_feat": critic_feat[:-1],
-               "action": torch.stack(actions[:-1]).unsqueeze(-1), "old_logits": torch.stack(logits_seq[:-1]),
+        returns = lambda_returns(reward, time_slice(value, None, -1, t), discount, value.select(t, -1), cfg.lam,
+                                 cfg.gamma, t)
+
+        def steps(x: torch.Tensor) -> torch.Tensor:  # all steps but the last
+            return time_slice(x, None, -1, t)
+
+        out = {"agent_feat": steps(traj.agent.features()), "critic_feat": steps(critic_feat),
+               "action": torch.stack(actions[:-1], t).unsqueeze(-1), "old_logits": torch.stack(logits_seq[:-1], t),
                "returns": returns, "reward": reward}
         if model.av_action is not None:
-            out["avail"] = torch.stack(avails[:-1])
+            out["avail"] = torch.stack(avails[:-1], t)
         return out
 
     def round(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -92,17 +107,21 @@ class ImaginedActorCritic:
         return {**watched, **self.ppo(flat, adv)}
 
     @torch.no_grad()
-    def imagine_batch(self, batch: dict[str, torch.Tensor]):
+    def imagine_batch(self, batch: dict[str, torch.Tensor], members: bool = False):
         """Imagined samples flattened to ``[S, N, ...]``, their advantages under the current critic, and the
-        imagined return and reward."""
-        n = self.spec.n_agents
-        _, post = self.model.observe_sequence(batch["obs"], batch["state"], batch["action"], batch["last"])
-        start = post.map(lambda x: x[:-1].reshape(-1, n, x.shape[-1]))
-        imagined = self.imagine(start)
-        watched = {"train/imagined_return": imagined["returns"].mean(), "train/imagined_reward": imagined["reward"].mean()}
-        flat = {k: v.reshape(-1, n, v.shape[-1]) for k, v in imagined.items() if k != "reward"}
+        imagined return and reward. ``members``: K seed members' batches ``[K, T, ...]`` on their stacked
+        parameters (``algorithms/world_model/members.py``); samples ``[K, S, N, ...]``, means per member."""
+        n, t = self.spec.n_agents, 1 if members else 0
+        lead = batch["obs"].shape[:1] if members else ()
+        _, post = self.model.observe_sequence(batch["obs"], batch["state"], batch["action"], batch["last"], t)
+        start = post.map(lambda x: time_slice(x, None, -1, t).reshape(*lead, -1, n, x.shape[-1]))
+        imagined = self.imagine(start, members)
+        k = lead[0] if members else None
+        watched = {"train/imagined_return": member_mean(imagined["returns"], k),
+                   "train/imagined_reward": member_mean(imagined["reward"], k)}
+        flat = {name: v.reshape(*lead, -1, n, v.shape[-1]) for name, v in imagined.items() if name != "reward"}
         adv = flat["returns"] - self.critic(flat["critic_feat"])
-        return flat, normalise_advantage(adv) if self.config.normalise_advantage else adv, watched
+        return flat, normalise_advantage(adv, members) if self.config.normalise_advantage else adv, watched
 
     def ppo(self, flat: dict[str, torch.Tensor], adv: torch.Tensor) -> dict[str, torch.Tensor]:
         """PPO epochs over shuffled minibatches; returns the means over the minibatches."""
@@ -124,14 +143,16 @@ class ImaginedActorCritic:
         return ppo_means(sums, cfg, samples)
 
     def actor_loss(self, minibatch: dict[str, torch.Tensor], adv: torch.Tensor,
-                   entropy_weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The clipped PPO loss of one minibatch of imagined samples, and the policy's mean entropy."""
+                   entropy_weight: torch.Tensor, members: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """The clipped PPO loss of one minibatch of imagined samples, and the policy's mean entropy
+        (``members``: K seed members' minibatches ``[K, ...]`` on their stacked parameters, each one's own)."""
         logits = masked_logits(self.actor(minibatch["agent_feat"]), minibatch.get("avail"))
         return ppo_actor_loss(logits, minibatch["old_logits"], minibatch["action"], adv, entropy_weight,
-                              self.config.ppo_clip)
+                              self.config.ppo_clip, members)
 
-    def value_loss(self, minibatch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return ((minibatch["returns"] - self.critic(minibatch["critic_feat"])) ** 2 / 2).mean()
+    def value_loss(self, minibatch: dict[str, torch.Tensor], members: bool = False) -> torch.Tensor:
+        error = (minibatch["returns"] - self.critic(minibatch["critic_feat"])) ** 2 / 2
+        return member_mean(error, error.shape[0] if members else None)
 
     def state_dict(self) -> dict:
         return {"target_critic": None if self.target_critic is None else self.target_critic.state_dict(),

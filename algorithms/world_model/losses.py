@@ -30,6 +30,12 @@ def kl_balanced(post_logits: torch.Tensor, prior_logits: torch.Tensor, n_categor
     return mean(balance * kl(q, p.detach()).mean(-1) + (1 - balance) * kl(q.detach(), p).mean(-1))
 
 
+def member_mean(x: torch.Tensor, members: int | None) -> torch.Tensor:
+    """``x.mean()``; with ``members`` K (``x`` member-major: its own first axis, or folded into it), each
+    member's mean, ``[K]``."""
+    return x.mean() if members is None else x.reshape(members, -1).mean(1)
+
+
 def time_slice(x: torch.Tensor, start: int | None, stop: int | None, time_axis: int = 0) -> torch.Tensor:
     """``x[start:stop]`` along ``time_axis``."""
     return x[(slice(None),) * time_axis + (slice(start, stop),)]
@@ -57,8 +63,8 @@ def model_loss(model: WorldModel, batch: dict[str, torch.Tensor], members: bool 
     def steps(x: torch.Tensor, start: int | None, stop: int | None) -> torch.Tensor:
         return time_slice(x, start, stop, t)
 
-    def mean(x: torch.Tensor) -> torch.Tensor:  # whole, or each member's (x member-major)
-        return x.reshape(obs.shape[0], -1).mean(1) if members else x.mean()
+    def mean(x: torch.Tensor) -> torch.Tensor:
+        return member_mean(x, obs.shape[0] if members else None)
 
     def reduced(loss, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # a mean-reduced loss
         return mean(loss(prediction, target, reduction="none")) if members else loss(prediction, target)
@@ -95,22 +101,29 @@ def model_loss(model: WorldModel, batch: dict[str, torch.Tensor], members: bool 
 
 
 def lambda_returns(reward: torch.Tensor, value: torch.Tensor, discount: torch.Tensor, bootstrap: torch.Tensor,
-                   lam: float, gamma: float) -> torch.Tensor:
-    """``compute_return``: TD(lambda) along axis 0, bootstrapped with the value of the state after the last step.
+                   lam: float, gamma: float, time_axis: int = 0) -> torch.Tensor:
+    """``compute_return``: TD(lambda) along ``time_axis``, bootstrapped with the value of the state after the
+    last step.
 
     target_t = r_t + gamma d_t V_{t+1} (1 - lam);  G_t = target_t + gamma d_t lam G_{t+1};  G_H = V_H."""
-    next_values = torch.cat([value[1:], bootstrap[None]], 0)
+    next_values = torch.cat([time_slice(value, 1, None, time_axis), bootstrap.unsqueeze(time_axis)], time_axis)
     target = reward + gamma * discount * next_values * (1 - lam)
     out, acc = [], bootstrap
-    for t in reversed(range(reward.shape[0])):
-        acc = target[t] + gamma * discount[t] * acc * lam
+    for t in reversed(range(reward.shape[time_axis])):
+        acc = target.select(time_axis, t) + gamma * discount.select(time_axis, t) * acc * lam
         out.append(acc)
-    return torch.stack(out[::-1])
+    return torch.stack(out[::-1], time_axis)
 
 
-def normalise_advantage(adv: torch.Tensor) -> torch.Tensor:
-    """``advantage``: batch standardisation with std + 1e-4, NaN set to 0."""
-    adv = ((adv - adv.mean()) / (1e-4 + adv.std())).detach()
+def normalise_advantage(adv: torch.Tensor, members: bool = False) -> torch.Tensor:
+    """``advantage``: batch standardisation with std + 1e-4, NaN set to 0; ``members``: each seed member's
+    own (``adv`` ``[K, ...]``)."""
+    if members:
+        rows = adv.reshape(adv.shape[0], -1)
+        shape = (-1,) + (1,) * (adv.dim() - 1)
+        adv = ((adv - rows.mean(1).view(shape)) / (1e-4 + rows.std(1).view(shape))).detach()
+    else:
+        adv = ((adv - adv.mean()) / (1e-4 + adv.std())).detach()
     return torch.nan_to_num(adv, nan=0.0)
 
 
@@ -120,10 +133,16 @@ def masked_logits(logits: torch.Tensor, avail: torch.Tensor | None) -> torch.Ten
 
 
 def ppo_actor_loss(logits: torch.Tensor, old_logits: torch.Tensor, actions: torch.Tensor, advantage: torch.Tensor,
-                   entropy_weight: float, clip: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``actor_loss``: clipped surrogate plus entropy weight * sum p log p; returns (loss, mean entropy)."""
+                   entropy_weight: float | torch.Tensor, clip: float, members: bool = False
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``actor_loss``: clipped surrogate plus entropy weight * sum p log p; returns (loss, mean entropy).
+    ``members``: K seed members' minibatches ``[K, ...]`` with their entropy weights ``[K]``; each member's
+    own means, ``[K]``."""
+    k = logits.shape[0] if members else None
+    if members:
+        entropy_weight = entropy_weight.view((-1,) + (1,) * (logits.dim() - 1))
     log_probs = logits.log_softmax(-1)
     rho = (log_probs.gather(-1, actions) - old_logits.log_softmax(-1).gather(-1, actions)).exp()
     surrogate = -torch.min(rho * advantage, rho.clamp(1 - clip, 1 + clip) * advantage)
     neg_entropy = (log_probs.exp() * log_probs).sum(-1, keepdim=True)
-    return (surrogate + neg_entropy * entropy_weight).mean(), -neg_entropy.mean()
+    return member_mean(surrogate + neg_entropy * entropy_weight, k), -member_mean(neg_entropy, k)

@@ -9,10 +9,12 @@ draws (from its own generator, in its solo order), gradient clipping, Adam momen
 weight and divergence check. A member's series is therefore its solo series to float rounding, whatever the
 others do; only when its computing happens changes.
 
-A world-model step computes on the members' stacked parameters directly (``model_loss``'s members form:
-each time step's layers one batched product for all members, ``algorithms/layers.py``, and each loss a
-per-member mean), which costs less per operation than ``vmap`` and is most of a learner call's work; the
-imagination and the PPO steps run under ``vmap`` (docs/performance.md has the measurements).
+The whole call computes on the members' stacked parameters directly, without ``vmap``: each time step's
+layers one batched product for all members (``algorithms/layers.py``), each loss, imagined return and
+advantage normalisation a per-member reduction (the ``members`` forms of ``model_loss``, ``imagine_batch``,
+``actor_loss`` and ``value_loss``). That costs less per operation than ``vmap`` (docs/performance.md has the
+measurements), and gives a member the same bits alone as beside others, so a member left alone computes as
+a group of one.
 """
 from __future__ import annotations
 
@@ -129,7 +131,8 @@ class WorldModelMembers(MemberBatch):
             policy = PolicyRounds(template, nets, members, entropy, finite)
             for _ in range(cfg.epochs):
                 batch = self._replayed(members, generators, cfg.batch_size)
-                flat, adv, imagined = nets.call(template.behaviour.imagine_batch, batch, generators=generators)
+                flat, adv, imagined = nets.call(partial(template.behaviour.imagine_batch, members=True), batch,
+                                                generators=generators, stacked=True)
                 watched.append({**imagined, **policy.ppo(flat, adv, generators)})
         self._conclude(which, members, nets, [model_opt, policy.actor_opt, policy.critic_opt], entropy, watched,
                        finite, diverged)
@@ -188,12 +191,13 @@ class PolicyRounds:
                 order = sampling.permutation(samples, adv.device)
             for idx in order.split(cfg.ppo_minibatch, dim=1):
                 minibatch = {k: take(v, idx, 1) for k, v in flat.items()}
-                loss, entropy = nets.call(self.behaviour.actor_loss, minibatch, take(adv, idx, 1), self.entropy,
-                                          modules=("actor",))
+                loss, entropy = nets.call(partial(self.behaviour.actor_loss, members=True), minibatch,
+                                          take(adv, idx, 1), self.entropy, modules=("actor",), stacked=True)
                 actor_norm = step_members(self.actor_opt, nets.parameters("actor"), loss, cfg.grad_clip_policy,
                                           self.finite)
                 self.entropy.mul_(cfg.entropy_annealing)
-                value_loss = nets.call(self.behaviour.value_loss, minibatch, modules=("critic",))
+                value_loss = nets.call(partial(self.behaviour.value_loss, members=True), minibatch, modules=("critic",),
+                                       stacked=True)
                 value_norm = step_members(self.critic_opt, nets.parameters("critic"), value_loss,
                                           cfg.grad_clip_policy, self.finite)
                 if self.target:  # TARGET_UPDATE = 1: copied after every update
