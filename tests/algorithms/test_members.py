@@ -185,3 +185,47 @@ def test_one_world_model_learner_call_of_members_together_equals_their_solo_call
                                    "actor": (together.behaviour.actor_opt, own.behaviour.actor_opt),
                                    "critic": (together.behaviour.critic_opt, own.behaviour.critic_opt)}, tolerance * 10)
         assert float(together.behaviour.entropy_weight) == float(own.behaviour.entropy_weight)
+
+
+@pytest.mark.parametrize("algorithm", ["mamba", "mabl"])
+def test_a_lone_world_model_member_learns_bit_for_bit_as_beside_another(algorithm):
+    """A member left alone in a group (the others finished their budgets or diverged) computes as a group of
+    one: its learner call gives bit for bit what it gives beside another member, so a member's numbers never
+    depend on when the others stopped."""
+    from algorithms import make_algorithm, make_config
+    from algorithms.world_model.members import WorldModelMembers
+    from suites.checks.learner_benchmark import fill_replay
+
+    spec = envs.env_spec("smac/3m", "sim")
+
+    def draws(seed):  # the member's own generator state, carried from draw to draw
+        state = {"rng": torch.Generator().manual_seed(100 + seed).get_state()}
+
+        @contextmanager
+        def draw():
+            saved = torch.get_rng_state()
+            torch.set_rng_state(state["rng"])
+            yield
+            state["rng"] = torch.get_rng_state()
+            torch.set_rng_state(saved)
+        return draw
+
+    def learnt(seeds):
+        members = []
+        for seed in seeds:
+            torch.manual_seed(seed)
+            members.append(make_algorithm(algorithm, spec, make_config(algorithm, spec, "tiny", {"capacity": 2_000})))
+            fill_replay(members[-1], 600)
+        group = WorldModelMembers(members, [draws(seed) for seed in seeds])
+        group.owed = [1] * len(seeds)
+        group.update_waiting()
+        return members[0]
+
+    alone, beside = learnt([0]), learnt([0, 1])
+    for module in ("model", "actor", "critic"):
+        theirs = getattr(beside, module).state_dict()
+        for name, value in getattr(alone, module).state_dict().items():
+            assert torch.equal(value, theirs[name]), (module, name)
+    for optimiser in (lambda m: m.world_model.optimiser, lambda m: m.behaviour.actor_opt, lambda m: m.behaviour.critic_opt):
+        mine, theirs = optimiser(alone).state_dict()["state"], optimiser(beside).state_dict()["state"]
+        assert all(torch.equal(mine[i]["exp_avg_sq"], theirs[i]["exp_avg_sq"]) for i in mine)
