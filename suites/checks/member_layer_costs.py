@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import vmap
 
-from algorithms.layers import gru_cell, linear
+from algorithms.layers import gru_cell, linear, softmax
 from suites.launching import threads
 
 REPEATS = 10
@@ -38,8 +38,8 @@ def microseconds(work: Callable[[], object], calls: int) -> float:
 def layers(k: int, rows: tuple[int, ...], width: int) -> dict[str, tuple[Callable, Callable, list[torch.Tensor]]]:
     """Each layer as (function of one member's tensors, the same on the stacked tensors without ``vmap``
     (``algorithms/layers.py``), the members' stacked tensors)."""
-    def softmax(logits):  # any leading axes
-        return logits.view(*logits.shape[:-1], 8, 8).softmax(-1)
+    def categorical(logits):  # any leading axes; the networks' written-out softmax
+        return softmax(logits.view(*logits.shape[:-1], 8, 8))
 
     def stacked(*shape):
         return torch.randn(k, *shape, requires_grad=True)
@@ -50,7 +50,7 @@ def layers(k: int, rows: tuple[int, ...], width: int) -> dict[str, tuple[Callabl
         f"GRU step, {width} wide": (gru_cell, gru_cell,
                                     [stacked(*rows, width), stacked(*rows, width), stacked(3 * width, width),
                                      stacked(3 * width, width), stacked(3 * width), stacked(3 * width)]),
-        "softmax over 8 classes (8 categoricals)": (softmax, softmax, [stacked(*rows, 64)]),
+        "softmax over 8 classes (8 categoricals)": (categorical, categorical, [stacked(*rows, 64)]),
     }
 
 
