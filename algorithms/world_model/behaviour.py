@@ -67,6 +67,10 @@ class ImaginedActorCritic:
         members' starts ``[K, S, N, ...]`` on their stacked parameters; the trajectories ``[K, T, ...]``."""
         cfg, model = self.config, self.model
         t = 1 if members else 0  # the time axis of the trajectories
+
+        def steps(x: torch.Tensor) -> torch.Tensor:  # all steps but the last
+            return time_slice(x, None, -1, t)
+
         state, states, actions, avails, logits_seq = start, [], [], [], []
         for step in range(cfg.horizon):
             logits = self.actor(state.agent.features())
@@ -88,12 +92,7 @@ class ImaginedActorCritic:
         bootstrap_critic = self.target_critic if self.target_critic is not None else self.critic
         critic_feat = self.critic_input(traj)
         value = bootstrap_critic(critic_feat)
-        returns = lambda_returns(reward, time_slice(value, None, -1, t), discount, value.select(t, -1), cfg.lam,
-                                 cfg.gamma, t)
-
-        def steps(x: torch.Tensor) -> torch.Tensor:  # all steps but the last
-            return time_slice(x, None, -1, t)
-
+        returns = lambda_returns(reward, steps(value), discount, value.select(t, -1), cfg.lam, cfg.gamma, t)
         out = {"agent_feat": steps(traj.agent.features()), "critic_feat": steps(critic_feat),
                "action": torch.stack(actions[:-1], t).unsqueeze(-1), "old_logits": torch.stack(logits_seq[:-1], t),
                "returns": returns, "reward": reward}

@@ -119,12 +119,11 @@ def normalise_advantage(adv: torch.Tensor, members: bool = False) -> torch.Tenso
     """``advantage``: batch standardisation with std + 1e-4, NaN set to 0; ``members``: each seed member's
     own (``adv`` ``[K, ...]``)."""
     if members:
-        rows = adv.reshape(adv.shape[0], -1)
-        shape = (-1,) + (1,) * (adv.dim() - 1)
-        adv = ((adv - rows.mean(1).view(shape)) / (1e-4 + rows.std(1).view(shape))).detach()
+        rows, shape = adv.reshape(adv.shape[0], -1), (-1,) + (1,) * (adv.dim() - 1)
+        mean, std = rows.mean(1).view(shape), rows.std(1).view(shape)
     else:
-        adv = ((adv - adv.mean()) / (1e-4 + adv.std())).detach()
-    return torch.nan_to_num(adv, nan=0.0)
+        mean, std = adv.mean(), adv.std()
+    return torch.nan_to_num(((adv - mean) / (1e-4 + std)).detach(), nan=0.0)
 
 
 def masked_logits(logits: torch.Tensor, avail: torch.Tensor | None) -> torch.Tensor:

@@ -68,21 +68,6 @@ class ModelState:
 
         return ModelState(stacked(lambda s: s.agent), None if states[0].glob is None else stacked(lambda s: s.glob))
 
-    def tensors(self) -> dict[str, torch.Tensor]:
-        """The tensors by name (``agent.stoch``, ...), a form ``torch.func.vmap`` takes; ``from_tensors`` inverts it."""
-        levels = {"agent": self.agent, "glob": self.glob}
-        return {f"{level}.{k}": getattr(latent, k) for level, latent in levels.items() if latent is not None
-                for k in ("logits", "stoch", "deter") if getattr(latent, k) is not None}
-
-    @staticmethod
-    def from_tensors(tensors: dict[str, torch.Tensor]) -> ModelState:
-        def level(name):
-            if f"{name}.stoch" not in tensors:
-                return None
-            return Latent(tensors.get(f"{name}.logits"), tensors[f"{name}.stoch"], tensors[f"{name}.deter"])
-
-        return ModelState(level("agent"), level("glob"))
-
 
 class RecurrentLevel(nn.Module):
     """Input model (Linear + ReLU), one-step GRU and prior head of one level."""
