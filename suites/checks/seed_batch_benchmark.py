@@ -6,6 +6,11 @@ Prints a markdown table (docs/performance.md keeps the measured ones): wall time
 the group, and their phases summed over the runs from the records' ``time/*_seconds`` (acting plus the
 environment step, and observing plus learning). Evaluation is kept to the first and last step with few
 episodes, so the figures are about training.
+
+The world models learn after each finished episode, so a run's learner calls depend on its episodes' lengths:
+a group's members match their solo runs only to float rounding, follow other episodes once a last-bit
+difference flips an action, and may make more or fewer calls in the same steps. The table therefore also
+gives the learner calls both sides made, and the learning speed-up per call.
 """
 from __future__ import annotations
 
@@ -23,15 +28,26 @@ from suites.planning.spec import RunSpec
 
 
 def phases(results: Path, specs: list[RunSpec]) -> dict[str, float]:
-    """Seconds spent acting + stepping, and learning, summed over ``specs``' records."""
-    total = {"act+env": 0.0, "learn": 0.0}
+    """Seconds spent acting + stepping, and learning, and the learner calls made (world models; 0 for
+    algorithms that do not count them), summed over ``specs``' records."""
+    total = {"act+env": 0.0, "learn": 0.0, "calls": 0.0}
     for spec in specs:
         run_dir = results / "runs" / spec.run_id
         last = max(int(p.name) for p in run_dir.iterdir() if p.name.isdigit())
         metrics = json.loads((run_dir / str(last) / "metrics.json").read_text())
-        total["act+env"] += metrics["time/act_seconds"]["values"][-1] + metrics["time/env_seconds"]["values"][-1]
-        total["learn"] += metrics["time/learn_seconds"]["values"][-1]
+        final = {name: series["values"][-1] for name, series in metrics.items()}
+        total["act+env"] += final["time/act_seconds"] + final["time/env_seconds"]
+        total["learn"] += final["time/learn_seconds"]
+        total["calls"] += final.get("train/learner_calls", 0.0)
     return total
+
+
+def per_call(solo: dict[str, float], group: dict[str, float]) -> str:
+    """The learner calls of both sides and the speed-up of learning per call, or "-" where none are counted."""
+    if not solo["calls"] or not group["calls"]:
+        return "- | -"
+    speed_up = (solo["learn"] / solo["calls"]) / (group["learn"] / group["calls"])
+    return f"{solo['calls']:.0f} / {group['calls']:.0f} | {speed_up:.2f}x"
 
 
 def timed(work, *args) -> float:
@@ -45,7 +61,7 @@ def solo_runs(specs: list[RunSpec], results: Path) -> None:
         execute(spec, results)
 
 
-def main() -> None:
+def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", default="smac/3m")
     p.add_argument("--algorithm", default="mappo")
@@ -54,12 +70,13 @@ def main() -> None:
     p.add_argument("--members", type=int, nargs="+", default=[1, 2, 5], help="group sizes K to measure")
     p.add_argument("--device", default="cpu")
     p.add_argument("--compile-env", action="store_true")
-    args = p.parse_args()
+    args = p.parse_args(argv)
 
     print(f"{args.algorithm} `{args.preset}` on {args.task}, {args.steps} steps per run, device {args.device}, "
           f"torch {torch.__version__}, {threads.choose()} thread(s) per run (suites/launching/threads.py)\n")
-    print("| K | K solo runs (s) | group (s) | speed-up | act+env solo / group (s) | learn solo / group (s) |")
-    print("|---|---|---|---|---|---|")
+    print("| K | K solo runs (s) | group (s) | speed-up | act+env solo / group (s) | learn solo / group (s) "
+          "| learner calls solo / group | learning speed-up per call |")
+    print("|---|---|---|---|---|---|---|---|")
     def runs(k: int, steps: int) -> list[RunSpec]:
         return [RunSpec(suite="bench", task=args.task, algorithm=args.algorithm, preset=args.preset, seed=seed,
                         steps=steps, eval_interval=steps, eval_episodes=2, device=args.device, backend="auto",
@@ -74,7 +91,7 @@ def main() -> None:
             group = timed(execute_group, specs, Path(group_dir))
             a, b = phases(Path(solo_dir), specs), phases(Path(group_dir), specs)
         print(f"| {k} | {solo:.1f} | {group:.1f} | {solo / group:.2f}x | {a['act+env']:.1f} / {b['act+env']:.1f} "
-              f"| {a['learn']:.1f} / {b['learn']:.1f} |", flush=True)
+              f"| {a['learn']:.1f} / {b['learn']:.1f} | {per_call(a, b)} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 """The seed members' speed harnesses run and print their tables (``suites/checks/learner_benchmark.py
---members``, ``suites/checks/member_layer_costs.py``); their figures live in docs/performance.md."""
+--members``, ``suites/checks/member_layer_costs.py``), and ``suites/checks/seed_batch_benchmark.py`` reads
+the runs' records right; their figures live in docs/performance.md."""
+import json
 import re
 
 import pytest
 
-from suites.checks import learner_benchmark, member_layer_costs
+from suites.checks import learner_benchmark, member_layer_costs, seed_batch_benchmark
+from suites.planning.spec import RunSpec
 
 
 def test_a_learner_call_of_members_is_timed_against_their_solo_calls(capsys):
@@ -36,3 +39,31 @@ def test_each_layer_is_timed_three_ways(capsys):
                                                         "| softmax over 8 classes (8 categoricals)"]
     for row in rows[1:]:
         assert len(re.findall(r"\d+ / \d+", row)) == 3
+
+
+def _record(results, spec, metrics: dict[str, float], attempt: int = 2) -> None:
+    """A run record's last attempt with the final values of ``metrics`` (an earlier attempt is ignored)."""
+    run_dir = results / "runs" / spec.run_id
+    for n in range(1, attempt + 1):
+        (run_dir / str(n)).mkdir(parents=True)
+        values = metrics if n == attempt else dict.fromkeys(metrics, 1000.0)
+        (run_dir / str(n) / "metrics.json").write_text(json.dumps(
+            {name: {"steps": [0, 64], "values": [0.0, value]} for name, value in values.items()}))
+
+
+def test_whole_runs_are_compared_per_learner_call_as_well(tmp_path):
+    """The K solo runs and the group may make different numbers of learner calls in the same steps (their
+    episodes differ once an action flips), so learning is also compared per call."""
+    specs = [RunSpec(suite="bench", task="smac/3m", algorithm="mamba", preset="small", seed=s, steps=64,
+                     eval_interval=64, eval_episodes=2) for s in range(2)]
+    solo, group = tmp_path / "solo", tmp_path / "group"
+    for spec, calls in zip(specs, (10, 12)):
+        _record(solo, spec, {"time/act_seconds": 1.0, "time/env_seconds": 0.5, "time/learn_seconds": 11.0,
+                             "train/learner_calls": calls})
+        _record(group, spec, {"time/act_seconds": 0.5, "time/env_seconds": 0.25, "time/learn_seconds": 6.0,
+                              "train/learner_calls": calls + 2})
+    a, b = seed_batch_benchmark.phases(solo, specs), seed_batch_benchmark.phases(group, specs)
+    assert a == {"act+env": 3.0, "learn": 22.0, "calls": 22.0} and b == {"act+env": 1.5, "learn": 12.0, "calls": 26.0}
+    assert seed_batch_benchmark.per_call(a, b) == "22 / 26 | 2.17x"  # (22 / 22) / (12 / 26)
+    mappo = dict(a, calls=0.0)  # an algorithm that does not count its updates
+    assert seed_batch_benchmark.per_call(mappo, b) == "- | -"
