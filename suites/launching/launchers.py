@@ -126,7 +126,7 @@ def run_sequential(groups: list[Group], results: Path) -> list[Outcome]:
                  bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps [{elapsed}, {postfix}]"
                  ) if terminal else progress.PlainBar(budget, every=float("inf"))
     write = tqdm.write if terminal else progress.PlainBar.write
-    estimate = suite_eta(runs_of(groups), results)
+    estimate = suite_eta(groups, results)
     try:
         for group in groups:
             failures = sum(o.status == FAILED for o in outcomes)
@@ -161,7 +161,7 @@ def attach(held: list[RunSpec], results: Path, elsewhere: Callable[[Path], objec
     summarised = time.monotonic()
     while any(elsewhere(results / "runs" / s.run_id) is not None for s in held):
         if time.monotonic() - summarised >= SUMMARY_EVERY:
-            print_summary(held, {}, results)
+            print_summary([(s,) for s in held], {}, results)  # their groups: as their progress files say
             summarised = time.monotonic()
         time.sleep(poll_interval)
     return [recorded_outcome(run_spec, results, Outcome(run_spec.run_id, "UNFINISHED", unfinished)) for run_spec in held]
@@ -214,16 +214,17 @@ def _outcome_from_record(run_spec: RunSpec, results: Path, returncode: int, log:
 SUMMARY_EVERY = 30.0  # seconds between the process and Ray launchers' summary lines
 
 
-def suite_eta(run_specs: list[RunSpec], results: Path) -> progress.SuiteEta:
-    """The suite's ETA from each kind of run's own rate (a kind: one algorithm and variant on one task)."""
-    return progress.SuiteEta([(s.run_id, results / "runs" / s.run_id, s.steps, (s.algorithm, s.variant, s.task))
-                              for s in run_specs])
+def suite_eta(groups: list[Group], results: Path) -> progress.SuiteEta:
+    """The suite's ETA from each kind of run's own rate (a kind: one algorithm and variant on one task), a group
+    of seed members taking as long as its slowest member."""
+    return progress.SuiteEta([(s.run_id, results / "runs" / s.run_id, s.steps, (s.algorithm, s.variant, s.task),
+                               tuple(member.run_id for member in group)) for group in groups for s in group])
 
 
-def print_summary(run_specs: list[RunSpec], outcomes: dict, results: Path) -> None:
+def print_summary(groups: list[Group], outcomes: dict, results: Path) -> None:
     """The suite's progress in one line, from the progress files of the runs not yet finished."""
     failures = sum(o.status == FAILED for o in outcomes.values())
-    print(progress.summary(suite_eta(run_specs, results), set(outcomes), failures), flush=True)
+    print(progress.summary(suite_eta(groups, results), set(outcomes), failures), flush=True)
 
 
 def run_parallel(groups: list[Group], results: Path, jobs: int, gpu_count: int = 0,
@@ -234,18 +235,18 @@ def run_parallel(groups: list[Group], results: Path, jobs: int, gpu_count: int =
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     pending, running, outcomes = list(groups), {}, {}
     try:
-        _schedule(pending, running, outcomes, results, jobs, env, poll_interval, runs_of(groups))
+        _schedule(pending, running, outcomes, results, jobs, env, poll_interval, groups)
     except KeyboardInterrupt:  # the workers keep their checkpoints; a rerun resumes them
         stop_all(running)
         raise
     return [outcomes[s.run_id] for s in runs_of(groups)]
 
 
-def _schedule(pending, running, outcomes, results, jobs, env, poll_interval, run_specs) -> None:
+def _schedule(pending, running, outcomes, results, jobs, env, poll_interval, groups) -> None:
     summarised = time.monotonic()
     while pending or running:
         if time.monotonic() - summarised >= SUMMARY_EVERY:
-            print_summary(run_specs, outcomes, results)
+            print_summary(groups, outcomes, results)
             summarised = time.monotonic()
         while pending and len(running) < jobs:
             group = pending.pop(0)
@@ -336,7 +337,7 @@ def run_ray(groups: list[Group], results: Path, address: str | None, gpus_per_ru
         while waiting:
             ready, waiting = ray.wait(waiting, num_returns=1, timeout=SUMMARY_EVERY)
             if not ready:  # workers' output stays on their nodes; their progress files reach us
-                print_summary(runs_of(groups), outcomes, results)
+                print_summary(groups, outcomes, results)
                 continue
             group = futures[ready[0]]
             try:
@@ -449,7 +450,7 @@ def run_submitit(groups: list[Group], results: Path, cluster: str, parameters: d
                     finished = [interrupted_outcome(run_spec, results) or failed(run_spec, err) for run_spec in group]
                 _report(finished, outcomes)
             if pending and time.monotonic() - summarised >= SUMMARY_EVERY:
-                print_summary(runs_of(groups), outcomes, results)
+                print_summary(groups, outcomes, results)
                 summarised = time.monotonic()
             time.sleep(poll_interval if pending else 0)
     except KeyboardInterrupt:

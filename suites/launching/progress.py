@@ -19,10 +19,11 @@ FILE = "progress.json"
 
 
 class RunProgress:
-    """What the runner reports to: an optional tqdm bar plus the run's progress file."""
+    """What the runner reports to: an optional tqdm bar plus the run's progress file, which also names the
+    seed members the run trains with (``group``, run ids; the run alone when solo): they advance together."""
 
-    def __init__(self, record_dir: Path, total: int, bar=None, record=None):
-        self.path, self.total, self.bar, self.record = record_dir / FILE, total, bar, record
+    def __init__(self, record_dir: Path, total: int, bar=None, record=None, group: tuple[str, ...] = ()):
+        self.path, self.total, self.bar, self.record, self.group = record_dir / FILE, total, bar, record, group
         self.steps = self.first_steps = 0
         self.started = self.written = time.monotonic()
 
@@ -57,7 +58,8 @@ class RunProgress:
         elapsed = time.monotonic() - self.started
         rate = (self.steps - self.first_steps) / elapsed if elapsed > 0 else 0.0
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"steps": self.steps, "total": self.total, "steps_per_second": rate}))
+        tmp.write_text(json.dumps({"steps": self.steps, "total": self.total, "steps_per_second": rate,
+                                   **({"group": list(self.group)} if self.group else {})}))
         os.replace(tmp, self.path)
         self.written = time.monotonic()
 
@@ -71,16 +73,17 @@ def read(record_dir: Path) -> dict | None:
 
 def summary(estimate: SuiteEta, finished: set[str], failed: int) -> str:
     """One line: runs finished of all, each unfinished run that has started with its share done and rate, and
-    the ETA of the rest from each kind of run's own rate, shared among the runs in flight (the parallel, Ray and
-    submitit launchers run that many at once)."""
-    parts = []
-    for run_id, record_dir, _, _ in estimate.runs:
+    the ETA of the rest from each kind of run's own rate, shared among the groups in flight (the parallel, Ray
+    and submitit launchers run that many processes at once)."""
+    parts, flying = [], set()
+    for run_id, record_dir, _, _, planned in estimate.runs:
         state = read(record_dir)
         if run_id in finished or state is None:  # not started: nothing to show, all its steps still to go
             continue
         share = state["steps"] / state["total"] if state["total"] else 0.0
         parts.append(f"{run_id} {share:.0%} ({state['steps_per_second']:,.0f} steps/s)")
-    eta = estimate.left(finished, parallel=max(1, len(parts)))
+        flying.add(_group(state, planned))
+    eta = estimate.left(finished, parallel=max(1, len(flying)))
     head = f"[{len(finished)}/{len(estimate.runs)} runs done" + (f", {failed} failed" if failed else "") + f"; {eta}]"
     return head + (" running: " + "; ".join(parts) if parts else "")
 
@@ -124,33 +127,41 @@ def status_table(runs: list[tuple[str, Path, int]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def _group(state: dict, planned: tuple[str, ...]) -> tuple[str, ...]:
+    """The seed members a run trains with: as its progress file says once it has started (whoever launched
+    it), else as planned."""
+    return tuple(state["group"]) if state.get("group") else planned
+
+
 class SuiteEta:
     """The time a suite has left, from each run's own rate. Runs of one algorithm on one task train at about
     the same speed, so the rate a run of that kind has shown (its progress file) stands for the others of its
     kind not yet started, and a kind not yet seen borrows the slowest rate seen so far. One smoothed rate over
     the whole suite, as tqdm keeps, mixes fast MAPPO steps with world-model learner pauses and jumps between
-    minutes and hours."""
+    minutes and hours. The seed members of a group (``--seed-batch``) train at once, each at its own rate,
+    so a group takes as long as its slowest member, not the sum of theirs."""
 
-    def __init__(self, runs: list[tuple[str, Path, int, tuple]]):
-        self.runs = runs  # (run id, record dir, budget, kind)
+    def __init__(self, runs: list[tuple[str, Path, int, tuple, tuple[str, ...]]]):
+        self.runs = runs  # (run id, record dir, budget, kind, the run ids of its planned group)
         self.rates: dict[tuple, float] = {}
 
     def left(self, finished: set[str], parallel: int = 1) -> str:
-        """ETA text for the runs not in ``finished``, ``parallel`` of them training at once."""
-        states = {run_id: read(record_dir) or {} for run_id, record_dir, _, _ in self.runs}
-        for run_id, _, _, kind in self.runs:
+        """ETA text for the runs not in ``finished``, ``parallel`` groups of them training at once."""
+        states = {run_id: read(record_dir) or {} for run_id, record_dir, *_ in self.runs}
+        for run_id, _, _, kind, _ in self.runs:
             if states[run_id].get("steps_per_second"):
                 self.rates[kind] = states[run_id]["steps_per_second"]
         if not self.rates:
             return "ETA unknown"
-        slowest, seconds = min(self.rates.values()), 0.0
-        for run_id, _, total, kind in self.runs:
+        slowest, groups = min(self.rates.values()), {}
+        for run_id, _, total, kind, planned in self.runs:
             if run_id in finished:
                 continue
             state = states[run_id]
             rate = state.get("steps_per_second") or self.rates.get(kind, slowest)
-            seconds += max(0, total - state.get("steps", 0)) / rate
-        return f"ETA {_duration(seconds / parallel)}"
+            group = _group(state, planned)
+            groups[group] = max(groups.get(group, 0.0), max(0, total - state.get("steps", 0)) / rate)
+        return f"ETA {_duration(sum(groups.values()) / parallel)}"
 
 
 def _duration(seconds: float) -> str:

@@ -90,12 +90,12 @@ class MemberIO:
 class Member:
     """One seed member's run inside the group's loop; environments ``rows`` of the batch are its own."""
 
-    def __init__(self, io: MemberIO, config, rows: slice, alone: bool):
+    def __init__(self, io: MemberIO, config, rows: slice, group: tuple[str, ...]):
         self.io, self.run_spec, self.config, self.log, self.rows = io, io.run_spec, config, io.log, rows
         io.record_dir.mkdir(parents=True, exist_ok=True)
-        self.report = RunProgress(io.record_dir, io.run_spec.steps, io.progress, io.say)
+        self.report = RunProgress(io.record_dir, io.run_spec.steps, io.progress, io.say, group)
         self.ckpt_path, self.best_path = io.record_dir / "checkpoint.pt", io.record_dir / "best_policy.pt"
-        self.generators = MemberGenerators(io.run_spec.seed, alone)
+        self.generators = MemberGenerators(io.run_spec.seed, alone=len(group) == 1)
         with self.generators.active():
             self.algo = make_algorithm(io.run_spec.algorithm, io.run_spec.env_spec, config, io.run_spec.device)
         self.steps, self.evals, self.best = 0, 0, (-float("inf"), -float("inf"))
@@ -259,8 +259,8 @@ def train_members(ios: list[MemberIO], config, stop: StopSignals | None = None) 
     num_envs = config.num_envs
     env = make_members(run_spec.task, [io.run_spec.seed for io in ios], num_envs=num_envs, device=run_spec.device,
                             backend=run_spec.backend, checked=False, compile=run_spec.compile_env)
-    members = [Member(io, config, slice(k * num_envs, (k + 1) * num_envs), alone=len(ios) == 1)
-               for k, io in enumerate(ios)]
+    group = tuple(io.run_spec.run_id for io in ios)
+    members = [Member(io, config, slice(k * num_envs, (k + 1) * num_envs), group) for k, io in enumerate(ios)]
     reset = env.reset()
     for k, io in enumerate(ios):
         provenance = env.provenance(k)

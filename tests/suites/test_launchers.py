@@ -99,7 +99,7 @@ def test_the_summary_line_shows_the_runs_in_flight_and_an_eta_from_each_kinds_ow
         if steps is not None:
             (tmp_path / name / "progress.json").write_text(json.dumps({"steps": steps, "total": 1000,
                                                                        "steps_per_second": rate}))
-        runs.append((name, tmp_path / name, 1000, kind))
+        runs.append((name, tmp_path / name, 1000, kind, (name,)))
     line = progress.summary(progress.SuiteEta(runs), finished={"done"}, failed=1)
     # (500 + 1000) / 1000 + (750 + 1000) / 10 = 176.5 s of work, two runs at a time: 88 s
     assert line == "[1/5 runs done, 1 failed; ETA 1 min 28 s] running: fast 50% (1,000 steps/s); slow 25% (10 steps/s)"
@@ -337,7 +337,7 @@ def test_the_suite_eta_comes_from_each_kind_of_runs_own_rate(tmp_path):
         record.mkdir()
         if steps is not None:
             (record / "progress.json").write_text(json.dumps({"steps": steps, "total": 1000, "steps_per_second": rate}))
-        return (name, record, 1000, kind)
+        return (name, record, 1000, kind, (name,))
 
     runs = [run("fast_0", "mappo", 1000, 1000.0), run("slow_0", "mamba", 500, 10.0), run("slow_1", "mamba"),
             run("new_0", "mabl")]
@@ -345,6 +345,31 @@ def test_the_suite_eta_comes_from_each_kind_of_runs_own_rate(tmp_path):
     # slow_0: 500 left at 10/s; slow_1: 1000 at its kind's 10/s; new_0: 1000 at the slowest seen, 10/s
     assert eta.left({"fast_0"}) == "ETA 4 min 10 s"
     assert SuiteEta(runs[:1]).left(set()) == "ETA 0 min 00 s" and SuiteEta([run("x", "y")]).left(set()) == "ETA unknown"
+
+
+def test_a_group_of_seed_members_takes_as_long_as_its_slowest_member(tmp_path):
+    """Members of one group (``--seed-batch``) train at once: a group in flight of three members at 10 steps/s
+    each, 500, 600 and 700 steps left, needs 70 s, not their 180 s summed; a planned group not started needs
+    its kind's 100 s; and the summary shares the rest among the groups in flight, not their members. Where a
+    run's progress file names its group (another process launched it), that grouping counts."""
+    from suites.launching import progress
+
+    def member(name, group, steps=None):
+        (tmp_path / name).mkdir()
+        if steps is not None:
+            (tmp_path / name / "progress.json").write_text(json.dumps(
+                {"steps": steps, "total": 1000, "steps_per_second": 10.0, "group": list(group)}))
+        return (name, tmp_path / name, 1000, "mamba", group)
+
+    flying, planned = ("a0", "a1", "a2"), ("b0", "b1")
+    runs = [member(name, flying, steps) for name, steps in zip(flying, (500, 400, 300))]
+    runs += [member(name, planned) for name in planned]
+    assert progress.SuiteEta(runs).left(set()) == "ETA 2 min 50 s"  # 70 s + 100 s
+    line = progress.summary(progress.SuiteEta(runs), finished=set(), failed=0)
+    assert line.startswith("[0/5 runs done; ETA 2 min 50 s] running: a0 50% (10 steps/s); a1 40%")
+    # the same runs as another launcher sees them, each planned alone: the files still group a0-a2
+    alone = [(name, record, total, kind, (name,)) for name, record, total, kind, _ in runs]
+    assert progress.SuiteEta(alone).left(set()) == "ETA 4 min 30 s"  # 70 s + 100 s + 100 s
 
 
 def test_an_unwritable_results_folder_is_refused_with_the_path_and_what_to_do(tmp_path, capsys):

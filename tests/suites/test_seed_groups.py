@@ -195,3 +195,6 @@ def test_a_member_that_cannot_start_fails_alone_in_a_worker_process(tmp_path, ca
     assert run_status(tmp_path / "runs" / "smoke/smac_3m/mappo/seed_0") == DONE
     failed = _status(tmp_path, member_specs(1, suite="smoke")[0])
     assert failed["status"] == "FAILED" and "is unreadable" in failed["fail_trace"][-1]
+    # the finished member's progress file names its group (an ETA counts the group's time once)
+    state = json.loads((tmp_path / "runs" / "smoke/smac_3m/mappo/seed_0" / "progress.json").read_text())
+    assert state["group"] == ["smoke/smac_3m/mappo/seed_0", "smoke/smac_3m/mappo/seed_1"]
