@@ -97,7 +97,7 @@ def status_table(runs: list[tuple[str, Path, int]]) -> str:
     from suites.launching.lease import live_holder
     from suites.launching.records import DONE, PARTIAL, attempts, run_status, submission
 
-    rows, remaining = [], 0.0
+    rows, remaining = [], {}  # by group: its members train at once, so it needs its slowest member's time
     for run_id, record_dir, total in runs:
         state, holder, progress = run_status(record_dir), live_holder(record_dir), read(record_dir) or {}
         recorded = attempts(record_dir)
@@ -109,7 +109,8 @@ def status_table(runs: list[tuple[str, Path, int]]) -> str:
         eta = ""
         if state != DONE and rate > 0:
             eta = _duration((total - steps) / rate)
-            remaining += (total - steps) / rate
+            group = _group(progress, (run_id,))
+            remaining[group] = max(remaining.get(group, 0.0), (total - steps) / rate)
         job = submission(record_dir) if holder is None and state != DONE else None
         rows.append((run_id, label, f"{steps:,}/{total:,}", f"{rate:,.0f} steps/s" if rate else "", eta,
                      f"by {holder}" if holder is not None else
@@ -122,8 +123,8 @@ def status_table(runs: list[tuple[str, Path, int]]) -> str:
     for row in rows:
         counts[row[1]] = counts.get(row[1], 0) + 1
     lines.append(", ".join(f"{n} {label}" for label, n in counts.items())
-                 + (f"; the unfinished runs that have started need {_duration(remaining)} more at their own rates"
-                    if remaining else ""))
+                 + (f"; the unfinished runs that have started need {_duration(sum(remaining.values()))} more at "
+                    "their own rates" if remaining else ""))
     return "\n".join(line.rstrip() for line in lines)
 
 

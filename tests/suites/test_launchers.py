@@ -391,3 +391,18 @@ def test_progress_written_to_a_file_is_a_few_plain_lines(tmp_path):
     assert "\x1b[" not in text and "\r" not in text
     assert len(text.splitlines()) < 20
     assert "completed smoke/smac_3m/mappo/seed_0" in text
+
+
+def test_the_status_table_counts_a_group_of_seed_members_once(tmp_path):
+    """``--status``: two members of one group, 500 and 700 steps left at 10 steps/s, need 70 s between
+    them (they train at once), and a solo run beside them its own 50 s."""
+    from suites.launching import progress
+
+    runs = []
+    for name, steps, group in (("m0", 500, ["m0", "m1"]), ("m1", 300, ["m0", "m1"]), ("solo", 500, ["solo"])):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "progress.json").write_text(json.dumps(
+            {"steps": steps, "total": 1000, "steps_per_second": 10.0, "group": group}))
+        runs.append((name, tmp_path / name, 1000))
+    table = progress.status_table(runs)
+    assert table.splitlines()[-1].endswith("the unfinished runs that have started need 2 min 00 s more at their own rates")
