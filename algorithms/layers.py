@@ -9,19 +9,50 @@ import torch.nn.functional as F
 from torch import nn
 
 
+class _MemberLinear(torch.autograd.Function):
+    """Each member's rows ``[K, R, in]`` times its weight ``[K, out, in]`` (plus bias ``[K, out]``), one batched
+    product, with the backward ``F.linear``'s autograd takes on the CPU: the weight's gradient as gᵀx (autograd
+    of ``baddbmm`` would compute (xᵀg)ᵀ, which sums in another order for some widths), so each member's
+    gradients are a solo layer's bits."""
+
+    @staticmethod
+    def forward(rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        if bias is None:
+            return torch.bmm(rows, weight.transpose(1, 2))
+        return torch.baddbmm(bias.unsqueeze(1), rows, weight.transpose(1, 2))
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:
+        rows, weight, bias = inputs
+        ctx.save_for_backward(rows, weight)
+        ctx.has_bias = bias is not None
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        rows, weight = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        return (torch.bmm(grad, weight) if needs[0] else None,
+                torch.bmm(grad.transpose(1, 2), rows) if needs[1] else None,
+                grad.sum(1) if ctx.has_bias and needs[2] else None)
+
+
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``F.linear``; with K members' stacked ``weight`` ``[K, out, in]`` (and ``bias`` ``[K, out]``), each
     member's rows of ``x`` times its own weight, one batched product: ``x`` holds the members first, as its
-    own axis ``[K, ..., in]`` or folded member-major into its first axis."""
+    own axis ``[K, ..., in]`` or folded member-major into its first axis. Each member gets a solo layer's
+    numbers, bit for bit on the CPU, forward and backward (``tests/algorithms/test_layers.py``)."""
     if weight.dim() == 2:
         return F.linear(x, weight, bias)
-    rows = x.reshape(weight.shape[0], -1, x.shape[-1])
-    if 1 in weight.shape[1:]:  # one output or one input: batched products over one member run other kernels
-        # than over several (the last bits differ), so these take broadcast products, the same for any K
-        product = (rows * weight).sum(-1, keepdim=True) if weight.shape[1] == 1 else rows * weight.transpose(1, 2)
-        return (product if bias is None else product + bias.unsqueeze(1)).view(*x.shape[:-1], -1)
-    product = (torch.bmm(rows, weight.transpose(1, 2)) if bias is None
-               else torch.baddbmm(bias.unsqueeze(1), rows, weight.transpose(1, 2)))
+    k = weight.shape[0]
+    rows = x.reshape(k, -1, x.shape[-1])
+    if 1 in weight.shape[1:]:  # one output or one input: the CPU's batched product sums in another order than
+        # the solo layer's matrix-vector product, so these (a few heads) take one solo product per member
+        return torch.stack([F.linear(rows[i], weight[i], None if bias is None else bias[i])
+                            for i in range(k)]).view(*x.shape[:-1], -1)
+    if torch.is_grad_enabled() and (rows.requires_grad or weight.requires_grad):
+        product = _MemberLinear.apply(rows, weight, bias)
+    else:
+        product = _MemberLinear.forward(rows, weight, bias)
     return product.view(*x.shape[:-1], -1)
 
 
@@ -33,12 +64,15 @@ class Linear(nn.Linear):
 
 
 def layer_norm(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
-    """``norm(x)``; with members' stacked affine parameters ``[K, d]``, each member's rows scaled by its own."""
+    """``norm(x)``; with members' stacked affine parameters ``[K, d]``, each member's rows through its own
+    ``F.layer_norm`` (one call per member: its fused backward sums the affine parameters' gradients in an order
+    that separate operations do not reproduce, and a solo run's bits are the point)."""
     if norm.weight.dim() == 1:
         return norm(x)
     k, d = norm.weight.shape
-    rows = F.layer_norm(x, norm.normalized_shape, eps=norm.eps).view(k, -1, d)
-    return torch.addcmul(norm.bias.unsqueeze(1), rows, norm.weight.unsqueeze(1)).view(x.shape)
+    rows = x.reshape(k, -1, d)
+    return torch.stack([F.layer_norm(rows[i], norm.normalized_shape, norm.weight[i], norm.bias[i], norm.eps)
+                        for i in range(k)]).view(x.shape)
 
 
 def gru_cell(x: torch.Tensor, h: torch.Tensor, weight_ih: torch.Tensor, weight_hh: torch.Tensor,

@@ -16,13 +16,13 @@ into the template member's modules in turn, so the batched path has no second co
 from __future__ import annotations
 
 import abc
-import math
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
+from torch.optim.adam import adam
 
 from algorithms import sampling
 from algorithms.base import Divergence, check_finite
@@ -125,7 +125,10 @@ class StackedAdam:
     """Adam over the stacked parameters of K members' copies of one module, each member with its own moments and
     its own step count, so that members that began learning at different times each take exactly their own
     step. The update is ``torch.optim.Adam``'s (L2 weight decay, no AMSGrad) with the bias corrections of each
-    member's step count; it equals each member's own optimiser's step to float rounding."""
+    member's step count, bit for bit each member's own optimiser's step on the CPU: a fused optimiser's (the
+    world models') through torch's fused kernel on each member's slices, which keep a step count each as a solo
+    optimiser's parameters do; the single-tensor one's (MAPPO's on the CPU) written out over the stacked
+    tensors in its order of operations."""
 
     def __init__(self, optimisers: Sequence[torch.optim.Adam], stacked: list[torch.Tensor]):
         self.optimisers, self.params = list(optimisers), stacked
@@ -141,6 +144,10 @@ class StackedAdam:
 
         self.exp_avg = [moments(i, "exp_avg") for i in range(len(stacked))]
         self.exp_avg_sq = [moments(i, "exp_avg_sq") for i in range(len(stacked))]
+        if self.group.get("fused"):  # each member's slices, and a step count per slice (the kernel counts them)
+            self.slices = [[t for x in tensors for t in x.unbind(0)] for tensors in (stacked, self.exp_avg, self.exp_avg_sq)]
+            self.slice_steps = [torch.tensor(float(s), dtype=torch.float32, device=p.device)
+                                for p in stacked for s in self.steps]
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -150,8 +157,14 @@ class StackedAdam:
     def step(self) -> None:
         lr, (beta1, beta2), eps, decay = (self.group[k] for k in ("lr", "betas", "eps", "weight_decay"))
         self.steps = [s + 1 for s in self.steps]
+        if self.group.get("fused"):
+            params, exp_avg, exp_avg_sq = self.slices
+            adam(params, [g for p in self.params for g in p.grad.unbind(0)], exp_avg, exp_avg_sq, [], self.slice_steps,
+                 fused=True, capturable=self.group.get("capturable", False), amsgrad=False, beta1=beta1, beta2=beta2,
+                 lr=lr, weight_decay=decay, eps=eps, maximize=False)
+            return
         step_size = [lr / (1 - beta1 ** s) for s in self.steps]
-        bias_correction2_sqrt = [math.sqrt(1 - beta2 ** s) for s in self.steps]
+        bias_correction2_sqrt = [(1 - beta2 ** s) ** 0.5 for s in self.steps]
         per_member: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
         for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
             key = (p.dtype, p.device, p.dim())
@@ -163,7 +176,7 @@ class StackedAdam:
             grad = p.grad if decay == 0 else p.grad.add(p, alpha=decay)
             m.lerp_(grad, 1 - beta1)
             v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            p.sub_(m / (v.sqrt() / correction).add_(eps) * size)
+            p.addcdiv_(m * -size, (v.sqrt() / correction).add_(eps))  # param + (-step_size * m) / denom
 
     @torch.no_grad()
     def write_back(self, members: Sequence[int]) -> None:

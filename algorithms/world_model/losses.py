@@ -66,8 +66,12 @@ def model_loss(model: WorldModel, batch: dict[str, torch.Tensor], members: bool 
     def mean(x: torch.Tensor) -> torch.Tensor:
         return member_mean(x, obs.shape[0] if members else None)
 
-    def reduced(loss, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # a mean-reduced loss
-        return mean(loss(prediction, target, reduction="none")) if members else loss(prediction, target)
+    def reduced(loss, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """A mean-reduced library loss; each member's its own call, whose backward (the mean folded in) has the
+        solo call's bits."""
+        if members:
+            return torch.stack([loss(prediction[k], target[k]) for k in range(prediction.shape[0])])
+        return loss(prediction, target)
 
     prior, post_all = model.observe_sequence(obs, batch["state"], action, batch["last"], time_axis=t)
     prior, post = prior.map(lambda x: steps(x, None, -1)), post_all.map(lambda x: steps(x, None, -1))
