@@ -8,6 +8,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# ATen's CPU bmm/baddbmm multiply in a naive loop below this many multiply-adds per product (its
+# ``bmm_out_or_baddbmm_``, aten/src/ATen/native/LinearAlgebra.cpp), not through the BLAS a solo layer's uses
+NAIVE_PRODUCTS = 400
+
 
 class _MemberLinear(torch.autograd.Function):
     """Each member's rows ``[K, R, in]`` times its weight ``[K, out, in]`` (plus bias ``[K, out]``), one batched
@@ -45,8 +49,9 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
         return F.linear(x, weight, bias)
     k = weight.shape[0]
     rows = x.reshape(k, -1, x.shape[-1])
-    if 1 in weight.shape[1:]:  # one output or one input: the CPU's batched product sums in another order than
-        # the solo layer's matrix-vector product, so these (a few heads) take one solo product per member
+    if 1 in weight.shape[1:] or rows.shape[1] * weight.shape[1] * weight.shape[2] < NAIVE_PRODUCTS:
+        # one output or one input (a few heads), or a product so small that ATen's batched product takes its
+        # naive loop: these sum in another order than the solo layer's product, so they take one per member
         return torch.stack([F.linear(rows[i], weight[i], None if bias is None else bias[i])
                             for i in range(k)]).view(*x.shape[:-1], -1)
     if torch.is_grad_enabled() and (rows.requires_grad or weight.requires_grad):

@@ -42,8 +42,11 @@ class DecentralisedPolicy:
         action, so the world model learns that such choices change nothing — which imagination, with no head
         to mask by, relies on."""
         cfg, model = self.config, self.model
-        memory = memory * (~first).float().view(-1, 1, 1)
-        deter, stoch, prev_action = memory.split([cfg.deterministic, cfg.stochastic, self.spec.n_actions], -1)
+        memory = memory * (~first).float()[..., None, None]
+        # contiguous parts: F.linear adds the bias of a strided input after its product, of a contiguous one within
+        # it, and seed members' stacked layers compute the latter (a float64 GRU step differs in the last bit)
+        deter, stoch, prev_action = (part.contiguous() for part in memory.split(
+            [cfg.deterministic, cfg.stochastic, self.spec.n_actions], -1))
         mask = None
         if neighbours is not None and model.communication is not None:
             mask = ~(neighbours | torch.eye(self.spec.n_agents, dtype=torch.bool, device=neighbours.device))

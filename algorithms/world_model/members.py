@@ -79,7 +79,7 @@ class WorldModelMembers(MemberBatch):
             generators = [own[acting.index(k)] if k in acting else torch.Generator(self.device)
                           for k in range(len(self.members))]
             actions, next_memory = self.acting.call(policy, obs, avail_actions, memory, first, neighbours,
-                                                    generators=generators)
+                                                    generators=generators, stacked=True)
         return [None if k in held else (actions[k], next_memory[k], {}) for k in range(len(self.members))]
 
     # ------------------------------------------------------------------ learning

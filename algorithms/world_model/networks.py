@@ -106,7 +106,7 @@ class AgentAttention(nn.Module):
         lead, (n, d) = x.shape[:-2], x.shape[-2:]
         x = (x + self.position[:n]).reshape(-1, n, d)
         if mask is not None:
-            mask = mask.unsqueeze(1)  # the same for every head
+            mask = mask.reshape(-1, 1, n, n)  # the same for every head
         for layer in self.encoder.layers:
             x = layer_norm(x + self._dropout(layer.dropout1, self._attend(layer.self_attn, x, mask)), layer.norm1)
             hidden = self._dropout(layer.dropout, F.relu(linear(x, layer.linear1.weight, layer.linear1.bias)))

@@ -1,12 +1,13 @@
-"""The shared layers (algorithms/layers.py): on members' stacked parameters a member gets the same bits
-alone as beside others (so a member left alone in a group computes as a group of one), and the solo path
-keeps the library's numbers; the written-out softmax is torch's to rounding."""
+"""The shared layers (algorithms/layers.py): on members' stacked parameters each member gets its solo layer's
+numbers bit for bit on the CPU, forward and backward, alone or beside others (so a group's member learns what
+its solo run learns); the written-out softmax is torch's to rounding."""
 import pytest
 import torch
 import torch.nn.functional as F
-from torch.func import vmap
+from torch import nn
+from torch.func import functional_call, vmap
 
-from algorithms.layers import gru_cell, linear, softmax
+from algorithms.layers import NAIVE_PRODUCTS, gru_cell, layer_norm, linear, softmax
 
 
 def _forward_and_grads(fn, tensors: list[torch.Tensor], members: int):
@@ -18,29 +19,52 @@ def _forward_and_grads(fn, tensors: list[torch.Tensor], members: int):
     return [out] + [leaf.grad for leaf in leaves]
 
 
-@pytest.mark.parametrize("rows, inputs, outputs", [(48, 64, 64), (720, 64, 1), (330, 1, 20), (90, 288, 14)])
-def test_a_stacked_linear_layer_gives_a_member_the_same_bits_alone_as_beside_others(rows, inputs, outputs):
-    """One output and one input are the shapes where a batched product over one member runs another kernel
-    than over several; the layer takes broadcast products there."""
+def _assert_member_is_solo(stacked_fn, solo_fn, tensors: list[torch.Tensor]) -> None:
+    """Member 0's output and gradients: the same bits in a group of 3, alone, and from the solo layer."""
+    together = _forward_and_grads(stacked_fn, tensors, 3)
+    alone = _forward_and_grads(stacked_fn, tensors, 1)
+    solo = _forward_and_grads(lambda *t: solo_fn(*(v[0] for v in t)).unsqueeze(0), tensors, 1)
+    for name, mine, beside, theirs in zip(("output", *(f"gradient {i}" for i in range(len(tensors)))), alone, together,
+                                          solo):
+        assert torch.equal(mine[0], beside[0]), name
+        assert torch.equal(mine[0], theirs[0]), name
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("rows, inputs, outputs", [(48, 64, 64), (720, 64, 9), (720, 64, 1), (330, 1, 20),
+                                                   (90, 288, 14), (3, 32, 4), (8, 8, 2)])
+def test_a_stacked_linear_layer_gives_each_member_its_solo_layers_bits(rows, inputs, outputs, dtype):
+    """Ordinary widths take one batched product (with ``F.linear``'s backward layout: a weight gradient of 9
+    outputs sums in another order otherwise); one output, one input, and products under ATen's naive-loop
+    size (the last two shapes) take one solo product per member."""
+    assert (3 * 32 * 4 < NAIVE_PRODUCTS) and (8 * 8 * 2 < NAIVE_PRODUCTS) and (48 * 64 * 64 >= NAIVE_PRODUCTS)
     torch.manual_seed(0)
-    x, weight, bias = torch.randn(3, rows, inputs), torch.randn(3, outputs, inputs), torch.randn(3, outputs)
-    together = _forward_and_grads(linear, [x, weight, bias], 3)
-    alone = _forward_and_grads(linear, [x, weight, bias], 1)
-    for mine, theirs in zip(alone, together):
-        assert torch.equal(mine[0], theirs[0])
-    solo = _forward_and_grads(lambda *t: F.linear(*(v[0] for v in t)).unsqueeze(0), [x, weight, bias], 1)
-    for mine, theirs in zip(solo, alone):  # the solo layer, to float rounding
-        torch.testing.assert_close(mine, theirs, rtol=1e-5, atol=1e-5)
+    tensors = [torch.randn(3, rows, inputs, dtype=dtype), torch.randn(3, outputs, inputs, dtype=dtype),
+               torch.randn(3, outputs, dtype=dtype)]
+    _assert_member_is_solo(linear, F.linear, tensors)
 
 
-def test_a_stacked_gru_step_gives_a_member_the_same_bits_alone_as_beside_others():
+def test_a_stacked_gru_step_gives_each_member_its_solo_steps_bits():
     torch.manual_seed(0)
     x, h = torch.randn(3, 48, 32), torch.randn(3, 48, 32)
     params = [torch.randn(3, 96, 32), torch.randn(3, 96, 32), torch.randn(3, 96), torch.randn(3, 96)]
-    together = _forward_and_grads(gru_cell, [x, h, *params], 3)
-    alone = _forward_and_grads(gru_cell, [x, h, *params], 1)
-    for mine, theirs in zip(alone, together):
-        assert torch.equal(mine[0], theirs[0])
+    _assert_member_is_solo(gru_cell, gru_cell, [x, h, *params])
+    solo = [t[0] for t in (x, h, *params)]  # and the solo step is torch's own GRU cell's, to rounding
+    torch.testing.assert_close(gru_cell(*solo), torch.ops.aten.gru_cell(*solo))
+
+
+def test_a_stacked_layer_norm_gives_each_member_its_solo_norms_bits():
+    torch.manual_seed(0)
+    x, weight, bias = torch.randn(3, 40, 3, 16), torch.randn(3, 16), torch.randn(3, 16)
+
+    class Norm(nn.LayerNorm):
+        def forward(self, x):
+            return layer_norm(x, self)
+
+    def stacked(x, weight, bias):  # the members' stacked tensors swapped in, as the members' calls do
+        return functional_call(Norm(16), {"weight": weight, "bias": bias}, (x,))
+
+    _assert_member_is_solo(stacked, lambda x, w, b: F.layer_norm(x, (16,), w, b), [x, weight, bias])
 
 
 @pytest.mark.parametrize("shape", [(16, 3, 32, 8), (240, 8, 11, 11), (4, 3, 9)])

@@ -100,15 +100,15 @@ def test_one_mappo_update_of_members_together_equals_their_solo_updates(dtype, t
 
 @pytest.mark.parametrize("task, algorithm", [("smac/3m", "mamba"), ("smac/3m", "mabl"), ("smac/3m", "mabl_single_level"),
                                              ("flatland/2_agents", "mamba")])
-@pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-11), (torch.float32, 3e-4)])
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-14), (torch.float32, 0.0)])
 def test_one_world_model_learner_call_of_members_together_equals_their_solo_calls(task, algorithm, dtype, tolerance):
     """Same weights, same transitions, same generator states: members acting together pick their solo copies'
-    actions, and after one learner call (world-model steps with MAMBA's dropout or MABL's global level, then a
-    policy round in imagination) every member's networks, Adam moments and step counts, entropy weight and
-    metrics equal its solo copy's to float rounding (measured worst, relative to each tensor's largest entry:
-    4.8e-14 in float64; 1.4e-4 in float32, on 3m, a posterior bias whose near-zero gradient Adam's first step
-    scales up; the members' world-model steps compute on their stacked parameters, their policy rounds under
-    ``vmap``)."""
+    actions with their recurrent states, and after one learner call (world-model steps with MAMBA's dropout or
+    MABL's global level, then a policy round in imagination) every member's networks, Adam moments and step
+    counts, entropy weight and metrics are its solo copy's, bit for bit in float32, what runs compute in (the
+    members' layers, losses and Adam steps compute each member's solo numbers: ``algorithms/layers.py``,
+    ``StackedAdam``). In float64 one weight (the first actor layer's, on 3m) differs in its last bit (1.5e-16;
+    not traced), so float64 is held to a relative 1e-14."""
     from algorithms import make_algorithm, make_config
     from algorithms.base import Transition
     from algorithms.members import WAITING
@@ -148,7 +148,7 @@ def test_one_world_model_learner_call_of_members_together_equals_their_solo_call
                 torch.set_rng_state(drawn["state"])
                 actions, solo_memory[k], _ = own.act(step.obs, step.avail_actions, solo_memory[k], first)
                 assert torch.equal(actions, moves[k][0])
-                assert (solo_memory[k] - moves[k][1]).abs().max() <= tolerance
+                assert torch.equal(solo_memory[k], moves[k][1])
             torch.set_default_dtype(torch.float32)  # the simulator's own
             next_step = _cast(env.step(moves[0][0]), dtype)
             torch.set_default_dtype(dtype)
@@ -171,16 +171,11 @@ def test_one_world_model_learner_call_of_members_together_equals_their_solo_call
     finally:
         torch.set_default_dtype(default)
     for together, own, m_together, m_own in zip(members, solo, metrics, solo_metrics):
-        assert m_together.keys() == m_own.keys()
-        assert m_together == pytest.approx(m_own, rel=tolerance * 10, abs=1e-9)
+        assert m_together == m_own
         for module in ("model", "actor", "critic"):
             theirs = getattr(own, module).state_dict()
             for name, value in getattr(together, module).state_dict().items():
-                if name.endswith("in_proj_bias"):  # without the key biases: softmax is blind to them, their
-                    d = value.shape[0] // 3  # gradients are rounding noise, which Adam scales up to full steps
-                    value, theirs[name] = torch.cat([value[:d], value[2 * d:]]), torch.cat([theirs[name][:d],
-                                                                                           theirs[name][2 * d:]])
-                assert _gap(value, theirs[name]) <= tolerance, (module, name)
+                assert value.dtype == theirs[name].dtype and _gap(value, theirs[name]) <= tolerance, (module, name)
         _assert_adam_states_match({"model": (together.world_model.optimiser, own.world_model.optimiser),
                                    "actor": (together.behaviour.actor_opt, own.behaviour.actor_opt),
                                    "critic": (together.behaviour.critic_opt, own.behaviour.critic_opt)}, tolerance * 10)

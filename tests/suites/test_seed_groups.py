@@ -31,15 +31,19 @@ def _close_series(a: dict, b: dict, rel: float = 1e-3) -> None:
 
 @pytest.mark.parametrize("algorithm", ["mappo", "mamba"])
 def test_each_member_records_the_series_of_its_solo_run(tmp_path, algorithm):
-    """Members compute as one (``algorithms/mappo/members.py``, ``algorithms/world_model/members.py``): their
-    series equal the solo runs' to float rounding."""
+    """Members compute as one (``algorithms/mappo/members.py``, ``algorithms/world_model/members.py``): a world
+    model's members compute their solo runs' numbers, so their series are the solo runs', bit for bit on the
+    CPU; MAPPO's members (under ``vmap``) equal theirs to float rounding."""
     specs = member_specs(0, 1, algorithm=algorithm)
     execute_group(specs, tmp_path / "group")
     for spec in specs:
         execute(spec, tmp_path / "solo")
         group, solo = learning(run_metrics(tmp_path / "group", spec)), learning(run_metrics(tmp_path / "solo", spec))
-        _close_series(group, solo)
-        assert group != solo  # really computed together, not one after another
+        if algorithm == "mamba":
+            assert group == solo
+        else:
+            _close_series(group, solo)
+            assert group != solo  # really computed together, not one after another
         assert run_status(tmp_path / "group" / "runs" / spec.run_id) == DONE
 
 
