@@ -6,15 +6,16 @@ same step for two members. So a member whose call is due waits (its environments
 running member's is due; then the calls run together, each world-model step and each policy round one
 vectorised computation over the members' stacked networks, with each member's own replayed batch, random
 draws (from its own generator, in its solo order), gradient clipping, Adam moments and step count, entropy
-weight and divergence check. A member's series is therefore its solo series to float rounding, whatever the
-others do; only when its computing happens changes.
+weight and divergence check. A member's series is therefore its solo series (bit for bit on the CPU, to
+float rounding on a GPU), whatever the others do; only when its computing happens changes.
 
-The whole call computes on the members' stacked parameters directly, without ``vmap``: each time step's
-layers one batched product for all members (``algorithms/layers.py``), each loss, imagined return and
-advantage normalisation a per-member reduction (the ``members`` forms of ``model_loss``, ``imagine_batch``,
-``actor_loss`` and ``value_loss``). That costs less per operation than ``vmap`` (docs/performance.md has the
-measurements), and gives a member the same bits alone as beside others, so a member left alone computes as
-a group of one.
+The whole call, and acting, compute on the members' stacked parameters directly, without ``vmap``: each
+time step's layers one batched product for all members (``algorithms/layers.py``), each loss, imagined return
+and advantage normalisation a per-member reduction (the ``members`` forms of ``model_loss``, ``imagine_batch``,
+``actor_loss`` and ``value_loss``), one Adam kernel over every member's slices (``StackedAdam``). On the CPU
+each of these gives a member its solo run's numbers bit for bit, so a member's series is its solo run's, and
+a member left alone simply makes its solo call. That costs less per operation than ``vmap``
+(docs/performance.md has the measurements).
 """
 from __future__ import annotations
 
@@ -109,7 +110,17 @@ class WorldModelMembers(MemberBatch):
 
     def _learner_call(self, which: list[int], diverged: dict[int, Divergence]) -> None:
         """One ``WorldModelAgent.learner_call`` for each of ``which``; a member whose numbers stop being finite
-        joins ``diverged`` with the error its solo run raises, and keeps its modules as they were."""
+        joins ``diverged`` with the error its solo run raises, and keeps its modules as they were. A member
+        alone on the CPU makes its solo call, which computes the same numbers as its slice of a stacked call,
+        with none of the stacking."""
+        if len(which) == 1 and self.device.type == "cpu":
+            k = which[0]
+            with self.draws[k]():
+                try:
+                    self.members[k].learner_call()
+                except Divergence as err:
+                    diverged[k] = err
+            return
         members, cfg = [self.members[k] for k in which], self.config
         template = members[0]  # the vectorised calls run its methods
         nets = StackedNetworks([_learner_networks(m) for m in members])
