@@ -1,7 +1,8 @@
 """Operations the algorithms' networks share, written so that seed members (``algorithms/members.py``) can
-compute them together with the numbers of the library calls they replace, bit for bit on the CPU: under
-``torch.func.vmap``, or directly on the members' stacked parameters (``linear``, ``Linear``, ``layer_norm``:
-a weight with a leading member axis takes one batched product for all members)."""
+compute them together: under ``torch.func.vmap``, or directly on the members' stacked parameters (``linear``,
+``Linear``, ``layer_norm``, ``gru_cell``: a weight with a leading member axis). On the stacked parameters each
+member gets its solo layer's numbers, bit for bit on the CPU, forward and backward: a world-model member
+learns exactly what its solo run learns (``tests/algorithms/test_layers.py``, ``tests/algorithms/test_members.py``)."""
 from __future__ import annotations
 
 import torch
