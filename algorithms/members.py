@@ -7,8 +7,9 @@ What stays each member's own: its parameters and buffers (one slice of every sta
 (Adam is elementwise, so one Adam over the stacked tensors is K independent ones), its gradient clipping (the
 norm of its own slice of the gradients), its divergence check, and its random draws, which the caller makes
 outside the vectorised computation with the member's generators swapped in. Nothing a member computes reads
-another member's slice, so its numbers do not depend on the others; they equal a solo run's to float
-rounding (batched matrix products sum in another order), not bit for bit.
+another member's slice, so its numbers do not depend on the others. Under ``vmap`` they equal a solo run's
+to float rounding (batched matrix products sum in another order); on the stacked parameters through
+``algorithms/layers.py``, with ``StackedAdam``, they are the solo run's bit for bit on the CPU.
 
 The algorithm's own methods do the computing: ``call`` runs one of them with every member's slice swapped
 into the template member's modules in turn, so the batched path has no second copy of any network or loss.
