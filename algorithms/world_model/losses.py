@@ -122,9 +122,9 @@ def lambda_returns(reward: torch.Tensor, value: torch.Tensor, discount: torch.Te
 def normalise_advantage(adv: torch.Tensor, members: bool = False) -> torch.Tensor:
     """``advantage``: batch standardisation with std + 1e-4, NaN set to 0; ``members``: each seed member's
     own (``adv`` ``[K, ...]``)."""
-    if members:
-        rows, shape = adv.reshape(adv.shape[0], -1), (-1,) + (1,) * (adv.dim() - 1)
-        mean, std = rows.mean(1).view(shape), rows.std(1).view(shape)
+    if members:  # each member's own calls: a row-wise std sums in another order than a whole tensor's
+        shape = (-1,) + (1,) * (adv.dim() - 1)
+        mean, std = (torch.stack([f(member) for member in adv]).view(shape) for f in (torch.mean, torch.std))
     else:
         mean, std = adv.mean(), adv.std()
     return torch.nan_to_num(((adv - mean) / (1e-4 + std)).detach(), nan=0.0)
