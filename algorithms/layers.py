@@ -41,6 +41,12 @@ class _MemberLinear(torch.autograd.Function):
                 grad.sum(1) if ctx.has_bias and needs[2] else None)
 
 
+def each_member(fn, *tensors: torch.Tensor | None) -> torch.Tensor:
+    """``fn`` on each member's slices of ``tensors`` (their first axis; None passes through), stacked: one
+    solo call per member, where a batched form would round differently from the solo one."""
+    return torch.stack([fn(*(None if t is None else t[i] for t in tensors)) for i in range(tensors[0].shape[0])])
+
+
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``F.linear``; with K members' stacked ``weight`` ``[K, out, in]`` (and ``bias`` ``[K, out]``), each
     member's rows of ``x`` times its own weight, one batched product: ``x`` holds the members first, as its
@@ -53,8 +59,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     if 1 in weight.shape[1:] or rows.shape[1] * weight.shape[1] * weight.shape[2] < NAIVE_PRODUCTS:
         # one output or one input (a few heads), or a product so small that ATen's batched product takes its
         # naive loop: these sum in another order than the solo layer's product, so they take one per member
-        return torch.stack([F.linear(rows[i], weight[i], None if bias is None else bias[i])
-                            for i in range(k)]).view(*x.shape[:-1], -1)
+        return each_member(F.linear, rows, weight, bias).view(*x.shape[:-1], -1)
     if torch.is_grad_enabled() and (rows.requires_grad or weight.requires_grad):
         product = _MemberLinear.apply(rows, weight, bias)
     else:
@@ -76,9 +81,8 @@ def layer_norm(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
     if norm.weight.dim() == 1:
         return norm(x)
     k, d = norm.weight.shape
-    rows = x.reshape(k, -1, d)
-    return torch.stack([F.layer_norm(rows[i], norm.normalized_shape, norm.weight[i], norm.bias[i], norm.eps)
-                        for i in range(k)]).view(x.shape)
+    return each_member(lambda rows, weight, bias: F.layer_norm(rows, norm.normalized_shape, weight, bias, norm.eps),
+                       x.reshape(k, -1, d), norm.weight, norm.bias).view(x.shape)
 
 
 def gru_cell(x: torch.Tensor, h: torch.Tensor, weight_ih: torch.Tensor, weight_hh: torch.Tensor,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from algorithms.layers import softmax
+from algorithms.layers import each_member, softmax
 from algorithms.world_model.rssm import ModelState, WorldModel
 
 KL_EPS = 1e-7
@@ -69,9 +69,7 @@ def model_loss(model: WorldModel, batch: dict[str, torch.Tensor], members: bool 
     def reduced(loss, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """A mean-reduced library loss; each member's its own call, whose backward (the mean folded in) has the
         solo call's bits."""
-        if members:
-            return torch.stack([loss(prediction[k], target[k]) for k in range(prediction.shape[0])])
-        return loss(prediction, target)
+        return each_member(loss, prediction, target) if members else loss(prediction, target)
 
     prior, post_all = model.observe_sequence(obs, batch["state"], action, batch["last"], time_axis=t)
     prior, post = prior.map(lambda x: steps(x, None, -1)), post_all.map(lambda x: steps(x, None, -1))
@@ -124,7 +122,7 @@ def normalise_advantage(adv: torch.Tensor, members: bool = False) -> torch.Tenso
     own (``adv`` ``[K, ...]``)."""
     if members:  # each member's own calls: a row-wise std sums in another order than a whole tensor's
         shape = (-1,) + (1,) * (adv.dim() - 1)
-        mean, std = (torch.stack([f(member) for member in adv]).view(shape) for f in (torch.mean, torch.std))
+        mean, std = (each_member(f, adv).view(shape) for f in (torch.mean, torch.std))
     else:
         mean, std = adv.mean(), adv.std()
     return torch.nan_to_num(((adv - mean) / (1e-4 + std)).detach(), nan=0.0)

@@ -7,10 +7,11 @@ the group, and their phases summed over the runs from the records' ``time/*_seco
 environment step, and observing plus learning). Evaluation is kept to the first and last step with few
 episodes, so the figures are about training.
 
-The world models learn after each finished episode, so a run's learner calls depend on its episodes' lengths:
-a group's members match their solo runs only to float rounding, follow other episodes once a last-bit
-difference flips an action, and may make more or fewer calls in the same steps. The table therefore also
-gives the learner calls both sides made, and the learning speed-up per call.
+The world models learn after each finished episode, so a run's learner calls depend on its episodes' lengths.
+On a CPU a world-model member computes its solo run's numbers, so both sides make the same calls; where a
+member matches its solo run only to float rounding (on a GPU), a last-bit difference that flips an action
+sends it down other episodes, with more or fewer calls in the same steps. The table therefore also gives the
+learner calls both sides made, and the learning speed-up per call.
 """
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ class RunProgress:
     """What the runner reports to: an optional tqdm bar plus the run's progress file, which also names the
     seed members the run trains with (``group``, run ids; the run alone when solo): they advance together."""
 
-    def __init__(self, record_dir: Path, total: int, bar=None, record=None, group: tuple[str, ...] = ()):
+    def __init__(self, record_dir: Path, total: int, group: tuple[str, ...], bar=None, record=None):
         self.path, self.total, self.bar, self.record, self.group = record_dir / FILE, total, bar, record, group
         self.steps = self.first_steps = 0
         self.started = self.written = time.monotonic()
@@ -59,7 +59,7 @@ class RunProgress:
         rate = (self.steps - self.first_steps) / elapsed if elapsed > 0 else 0.0
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"steps": self.steps, "total": self.total, "steps_per_second": rate,
-                                   **({"group": list(self.group)} if self.group else {})}))
+                                   "group": list(self.group)}))
         os.replace(tmp, self.path)
         self.written = time.monotonic()
 

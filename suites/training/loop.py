@@ -93,7 +93,7 @@ class Member:
     def __init__(self, io: MemberIO, config, rows: slice, group: tuple[str, ...]):
         self.io, self.run_spec, self.config, self.log, self.rows = io, io.run_spec, config, io.log, rows
         io.record_dir.mkdir(parents=True, exist_ok=True)
-        self.report = RunProgress(io.record_dir, io.run_spec.steps, io.progress, io.say, group)
+        self.report = RunProgress(io.record_dir, io.run_spec.steps, group, io.progress, io.say)
         self.ckpt_path, self.best_path = io.record_dir / "checkpoint.pt", io.record_dir / "best_policy.pt"
         self.generators = MemberGenerators(io.run_spec.seed, alone=len(group) == 1)
         with self.generators.active():
