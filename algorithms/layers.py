@@ -78,11 +78,21 @@ def layer_norm(x: torch.Tensor, norm: nn.LayerNorm) -> torch.Tensor:
     """``norm(x)``; with members' stacked affine parameters ``[K, d]``, each member's rows through its own
     ``F.layer_norm`` (one call per member: its fused backward sums the affine parameters' gradients in an order
     that separate operations do not reproduce, and a solo run's bits are the point)."""
+    def solo(rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(rows, norm.normalized_shape, weight, bias, norm.eps)  # what nn.LayerNorm computes
+
     if norm.weight.dim() == 1:
-        return norm(x)
+        return solo(x, norm.weight, norm.bias)
     k, d = norm.weight.shape
-    return each_member(lambda rows, weight, bias: F.layer_norm(rows, norm.normalized_shape, weight, bias, norm.eps),
-                       x.reshape(k, -1, d), norm.weight, norm.bias).view(x.shape)
+    return each_member(solo, x.reshape(k, -1, d), norm.weight, norm.bias).view(x.shape)
+
+
+class LayerNorm(nn.LayerNorm):
+    """``nn.LayerNorm`` (same parameters, initialisation and numbers) that also computes members' stacked affine
+    parameters (``layer_norm``)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return layer_norm(x, self)
 
 
 def gru_cell(x: torch.Tensor, h: torch.Tensor, weight_ih: torch.Tensor, weight_hh: torch.Tensor,

@@ -1,18 +1,18 @@
 """Seed members computed as one: the networks of K runs that differ only in their seed, stacked on a leading
-member axis and called once for all (``torch.func.vmap`` over ``torch.func.functional_call``), as JaxMARL
-and PureJaxRL train seeds with ``jax.vmap``; or, for code whose layers take the member axis themselves
-(``algorithms/layers.py``), on the stacked parameters without ``vmap``, which costs less per operation.
+member axis and called once for all (``torch.func.functional_call`` with the stacked tensors), as JaxMARL and
+PureJaxRL train seeds with ``jax.vmap``. The algorithms' layers take the member axis themselves
+(``algorithms/layers.py``), so no ``torch.func.vmap`` is needed, which would cost more per operation and
+round differently from a solo run.
 
 What stays each member's own: its parameters and buffers (one slice of every stacked tensor), its Adam moments
-(Adam is elementwise, so one Adam over the stacked tensors is K independent ones), its gradient clipping (the
-norm of its own slice of the gradients), its divergence check, and its random draws, which the caller makes
-outside the vectorised computation with the member's generators swapped in. Nothing a member computes reads
-another member's slice, so its numbers do not depend on the others. Under ``vmap`` they equal a solo run's
-to float rounding (batched matrix products sum in another order); on the stacked parameters through
-``algorithms/layers.py``, with ``StackedAdam``, they are the solo run's bit for bit on the CPU.
+and step count, its gradient clipping (the norm of its own slice of the gradients), its divergence check, and
+its random draws, made from its own generators. Nothing a member computes reads another member's slice, and
+every operation gives a member's slice its solo run's numbers, bit for bit on the CPU (``algorithms/layers.py``,
+``StackedAdam``): a member's series is its solo run's, whatever the others hold.
 
-The algorithm's own methods do the computing: ``call`` runs one of them with every member's slice swapped
-into the template member's modules in turn, so the batched path has no second copy of any network or loss.
+The algorithm's own methods do the computing, in their members forms: ``call`` runs one of them with the
+stacked tensors swapped into the template member's modules, so the batched path has no second copy of any
+network or loss.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import torch
 from torch import nn
-from torch.func import functional_call, stack_module_state, vmap
+from torch.func import functional_call, stack_module_state
 from torch.optim.adam import adam
 
 from algorithms import sampling
@@ -42,24 +42,15 @@ class Networks(nn.Module):
         return fn(*args)
 
 
-def _map_tensors(fn: Callable, tree):
-    """``fn`` applied to every tensor in nested tuples, lists and dicts."""
-    if isinstance(tree, torch.Tensor):
-        return fn(tree)
-    if isinstance(tree, dict):
-        return {k: _map_tensors(fn, v) for k, v in tree.items()}
-    if isinstance(tree, (tuple, list)):
-        return type(tree)(_map_tensors(fn, v) for v in tree)
-    return tree
-
-
 class StackedNetworks:
     """K members' ``Networks`` as stacked tensors ``[K, ...]``: trainable leaves for one optimiser, plus
     buffers (updated in place through their slices)."""
 
     def __init__(self, members: Sequence[Networks]):
         self.members, self.template = list(members), members[0]
-        self.params, self.buffers = stack_module_state(self.members)
+        self.params, buffers = stack_module_state(self.members)
+        persistent = self.template.state_dict().keys()
+        self.buffers = {name: b for name, b in buffers.items() if name in persistent}
         self._subsets: dict[tuple[str, ...], tuple[dict, dict]] = {}  # by the modules a call names
 
     def _tensors(self, modules: tuple[str, ...] | None) -> tuple[dict, dict]:
@@ -73,41 +64,19 @@ class StackedNetworks:
         return self._subsets[modules]
 
     def call(self, fn: Callable, *args, modules: tuple[str, ...] | None = None,
-             generators: Sequence[torch.Generator | None] | None = None, stacked: bool = False):
-        """``fn(*args)`` of every member at once: ``args`` carry the member axis first, so do the results.
-        ``fn`` must be a method of the template member's algorithm (it reads the template's modules);
+             generators: Sequence[torch.Generator | None] | None = None):
+        """``fn(*args)`` of every member at once, on the stacked parameters: ``args`` carry the member axis first,
+        so do the results. ``fn`` is a method of the template member's algorithm in its members form: it reads
+        the template's modules, whose layers take the member axis themselves (``algorithms/layers.py``);
         ``modules`` names the ones it uses (default: all), as swapping costs time per tensor. Where ``fn``
         draws (through ``algorithms/sampling.py``), member k draws from ``generators[k]``.
 
-        ``stacked``: ``fn`` computes on the stacked parameters directly, without ``vmap``, seeing the member
-        axis itself (its layers take a leading member axis, ``algorithms/layers.py``); the modules' buffers
-        are then the template's own, so they must be constants (the world model's are). Its batched products
-        give a member the same bits alone as beside others, so a lone member is not padded there."""
+        The modules' persistent buffers (state, such as MAPPO's value normaliser) are the stacked ones, updated
+        in place; a non-persistent buffer is a constant of the architecture, the same for every member (the
+        attention's position table), and the template's own serves all."""
         params, buffers = self._tensors(modules)
-        if stacked:
-            with sampling.folded(generators) if generators is not None else nullcontext():
-                return functional_call(self.template, params, (fn, *args), strict=False)
-        device = next(iter(self.params.values())).device
-        alone = len(self.members) == 1
-        if alone:  # vmap over one member runs other kernels (gradients differ in the last bits): pad with a copy
-            params = {n: torch.cat([p, p.detach()]) for n, p in params.items()}
-            padded, buffers = buffers, {n: torch.cat([b, b]) for n, b in buffers.items()}
-            args = _map_tensors(lambda a: torch.cat([a, a]), args)
-            generators = None if generators is None else [*generators, torch.Generator(device)]
-
-        def one(params, buffers, member, *member_args):
-            with sampling.members(generators, member) if generators is not None else nullcontext():
-                return functional_call(self.template, (params, buffers), (fn, *member_args), strict=False)
-
-        members = torch.arange(2 if alone else len(self.members), device=device)
-        in_dims = (0, 0, 0, *(None if a is None else 0 for a in args))  # None: an input a task does not have
-        out = vmap(one, in_dims, randomness="error" if generators is None else "same")(params, buffers, members, *args)
-        if not alone:
-            return out
-        with torch.no_grad():
-            for name, buffer in padded.items():  # what the call wrote into the buffers
-                buffer.copy_(buffers[name][:1])
-        return _map_tensors(lambda o: o[:1], out)
+        with sampling.folded(generators) if generators is not None else nullcontext():
+            return functional_call(self.template, (params, buffers), (fn, *args), strict=False)
 
     def parameters(self, module: str) -> list[torch.Tensor]:
         """The stacked parameters of one module, in its ``parameters()`` order (the order its optimiser holds)."""

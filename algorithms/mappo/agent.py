@@ -4,6 +4,9 @@ recurrent chunk generator), ``onpolicy/runner/shared/smac_runner.py`` (collectio
 
 Shared actor over agents; centralised critic over the global state; both optionally recurrent.
 Values are computed in ``observe`` (the centralised side), so ``act`` never touches the global state.
+
+``members`` (in ``policy``, ``value``, ``training_data`` and ``losses``): K seed members' inputs ``[K, ...]`` on
+their stacked parameters (``algorithms/mappo/members.py``), each member's numbers its solo run's.
 """
 from __future__ import annotations
 
@@ -28,12 +31,13 @@ def sample_actions(logits, h_next, h, explore: bool) -> tuple[torch.Tensor, torc
     return actions, h_next, {"log_prob": dist.log_prob(actions), "actor_h": h}
 
 
-def time_chunks(x: torch.Tensor, length: int) -> torch.Tensor:
+def time_chunks(x: torch.Tensor, length: int, time_axis: int = 0) -> torch.Tensor:
     """``[T, B, N, ...]`` -> ``[length, C, ...]``: C = T / length * B * N chunks of consecutive steps, ordered by
-    time chunk, then environment, then agent (on-policy's generator orders them by environment, agent, time)."""
-    steps, b, n = x.shape[:3]
-    x = x.reshape(steps // length, length, b * n, *x.shape[3:]).transpose(0, 1)
-    return x.reshape(length, steps // length * b * n, *x.shape[3:])
+    time chunk, then environment, then agent (on-policy's generator orders them by environment, agent, time).
+    ``time_axis`` 1: seed members' ``[K, T, B, N, ...]`` -> ``[K, length, C, ...]``."""
+    lead, (steps, b, n), rest = x.shape[:time_axis], x.shape[time_axis:time_axis + 3], x.shape[time_axis + 3:]
+    x = x.reshape(*lead, steps // length, length, b * n, *rest).transpose(time_axis, time_axis + 1)
+    return x.reshape(*lead, length, steps // length * b * n, *rest)
 
 
 class MAPPO(Algorithm):
@@ -55,21 +59,24 @@ class MAPPO(Algorithm):
 
     # ------------------------------------------------------------------ acting (decentralised)
     def _with_ids(self, x: torch.Tensor) -> torch.Tensor:
-        b, n = x.shape[:2]
-        return torch.cat([x, self.ids.expand(b, n, -1)], -1)
+        """``x`` ``[..., N, D]`` with each agent's one-hot id appended (when ``agent_id``)."""
+        return torch.cat([x, self.ids.expand(*x.shape[:-1], -1)], -1)
 
     def initial_memory(self, num_envs: int) -> torch.Tensor:
         return torch.zeros(num_envs, self.spec.n_agents, self.config.hidden_size, device=self.device)
 
-    def policy(self, obs, avail_actions, memory, first) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def policy(self, obs, avail_actions, memory, first,
+               members: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The actor on local inputs: masked logits ``[B,N,A]``, the next memory and the memory it started from
         (reset where an episode starts). No random draws, so seed members can compute it together."""
-        b, n = obs.shape[:2]
-        h = memory * (~first).float().view(b, 1, 1)
-        x = self._with_ids(obs).reshape(1, b * n, -1)
-        ones = torch.ones(1, b * n, device=self.device)
-        logits, h_next = self.actor(x, h.reshape(b * n, -1), ones, avail_actions.reshape(1, b * n, -1))
-        return logits.view(b, n, -1), h_next.view(b, n, -1), h
+        lead = obs.shape[:1] if members else ()
+        b, n = obs.shape[len(lead):len(lead) + 2]
+        h = memory * (~first).float().view(*lead, b, 1, 1)
+        x = self._with_ids(obs).reshape(*lead, 1, b * n, -1)
+        ones = torch.ones(*lead, 1, b * n, device=self.device)
+        logits, h_next = self.actor(x, h.reshape(*lead, b * n, -1), ones, avail_actions.reshape(*lead, 1, b * n, -1),
+                                    len(lead))
+        return logits.view(*lead, b, n, -1), h_next.view(*lead, b, n, -1), h
 
     @torch.no_grad()
     def act(self, obs, avail_actions, memory, first, explore=True, neighbours=None):
@@ -83,13 +90,16 @@ class MAPPO(Algorithm):
         return self.critic_h
 
     @torch.no_grad()
-    def value(self, state, first, critic_h) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def value(self, state, first, critic_h,
+              members: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Critic inputs, values ``[B,N]``, the memory they started from (reset where ``first``) and the next."""
-        b, n = state.shape[0], self.spec.n_agents
-        critic_input = self._with_ids(state.unsqueeze(1).expand(b, n, -1))
-        h = critic_h * (~first).float().repeat_interleave(n).unsqueeze(-1)
-        v, h_next = self.critic(critic_input.reshape(1, b * n, -1), h, torch.ones(1, b * n, device=self.device))
-        return critic_input, v.view(b, n), h.view(b, n, -1), h_next
+        lead = state.shape[:1] if members else ()
+        b, n = state.shape[len(lead)], self.spec.n_agents
+        critic_input = self._with_ids(state.unsqueeze(-2).expand(*lead, b, n, -1))
+        h = critic_h * (~first).float().repeat_interleave(n, -1).unsqueeze(-1)
+        v, h_next = self.critic(critic_input.reshape(*lead, 1, b * n, -1), h,
+                                torch.ones(*lead, 1, b * n, device=self.device), len(lead))
+        return critic_input, v.view(*lead, b, n), h.view(*lead, b, n, -1), h_next
 
     def observe(self, transition: Transition) -> None:
         if self.store(transition, *self.value(transition.state, transition.first, self.critic_memory(transition.state.shape[0]))):
@@ -108,20 +118,22 @@ class MAPPO(Algorithm):
         return len(self.rollout) == self.config.episode_length
 
     # ------------------------------------------------------------------ training
-    def returns(self, data, bootstrap) -> tuple[torch.Tensor, torch.Tensor]:
+    def returns(self, data, bootstrap, time_axis: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
         """GAE(lambda) on denormalised values; episode ends (time limit included) are terminal."""
         cfg = self.config
         denorm = self.value_norm.denormalize if cfg.use_valuenorm else (lambda v: v)
-        values = denorm(torch.cat([data["value"], bootstrap.unsqueeze(0)]))
+        values = denorm(torch.cat([data["value"], bootstrap.unsqueeze(time_axis)], time_axis))
         reward = data["reward"].unsqueeze(-1)
         nonterminal = (~data["done"]).to(values.dtype).unsqueeze(-1)
-        returns = torch.zeros_like(data["value"])
-        gae = torch.zeros_like(values[0])
+        returns = []
+        gae = torch.zeros_like(values.select(time_axis, 0))
         for t in reversed(range(cfg.episode_length)):
-            delta = reward[t] + cfg.gamma * values[t + 1] * nonterminal[t] - values[t]
-            gae = delta + cfg.gamma * cfg.gae_lambda * nonterminal[t] * gae
-            returns[t] = gae + values[t]
-        return returns, returns - values[:-1]
+            value, next_value = values.select(time_axis, t), values.select(time_axis, t + 1)
+            delta = reward.select(time_axis, t) + cfg.gamma * next_value * nonterminal.select(time_axis, t) - value
+            gae = delta + cfg.gamma * cfg.gae_lambda * nonterminal.select(time_axis, t) * gae
+            returns.append(gae + value)
+        returns = torch.stack(returns[::-1], time_axis)
+        return returns, returns - values.narrow(time_axis, 0, cfg.episode_length)
 
     def rollout_full(self) -> bool:
         return len(self.rollout) >= self.config.episode_length
@@ -147,48 +159,53 @@ class MAPPO(Algorithm):
         steps = cfg.ppo_epoch * cfg.num_mini_batch
         return {k: float(v) / steps for k, v in totals.items()}
 
-    def training_data(self, data, bootstrap) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    def training_data(self, data, bootstrap,
+                      members: bool = False) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         """Returns and normalised advantages, cut into chunks ``[L, C, ...]`` of consecutive steps (feed-forward
         MAPPO: chunks of length 1), with each chunk's starting actor and critic memory ``[C, H]``."""
         cfg = self.config
-        returns, adv = self.returns(data, bootstrap)
+        t = 1 if members else 0  # the time axis
+        returns, adv = self.returns(data, bootstrap, t)
         active = data["active"]
-        mean = masked_mean(adv, active)
-        std = masked_mean((adv - mean) ** 2, active).sqrt()
+        per_member = (-1,) + (1,) * (adv.dim() - 1) if members else ()
+        mean = masked_mean(adv, active, members).view(per_member)
+        std = masked_mean((adv - mean) ** 2, active, members).view(per_member).sqrt()
         adv = (adv - mean) / (std + 1e-5)
 
-        T, b, n = data["value"].shape
         L = cfg.data_chunk_length if cfg.recurrent else 1
-        chunked = lambda x: time_chunks(x, L)  # noqa: E731
-        first = data["first"].unsqueeze(-1).expand(T, b, n)
+        chunked = lambda x: time_chunks(x, L, t)  # noqa: E731
+        first = data["first"].unsqueeze(-1).expand(data["value"].shape)
         series = {k: chunked(v) for k, v in dict(
-            obs=self._with_ids(data["obs"].flatten(0, 1)).view(T, b, n, -1), critic_input=data["critic_input"],
-            avail=data["avail"], active=active, actions=data["actions"], log_prob=data["log_prob"], value=data["value"],
-            returns=returns, adv=adv).items()}
+            obs=self._with_ids(data["obs"]), critic_input=data["critic_input"], avail=data["avail"], active=active,
+            actions=data["actions"], log_prob=data["log_prob"], value=data["value"], returns=returns, adv=adv).items()}
         masks = chunked((~first).float())
-        series["masks"] = torch.cat([torch.ones_like(masks[:1]), masks[1:]])  # chunk-start states are already reset
-        return series, {k: chunked(data[k])[0] for k in ("actor_h", "critic_h")}
+        # chunk-start states are already reset
+        series["masks"] = torch.cat([torch.ones_like(masks.narrow(t, 0, 1)), masks.narrow(t, 1, L - 1)], t)
+        return series, {k: chunked(data[k]).select(t, 0) for k in ("actor_h", "critic_h")}
 
-    def losses(self, mb: dict[str, torch.Tensor], h0: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def losses(self, mb: dict[str, torch.Tensor], h0: dict[str, torch.Tensor],
+               members: bool = False) -> dict[str, torch.Tensor]:
         """The clipped surrogate with entropy bonus (``actor_loss``) and the value loss of one minibatch, with the
         statistics reported; updates the value normaliser with the minibatch's returns as on-policy does."""
         cfg = self.config
-        dist = action_distribution(self.actor(mb["obs"], h0["actor_h"], mb["masks"], mb["avail"])[0])
+        t = 1 if members else 0  # the time axis
+        dist = action_distribution(self.actor(mb["obs"], h0["actor_h"], mb["masks"], mb["avail"], t)[0])
         log_prob = dist.log_prob(mb["actions"])
         ones = torch.ones_like(mb["active"])
         pol = policy_loss(log_prob, mb["log_prob"], mb["adv"], cfg.clip_param,
-                          mb["active"] if cfg.policy_active_masks else ones)
-        entropy = masked_mean(dist.entropy(), mb["active"])
-        values, _ = self.critic(mb["critic_input"], h0["critic_h"], mb["masks"])
+                          mb["active"] if cfg.policy_active_masks else ones, members)
+        entropy = masked_mean(dist.entropy(), mb["active"], members)
+        values, _ = self.critic(mb["critic_input"], h0["critic_h"], mb["masks"], t)
         target = mb["returns"]
         if cfg.use_valuenorm:
-            self.value_norm.update(target)
+            self.value_norm.update(target, members)
             target = self.value_norm.normalize(target)
         val = value_loss(values, mb["value"], target, cfg.clip_param, cfg.huber_delta, cfg.use_clipped_value_loss,
-                         mb["active"] if cfg.value_active_masks else ones)
+                         mb["active"] if cfg.value_active_masks else ones, members)
         ratio = torch.exp(log_prob.detach() - mb["log_prob"])
         return {"train/policy_loss": pol, "train/value_loss": val, "train/entropy": entropy,
-                "train/actor_loss": pol - cfg.entropy_coef * entropy, "train/ratio": masked_mean(ratio, mb["active"])}
+                "train/actor_loss": pol - cfg.entropy_coef * entropy,
+                "train/ratio": masked_mean(ratio, mb["active"], members)}
 
     def _ppo_step(self, mb: dict[str, torch.Tensor], h0: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         cfg = self.config

@@ -1,8 +1,14 @@
 """MAPPO's seed members as one computation (``algorithms/members.py``): one actor call per step for all
 members, one critic call per collection step, and one PPO minibatch step for all, with each member's own
 minibatch order, value normaliser, clipping and Adam moments. Members collect on the same schedule (a
-rollout of ``episode_length`` steps), so their updates coincide."""
+rollout of ``episode_length`` steps), so their updates coincide.
+
+Every call computes on the members' stacked parameters (the ``members`` forms of ``MAPPO.policy``, ``value``,
+``training_data`` and ``losses``, through ``algorithms/layers.py``), and each member gets its solo run's
+numbers, bit for bit on the CPU: a member's series is its solo run's."""
 from __future__ import annotations
+
+from functools import partial
 
 import torch
 
@@ -44,7 +50,8 @@ class MAPPOMembers(MemberBatch):
     def act(self, obs, avail_actions, memory, first, neighbours=None, held=frozenset()):
         """``MAPPO.act`` of every member; each member's actions are drawn from its own generators, as
         ``Categorical.sample`` draws them (one multinomial over its rows)."""
-        logits, h_next, h = self.nets.call(self.template.policy, obs, avail_actions, memory, first, modules=("actor",))
+        logits, h_next, h = self.nets.call(partial(self.template.policy, members=True), obs, avail_actions, memory, first,
+                                           modules=("actor",))
         dist = action_distribution(logits)
         rows = dist.probs.flatten(1, -2)
         actions = []
@@ -61,14 +68,14 @@ class MAPPOMembers(MemberBatch):
             return torch.stack([getattr(transition, name) for transition in transitions])
 
         critic_h = torch.stack([m.critic_memory(transition.state.shape[0]) for m, transition in zip(self.members, transitions)])
-        critic_input, value, h, h_next = self.nets.call(self.template.value, stacked("state"), stacked("first"), critic_h,
-                                               modules=("critic",))
+        value_of = partial(self.template.value, members=True)
+        critic_input, value, h, h_next = self.nets.call(value_of, stacked("state"), stacked("first"), critic_h,
+                                                        modules=("critic",))
         full = [m.store(transition, critic_input[k], value[k], h[k], h_next[k].clone())
                 for k, (m, transition) in enumerate(zip(self.members, transitions))]
         if not all(full):  # the rollouts fill together (``fits``)
             return [{} for _ in self.members]
-        bootstrap = self.nets.call(self.template.value, stacked("next_state"), stacked("done"), h_next,
-                                   modules=("critic",))[1]
+        bootstrap = self.nets.call(value_of, stacked("next_state"), stacked("done"), h_next, modules=("critic",))[1]
         for m, b in zip(self.members, bootstrap):
             m.bootstrap = b
         return self.update() if self.batched_update else self._update_one_by_one()
@@ -91,8 +98,8 @@ class MAPPOMembers(MemberBatch):
         rollouts = [m.take_rollout() for m in self.members]
         data = {key: torch.stack([d[key] for d, _ in rollouts]) for key in rollouts[0][0]}
         with torch.no_grad():
-            series, h0 = self.nets.call(self.template.training_data, data, torch.stack([b for _, b in rollouts]),
-                                        modules=("value_norm",))
+            series, h0 = self.nets.call(partial(self.template.training_data, members=True), data,
+                                        torch.stack([b for _, b in rollouts]), modules=("value_norm",))
         chunks = h0["actor_h"].shape[1]
         orders = []
         for draw in self.draws:
@@ -118,7 +125,7 @@ class MAPPOMembers(MemberBatch):
     def _ppo_step(self, mb, h0, diverged: dict[int, Exception]) -> dict[str, torch.Tensor]:
         """``MAPPO._ppo_step`` for all members; members whose numbers stop being finite join ``diverged``."""
         cfg = self.template.config
-        out = self.nets.call(self.template.losses, mb, h0)
+        out = self.nets.call(partial(self.template.losses, members=True), mb, h0)
         self.actor_opt.zero_grad()
         self.critic_opt.zero_grad()
         out["train/actor_loss"].sum().backward()  # member k's loss reaches member k's slice only

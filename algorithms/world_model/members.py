@@ -80,7 +80,7 @@ class WorldModelMembers(MemberBatch):
             generators = [own[acting.index(k)] if k in acting else torch.Generator(self.device)
                           for k in range(len(self.members))]
             actions, next_memory = self.acting.call(policy, obs, avail_actions, memory, first, neighbours,
-                                                    generators=generators, stacked=True)
+                                                    generators=generators)
         return [None if k in held else (actions[k], next_memory[k], {}) for k in range(len(self.members))]
 
     # ------------------------------------------------------------------ learning
@@ -134,7 +134,7 @@ class WorldModelMembers(MemberBatch):
             for _ in range(cfg.model_epochs):
                 batch = self._replayed(members, generators, cfg.model_batch_size)
                 loss, parts = nets.call(partial(model_loss, template.model, members=True), batch, modules=("model",),
-                                        generators=generators, stacked=True)
+                                        generators=generators)
                 norm = step_members(model_opt, nets.parameters("model"), loss, cfg.grad_clip, finite)
                 watched.append({**{f"train/{k}": v.detach() for k, v in parts.items()},
                                 "train/model_loss": loss.detach(), "train/model_grad_norm": norm})
@@ -143,7 +143,7 @@ class WorldModelMembers(MemberBatch):
             for _ in range(cfg.epochs):
                 batch = self._replayed(members, generators, cfg.batch_size)
                 flat, adv, imagined = nets.call(partial(template.behaviour.imagine_batch, members=True), batch,
-                                                generators=generators, stacked=True)
+                                                generators=generators)
                 watched.append({**imagined, **policy.ppo(flat, adv, generators)})
         self._conclude(which, members, nets, [model_opt, policy.actor_opt, policy.critic_opt], entropy, watched,
                        finite, diverged)
@@ -203,12 +203,11 @@ class PolicyRounds:
             for idx in order.split(cfg.ppo_minibatch, dim=1):
                 minibatch = {k: take(v, idx, 1) for k, v in flat.items()}
                 loss, entropy = nets.call(partial(self.behaviour.actor_loss, members=True), minibatch,
-                                          take(adv, idx, 1), self.entropy, modules=("actor",), stacked=True)
+                                          take(adv, idx, 1), self.entropy, modules=("actor",))
                 actor_norm = step_members(self.actor_opt, nets.parameters("actor"), loss, cfg.grad_clip_policy,
                                           self.finite)
                 self.entropy.mul_(cfg.entropy_annealing)
-                value_loss = nets.call(partial(self.behaviour.value_loss, members=True), minibatch, modules=("critic",),
-                                       stacked=True)
+                value_loss = nets.call(partial(self.behaviour.value_loss, members=True), minibatch, modules=("critic",))
                 value_norm = step_members(self.critic_opt, nets.parameters("critic"), value_loss,
                                           cfg.grad_clip_policy, self.finite)
                 if self.target:  # TARGET_UPDATE = 1: copied after every update

@@ -35,12 +35,13 @@ def _cast(step, dtype):
     return dataclasses.replace(step, **tensors, info={k: cast(v) for k, v in step.info.items()})  # Flatland's agent_reward
 
 
-@pytest.mark.parametrize("dtype, tolerance", [(torch.float64, 1e-11), (torch.float32, 1e-4)])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("batched_update", [True, False])
-def test_one_mappo_update_of_members_together_equals_their_solo_updates(dtype, tolerance, batched_update):
-    """Same weights, same transitions, same minibatch orders: after one update every member's networks equal its
-    solo copy's to float rounding (measured worst: 8e-14 in float64, 3e-6 in float32, relative to each
-    tensor's largest entry), with the update computed as one or member by member."""
+def test_one_mappo_update_of_members_together_equals_their_solo_updates(dtype, batched_update):
+    """Same weights, same transitions, same minibatch orders: after one update every member's networks, value
+    normaliser, Adam moments and metrics are its solo copy's, bit for bit, with the update computed as one or
+    member by member (the members' layers, losses and Adam steps compute each member's solo numbers:
+    ``algorithms/layers.py``, ``StackedAdam``)."""
     from algorithms import make_algorithm, make_config
     from algorithms.base import Transition
     from algorithms.mappo.members import MAPPOMembers
@@ -86,16 +87,15 @@ def test_one_mappo_update_of_members_together_equals_their_solo_updates(dtype, t
     finally:
         torch.set_default_dtype(default)
     for together, own, m_together, m_own in zip(members, solo, metrics, solo_metrics):
-        assert m_together.keys() == m_own.keys()
-        assert list(m_together.values()) == pytest.approx(list(m_own.values()), rel=tolerance * 10)
+        assert m_together == m_own
         for module in ("actor", "critic", "value_norm"):
             theirs = getattr(own, module).state_dict()
             for name, value in getattr(together, module).state_dict().items():
                 assert value.dtype == theirs[name].dtype
-                assert _gap(value, theirs[name]) <= tolerance, (module, name)
+                assert torch.equal(value, theirs[name]), (module, name)
         # the optimisers' moments were handed back too: a checkpoint continues from them
         _assert_adam_states_match({opt: (getattr(together, opt), getattr(own, opt)) for opt in ("actor_opt", "critic_opt")},
-                                  tolerance * 10)
+                                  0.0)
 
 
 @pytest.mark.parametrize("task, algorithm", [("smac/3m", "mamba"), ("smac/3m", "mabl"), ("smac/3m", "mabl_single_level"),

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from algorithms.mappo.agent import MAPPO
+from algorithms.members import StackedNetworks
 from suites import run as cli
 from suites.launching.experiment import execute, execute_group
 from suites.launching.records import DONE, FAILED, run_status
@@ -20,30 +21,23 @@ def _status(results: Path, spec: RunSpec) -> dict:
     return json.loads((run_dir / str(last) / "run.json").read_text())
 
 
-def _close_series(a: dict, b: dict, rel: float = 1e-3) -> None:
-    """The same metrics at the same steps, values equal to float rounding (batched products sum in another
-    order; a difference in the last bits grows a little over a few updates)."""
-    assert a.keys() == b.keys()
-    for name in a:
-        assert a[name][0] == b[name][0], name
-        assert a[name][1] == pytest.approx(b[name][1], rel=rel, abs=1e-5), name
-
-
 @pytest.mark.parametrize("algorithm", ["mappo", "mamba"])
-def test_each_member_records_the_series_of_its_solo_run(tmp_path, algorithm):
-    """Members compute as one (``algorithms/mappo/members.py``, ``algorithms/world_model/members.py``): a world
-    model's members compute their solo runs' numbers, so their series are the solo runs', bit for bit on the
-    CPU; MAPPO's members (under ``vmap``) equal theirs to float rounding."""
+def test_each_member_records_the_series_of_its_solo_run(tmp_path, monkeypatch, algorithm):
+    """Members compute as one (``algorithms/mappo/members.py``, ``algorithms/world_model/members.py``), each its
+    solo run's numbers, so their series are the solo runs', bit for bit on the CPU."""
+    stacked_calls, real_call = [], StackedNetworks.call
+
+    def counted(self, *args, **kwargs):
+        stacked_calls.append(len(self.members))
+        return real_call(self, *args, **kwargs)
+
+    monkeypatch.setattr(StackedNetworks, "call", counted)
     specs = member_specs(0, 1, algorithm=algorithm)
     execute_group(specs, tmp_path / "group")
+    assert 2 in stacked_calls  # really computed together, not one after another
     for spec in specs:
         execute(spec, tmp_path / "solo")
-        group, solo = learning(run_metrics(tmp_path / "group", spec)), learning(run_metrics(tmp_path / "solo", spec))
-        if algorithm == "mamba":
-            assert group == solo
-        else:
-            _close_series(group, solo)
-            assert group != solo  # really computed together, not one after another
+        assert learning(run_metrics(tmp_path / "group", spec)) == learning(run_metrics(tmp_path / "solo", spec))
         assert run_status(tmp_path / "group" / "runs" / spec.run_id) == DONE
 
 
@@ -105,7 +99,7 @@ def test_a_diverging_member_fails_alone_and_the_others_are_unchanged(tmp_path, m
     checkpoint = torch.load(tmp_path / "group" / "runs" / specs[1].run_id / "checkpoint.pt", weights_only=False)
     assert checkpoint["steps"] == 0
     execute(specs[0], tmp_path / "solo")
-    _close_series(learning(run_metrics(tmp_path / "group", specs[0])), learning(run_metrics(tmp_path / "solo", specs[0])))
+    assert learning(run_metrics(tmp_path / "group", specs[0])) == learning(run_metrics(tmp_path / "solo", specs[0]))
 
 
 def test_a_diverging_world_model_member_fails_alone_and_the_other_goes_on_bit_for_bit(tmp_path, monkeypatch):
@@ -155,7 +149,7 @@ def test_an_interrupted_group_resumes_every_member_to_the_uninterrupted_series(t
 def test_members_resume_from_checkpoints_at_different_steps(tmp_path):
     """A kill between two members' checkpoint writes leaves them at different steps: each resumes from its own,
     and they still compute as one (each with its own Adam step count), so each series is its uninterrupted
-    solo run's to float rounding."""
+    solo run's, bit for bit."""
     specs = member_specs(0, 1, steps=768)
     for spec in specs:
         execute(spec, tmp_path / "whole")
@@ -165,7 +159,7 @@ def test_members_resume_from_checkpoints_at_different_steps(tmp_path):
         execute(specs[1], tmp_path / "cut", progress=InterruptedAt(300))  # seed 1 at 256
     execute_group(specs, tmp_path / "cut")
     for spec in specs:
-        _close_series(learning(run_metrics(tmp_path / "cut", spec)), learning(run_metrics(tmp_path / "whole", spec)))
+        assert learning(run_metrics(tmp_path / "cut", spec)) == learning(run_metrics(tmp_path / "whole", spec))
 
 
 def test_thread_settings_are_chosen_in_one_place_and_recorded(tmp_path, monkeypatch):
