@@ -1,8 +1,8 @@
 """Operations the algorithms' networks share, written so that seed members (``algorithms/members.py``) can
-compute them together: under ``torch.func.vmap``, or directly on the members' stacked parameters (``linear``,
-``Linear``, ``layer_norm``, ``gru_cell``: a weight with a leading member axis). On the stacked parameters each
-member gets its solo layer's numbers, bit for bit on the CPU, forward and backward: a world-model member
-learns exactly what its solo run learns (``tests/algorithms/test_layers.py``, ``tests/algorithms/test_members.py``)."""
+compute them together on their stacked parameters (``linear``, ``Linear``, ``layer_norm``, ``LayerNorm``,
+``gru_cell``: a weight with a leading member axis). Each member gets its solo layer's numbers, bit for bit on
+the CPU, forward and backward: a member learns exactly what its solo run learns
+(``tests/algorithms/test_layers.py``, ``tests/algorithms/test_members.py``)."""
 from __future__ import annotations
 
 import torch
@@ -98,8 +98,8 @@ class LayerNorm(nn.LayerNorm):
 def gru_cell(x: torch.Tensor, h: torch.Tensor, weight_ih: torch.Tensor, weight_hh: torch.Tensor,
              bias_ih: torch.Tensor, bias_hh: torch.Tensor) -> torch.Tensor:
     """One GRU step with ``nn.GRU``/``nn.GRUCell`` parameters: the operations ATen's ``gru_cell`` runs on the
-    CPU, in its order (so the result is bit for bit the same there), written out because ``torch.gru_cell``
-    has no batching rule for ``vmap`` (pytorch/pytorch#112459)."""
+    CPU, in its order (so the result is bit for bit the same there), written out so that its products take
+    members' stacked weights (``linear``); ``torch.gru_cell`` takes one member's."""
     i_r, i_z, i_n = linear(x, weight_ih, bias_ih).chunk(3, -1)
     h_r, h_z, h_n = linear(h, weight_hh, bias_hh).chunk(3, -1)
     reset, update = (h_r + i_r).sigmoid(), (h_z + i_z).sigmoid()
@@ -109,8 +109,6 @@ def gru_cell(x: torch.Tensor, h: torch.Tensor, weight_ih: torch.Tensor, weight_h
 
 class _Softmax(torch.autograd.Function):
     """Softmax over the last axis with its backward in one expression (``y * (g - sum(g * y))``)."""
-
-    generate_vmap_rule = True
 
     @staticmethod
     def forward(x: torch.Tensor) -> torch.Tensor:
@@ -137,6 +135,6 @@ def softmax(x: torch.Tensor) -> torch.Tensor:
 
 
 def one_hot(index: torch.Tensor, classes: int, dtype=torch.float32) -> torch.Tensor:
-    """``F.one_hot(index, classes)`` as ``dtype``, by comparison with ``arange`` (``F.one_hot`` and
-    ``scatter_`` into a fresh tensor have no batching rule)."""
+    """``F.one_hot(index, classes)`` as ``dtype``, by comparison with ``arange``: one elementwise operation, with
+    no check of the indices' range."""
     return (index.unsqueeze(-1) == torch.arange(classes, device=index.device)).to(dtype)

@@ -189,7 +189,7 @@ def diverged_members(losses: dict[str, torch.Tensor], grad_norms: dict[str, torc
 
 def take(x: torch.Tensor, index: torch.Tensor, axis: int) -> torch.Tensor:
     """Each member's own selection along ``axis``: ``x[k].index_select(axis - 1, index[k])`` for every k, as one
-    gather (``index_select`` with a different index per member has no vmap batching rule: a loop)."""
+    gather."""
     shape = [1] * x.dim()
     shape[0], shape[axis] = index.shape
     return x.gather(axis, index.view(shape).expand(*x.shape[:axis], index.shape[1], *x.shape[axis + 1:]))

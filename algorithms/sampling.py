@@ -5,10 +5,9 @@ switches reach every draw:
 - :func:`deterministic` makes each draw take its most likely value (the likeliest class, the likelier
   outcome, the identity order), which is what the checks against the official code need
   (``suites/checks/official_parity.py``) without patching any module;
-- :func:`members` makes each draw inside a computation vectorised over seed members (``torch.func.vmap``,
-  ``algorithms/members.py``) come from each member's own generator, in the order and with the shapes its
-  solo run draws, so that a member's numbers do not depend on the others'; :func:`folded` does the same
-  where the members compute on their stacked parameters without ``vmap``.
+- :func:`members` and :func:`folded` make each draw of a computation over seed members' stacked parameters
+  (``algorithms/members.py``) come from each member's own generator, in the order and with the shapes its
+  solo run draws, so that a member's numbers do not depend on the others'.
 
 Every draw is a uniform or a Bernoulli mask whose shape, not its values, comes from the computation, so it can
 be made per member outside the vectorised values (``bernoulli(p)`` is ``rand < p``: the same bits as
@@ -22,9 +21,9 @@ from contextlib import contextmanager
 import torch
 
 _deterministic = False
-# Where draws come from: None (the process-wide generators), or (generators, index, folded) as set by
-# :func:`members` and :func:`folded`
-_source: tuple[Sequence[torch.Generator | None], torch.Tensor | None, bool] | None = None
+# Where draws come from: None (the process-wide generators), or (generators, form) as set by :func:`members`
+# ("stacked"), :func:`folded` ("folded") and :func:`drawing_from` ("one")
+_source: tuple[Sequence[torch.Generator | None], str] | None = None
 
 
 @contextmanager
@@ -39,34 +38,30 @@ def deterministic():
 
 
 @contextmanager
-def members(generators: Sequence[torch.Generator | None], index: torch.Tensor | None = None):
-    """Within the block, every draw is made once per member, from ``generators[k]`` (None: the process-wide
-    one). Outside ``vmap`` (``index`` None) a draw returns the members' draws stacked, ``[K, ...]``; inside a
-    ``vmap(..., randomness="same")`` over members, with ``index`` the vmapped ``arange(K)``, member k receives
-    its own."""
+def _drawing(generators: Sequence[torch.Generator | None], form: str):
     global _source
-    saved, _source = _source, (generators, index, False)
+    saved, _source = _source, (generators, form)
     try:
         yield
     finally:
         _source = saved
 
 
-@contextmanager
+def members(generators: Sequence[torch.Generator | None]):
+    """Within the block, every draw is made once per member, from ``generators[k]`` (None: the process-wide
+    one), and returns the members' draws stacked, ``[K, ...]``."""
+    return _drawing(generators, "stacked")
+
+
 def folded(generators: Sequence[torch.Generator | None]):
     """Within the block, every draw's shape holds all K members, member-major in its first axis (their own axis,
     or folded into a batch): member k draws its part, ``shape[0] // K`` of that axis, from ``generators[k]``."""
-    global _source
-    saved, _source = _source, (generators, None, True)
-    try:
-        yield
-    finally:
-        _source = saved
+    return _drawing(generators, "folded")
 
 
 def drawing_from(generator: torch.Generator):
     """Within the block, every draw comes from ``generator``."""
-    return members([generator], torch.zeros((), dtype=torch.long))
+    return _drawing([generator], "one")
 
 
 def _draw(shape: Sequence[int], make: Callable[[tuple[int, ...], torch.Generator | None], torch.Tensor]) -> torch.Tensor:
@@ -74,12 +69,13 @@ def _draw(shape: Sequence[int], make: Callable[[tuple[int, ...], torch.Generator
     shape = tuple(shape)
     if _source is None:
         return make(shape, None)
-    generators, index, is_folded = _source
-    if is_folded:
+    generators, form = _source
+    if form == "one":
+        return make(shape, generators[0])
+    if form == "folded":
         own = (shape[0] // len(generators), *shape[1:])
         return torch.stack([make(own, g) for g in generators]).view(shape)
-    drawn = torch.stack([make(shape, g) for g in generators])
-    return drawn if index is None else drawn[index]
+    return torch.stack([make(shape, g) for g in generators])
 
 
 def uniform(shape: Sequence[int], dtype=None, device=None) -> torch.Tensor:

@@ -4,10 +4,9 @@ its solo run learns); the written-out softmax is torch's to rounding."""
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
-from torch.func import functional_call, vmap
+from torch.func import functional_call
 
-from algorithms.layers import NAIVE_PRODUCTS, gru_cell, layer_norm, linear, softmax
+from algorithms.layers import NAIVE_PRODUCTS, LayerNorm, gru_cell, linear, softmax
 
 
 def _forward_and_grads(fn, tensors: list[torch.Tensor], members: int):
@@ -57,18 +56,14 @@ def test_a_stacked_layer_norm_gives_each_member_its_solo_norms_bits():
     torch.manual_seed(0)
     x, weight, bias = torch.randn(3, 40, 3, 16), torch.randn(3, 16), torch.randn(3, 16)
 
-    class Norm(nn.LayerNorm):
-        def forward(self, x):
-            return layer_norm(x, self)
-
     def stacked(x, weight, bias):  # the members' stacked tensors swapped in, as the members' calls do
-        return functional_call(Norm(16), {"weight": weight, "bias": bias}, (x,))
+        return functional_call(LayerNorm(16), {"weight": weight, "bias": bias}, (x,))
 
     _assert_member_is_solo(stacked, lambda x, w, b: F.layer_norm(x, (16,), w, b), [x, weight, bias])
 
 
 @pytest.mark.parametrize("shape", [(16, 3, 32, 8), (240, 8, 11, 11), (4, 3, 9)])
-def test_softmax_is_torch_softmax_to_rounding_forward_backward_and_under_vmap(shape):
+def test_softmax_is_torch_softmax_to_rounding_forward_and_backward(shape):
     torch.manual_seed(0)
     x = (3 * torch.randn(*shape, dtype=torch.float64)).requires_grad_()
     grad = torch.randn(*shape, dtype=torch.float64)
@@ -78,7 +73,6 @@ def test_softmax_is_torch_softmax_to_rounding_forward_backward_and_under_vmap(sh
                                rtol=1e-12, atol=1e-15)
     with torch.no_grad():  # without autograd: the same bits
         assert torch.equal(softmax(x), mine.detach())
-    torch.testing.assert_close(vmap(softmax)(x.detach()), theirs.detach(), rtol=1e-14, atol=1e-15)
     # a masked class (the attention's -inf, the actions' -1e10) gets probability 0, and no NaN
     masked = x.detach().clone()
     masked[..., 0] = float("-inf")

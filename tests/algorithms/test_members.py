@@ -35,9 +35,10 @@ def _cast(step, dtype):
     return dataclasses.replace(step, **tensors, info={k: cast(v) for k, v in step.info.items()})  # Flatland's agent_reward
 
 
+@pytest.mark.parametrize("task, recurrent", [("smac/3m", True), ("smac/3m", False), ("flatland/2_agents", True)])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("batched_update", [True, False])
-def test_one_mappo_update_of_members_together_equals_their_solo_updates(dtype, batched_update):
+def test_one_mappo_update_of_members_together_equals_their_solo_updates(task, recurrent, dtype, batched_update):
     """Same weights, same transitions, same minibatch orders: after one update every member's networks, value
     normaliser, Adam moments and metrics are its solo copy's, bit for bit, with the update computed as one or
     member by member (the members' layers, losses and Adam steps compute each member's solo numbers:
@@ -46,8 +47,8 @@ def test_one_mappo_update_of_members_together_equals_their_solo_updates(dtype, b
     from algorithms.base import Transition
     from algorithms.mappo.members import MAPPOMembers
 
-    env = envs.make("smac/3m", 8, seed=0, backend="sim", checked=False)
-    config = make_config("mappo", env.spec, "tiny")
+    env = envs.make(task, 8, seed=0, backend="sim", checked=False)
+    config = dataclasses.replace(make_config("mappo", env.spec, "tiny"), recurrent=recurrent)
     step, first = _cast(env.reset(), dtype), torch.ones(8, dtype=torch.bool)
     default = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
