@@ -43,8 +43,9 @@ class Networks(nn.Module):
 
 
 class StackedNetworks:
-    """K members' ``Networks`` as stacked tensors ``[K, ...]``: trainable leaves for one optimiser, plus
-    buffers (updated in place through their slices)."""
+    """K members' ``Networks`` as stacked tensors ``[K, ...]``: trainable leaves for one optimiser, plus the
+    persistent buffers (each member's state, updated in place through its slice; ``call`` says why the
+    non-persistent ones are not stacked)."""
 
     def __init__(self, members: Sequence[Networks]):
         self.members, self.template = list(members), members[0]
