@@ -47,6 +47,12 @@ def each_member(fn, *tensors: torch.Tensor | None) -> torch.Tensor:
     return torch.stack([fn(*(None if t is None else t[i] for t in tensors)) for i in range(tensors[0].shape[0])])
 
 
+def per_member(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """One value per member (``values`` ``[K]`` or ``[K, 1]``) shaped ``[K, 1, ...]`` to broadcast over the members'
+    ``x`` ``[K, ...]``."""
+    return values.view(-1, *(1,) * (x.dim() - 1))
+
+
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``F.linear``; with K members' stacked ``weight`` ``[K, out, in]`` (and ``bias`` ``[K, out]``), each
     member's rows of ``x`` times its own weight, one batched product: ``x`` holds the members first, as its

@@ -27,6 +27,7 @@ from torch.optim.adam import adam
 
 from algorithms import sampling
 from algorithms.base import Divergence, check_finite
+from algorithms.layers import per_member
 
 
 class Networks(nn.Module):
@@ -136,14 +137,13 @@ class StackedAdam:
             return
         step_size = [lr / (1 - beta1 ** s) for s in self.steps]
         bias_correction2_sqrt = [(1 - beta2 ** s) ** 0.5 for s in self.steps]
-        per_member: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+        factors: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
         for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
             key = (p.dtype, p.device, p.dim())
-            if key not in per_member:  # [K, 1, ...] to broadcast over each member's slice
-                shape = (-1,) + (1,) * (p.dim() - 1)
-                per_member[key] = tuple(torch.tensor(values, dtype=p.dtype, device=p.device).view(shape)
-                                        for values in (step_size, bias_correction2_sqrt))
-            size, correction = per_member[key]
+            if key not in factors:  # [K, 1, ...] to broadcast over each member's slice
+                factors[key] = tuple(per_member(torch.tensor(values, dtype=p.dtype, device=p.device), p)
+                                     for values in (step_size, bias_correction2_sqrt))
+            size, correction = factors[key]
             grad = p.grad if decay == 0 else p.grad.add(p, alpha=decay)
             m.lerp_(grad, 1 - beta1)
             v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
@@ -168,7 +168,7 @@ def clip_members(stacked: list[torch.Tensor], max_norm: float) -> torch.Tensor:
     norms = torch.stack([p.grad.flatten(1).norm(dim=1) for p in stacked], 1).norm(dim=1)
     scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
     for p in stacked:
-        p.grad.mul_(scale.view(-1, *([1] * (p.dim() - 1))))
+        p.grad.mul_(per_member(scale, p))
     return norms
 
 

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from algorithms.base import Algorithm, Transition, check_finite
+from algorithms.layers import per_member
 from algorithms.mappo.config import MAPPOConfig
 from algorithms.mappo.losses import masked_mean, policy_loss, value_loss
 from algorithms.mappo.networks import Actor, Critic, ValueNorm, action_distribution
@@ -167,9 +168,9 @@ class MAPPO(Algorithm):
         t = 1 if members else 0  # the time axis
         returns, adv = self.returns(data, bootstrap, t)
         active = data["active"]
-        per_member = (-1,) + (1,) * (adv.dim() - 1) if members else ()
-        mean = masked_mean(adv, active, members).view(per_member)
-        std = masked_mean((adv - mean) ** 2, active, members).view(per_member).sqrt()
+        broadcast = (lambda values: per_member(values, adv)) if members else (lambda value: value)  # noqa: E731
+        mean = broadcast(masked_mean(adv, active, members))
+        std = broadcast(masked_mean((adv - mean) ** 2, active, members)).sqrt()
         adv = (adv - mean) / (std + 1e-5)
 
         L = cfg.data_chunk_length if cfg.recurrent else 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from algorithms.layers import LayerNorm, Linear, each_member, gru_cell
+from algorithms.layers import LayerNorm, Linear, each_member, gru_cell, per_member
 
 
 def _orthogonal(layer: Linear, gain: float) -> Linear:
@@ -113,8 +113,7 @@ class ValueNorm(nn.Module):
         debias = self.debiasing_term.clamp(min=self.epsilon)
         mean = self.running_mean / debias
         var = (self.running_mean_sq / debias - mean**2).clamp(min=1e-2)
-        shape = (-1,) + (1,) * (x.dim() - 1)
-        return mean.view(shape), var.view(shape)
+        return per_member(mean, x), per_member(var, x)
 
     @torch.no_grad()
     def update(self, x: torch.Tensor, members: bool = False) -> None:

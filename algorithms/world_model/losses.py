@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from algorithms.layers import each_member, softmax
+from algorithms.layers import each_member, per_member, softmax
 from algorithms.world_model.rssm import ModelState, WorldModel
 
 KL_EPS = 1e-7
@@ -121,8 +121,7 @@ def normalise_advantage(adv: torch.Tensor, members: bool = False) -> torch.Tenso
     """``advantage``: batch standardisation with std + 1e-4, NaN set to 0; ``members``: each seed member's
     own (``adv`` ``[K, ...]``)."""
     if members:  # each member's own calls: a row-wise std sums in another order than a whole tensor's
-        shape = (-1,) + (1,) * (adv.dim() - 1)
-        mean, std = (each_member(f, adv).view(shape) for f in (torch.mean, torch.std))
+        mean, std = (per_member(each_member(f, adv), adv) for f in (torch.mean, torch.std))
     else:
         mean, std = adv.mean(), adv.std()
     return torch.nan_to_num(((adv - mean) / (1e-4 + std)).detach(), nan=0.0)
@@ -141,7 +140,7 @@ def ppo_actor_loss(logits: torch.Tensor, old_logits: torch.Tensor, actions: torc
     own means, ``[K]``."""
     k = logits.shape[0] if members else None
     if members:
-        entropy_weight = entropy_weight.view((-1,) + (1,) * (logits.dim() - 1))
+        entropy_weight = per_member(entropy_weight, logits)
     log_probs = logits.log_softmax(-1)
     rho = (log_probs.gather(-1, actions) - old_logits.log_softmax(-1).gather(-1, actions)).exp()
     surrogate = -torch.min(rho * advantage, rho.clamp(1 - clip, 1 + clip) * advantage)
