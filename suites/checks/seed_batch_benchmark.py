@@ -12,6 +12,12 @@ On a CPU a world-model member computes its solo run's numbers, so both sides mak
 member matches its solo run only to float rounding (on a GPU), a last-bit difference that flips an action
 sends it down other episodes, with more or fewer calls in the same steps. The table therefore also gives the
 learner calls both sides made, and the learning speed-up per call.
+
+A whole run's wall time on a shared or virtual machine varies by up to a third between repeats of the same
+computation. ``--repeats N`` times each side N times, alternating (solo runs, group, solo runs, group, ...),
+so that both meet the same spells of a busy machine, and reports each side's fastest repeat (and its
+phases) beside the slowest; a CPU member and its solo run compute the same numbers every repeat, so the
+repeats differ in time only.
 """
 from __future__ import annotations
 
@@ -51,15 +57,24 @@ def per_call(solo: dict[str, float], group: dict[str, float]) -> str:
     return f"{solo['calls']:.0f} / {group['calls']:.0f} | {speed_up:.2f}x"
 
 
-def timed(work, *args) -> float:
-    started = time.perf_counter()
-    work(*args)
-    return time.perf_counter() - started
-
-
 def solo_runs(specs: list[RunSpec], results: Path) -> None:
     for spec in specs:
         execute(spec, results)
+
+
+def timed_side(work, specs: list[RunSpec]) -> tuple[float, dict[str, float]]:
+    """Wall seconds of ``work(specs, results)`` and the phases its records give, in a results folder of its own."""
+    with tempfile.TemporaryDirectory() as results:
+        started = time.perf_counter()
+        work(specs, Path(results))
+        seconds = time.perf_counter() - started
+        return seconds, phases(Path(results), specs)
+
+
+def fastest_of(repeats: list[tuple[float, dict[str, float]]]) -> tuple[float, dict[str, float], float]:
+    """The fastest repeat's seconds and phases, and the slowest repeat's seconds."""
+    seconds, measured = min(repeats, key=lambda repeat: repeat[0])
+    return seconds, measured, max(repeat[0] for repeat in repeats)
 
 
 def main(argv=None) -> None:
@@ -71,13 +86,18 @@ def main(argv=None) -> None:
     p.add_argument("--members", type=int, nargs="+", default=[1, 2, 5], help="group sizes K to measure")
     p.add_argument("--device", default="cpu")
     p.add_argument("--compile-env", action="store_true")
+    p.add_argument("--repeats", type=int, default=1,
+                   help="times each side, alternating; the table gives each side's fastest (and slowest)")
     args = p.parse_args(argv)
+    if args.repeats < 1:
+        p.error(f"--repeats must be at least 1, got {args.repeats}")
 
     print(f"{args.algorithm} `{args.preset}` on {args.task}, {args.steps} steps per run, device {args.device}, "
-          f"torch {torch.__version__}, {threads.choose()} thread(s) per run (suites/launching/threads.py)\n")
-    print("| K | K solo runs (s) | group (s) | speed-up | act+env solo / group (s) | learn solo / group (s) "
-          "| learner calls solo / group | learning speed-up per call |")
-    print("|---|---|---|---|---|---|---|---|")
+          f"torch {torch.__version__}, {threads.choose()} thread(s) per run (suites/launching/threads.py), "
+          f"fastest of {args.repeats} repeat(s) of each side\n")
+    print("| K | K solo runs (s) | group (s) | speed-up | slowest repeat solo / group (s) | act+env solo / group (s) "
+          "| learn solo / group (s) | learner calls solo / group | learning speed-up per call |")
+    print("|---|---|---|---|---|---|---|---|---|")
     def runs(k: int, steps: int) -> list[RunSpec]:
         return [RunSpec(suite="bench", task=args.task, algorithm=args.algorithm, preset=args.preset, seed=seed,
                         steps=steps, eval_interval=steps, eval_episodes=2, device=args.device, backend="auto",
@@ -87,12 +107,14 @@ def main(argv=None) -> None:
         execute_group(runs(2, 256), Path(warm_up))
     for k in args.members:
         specs = runs(k, args.steps)
-        with tempfile.TemporaryDirectory() as solo_dir, tempfile.TemporaryDirectory() as group_dir:
-            solo = timed(solo_runs, specs, Path(solo_dir))
-            group = timed(execute_group, specs, Path(group_dir))
-            a, b = phases(Path(solo_dir), specs), phases(Path(group_dir), specs)
-        print(f"| {k} | {solo:.1f} | {group:.1f} | {solo / group:.2f}x | {a['act+env']:.1f} / {b['act+env']:.1f} "
-              f"| {a['learn']:.1f} / {b['learn']:.1f} | {per_call(a, b)} |", flush=True)
+        solo_repeats, group_repeats = [], []
+        for _ in range(args.repeats):
+            solo_repeats.append(timed_side(solo_runs, specs))
+            group_repeats.append(timed_side(execute_group, specs))
+        (solo, a, solo_slowest), (group, b, group_slowest) = fastest_of(solo_repeats), fastest_of(group_repeats)
+        print(f"| {k} | {solo:.1f} | {group:.1f} | {solo / group:.2f}x | {solo_slowest:.1f} / {group_slowest:.1f} "
+              f"| {a['act+env']:.1f} / {b['act+env']:.1f} | {a['learn']:.1f} / {b['learn']:.1f} | {per_call(a, b)} |",
+              flush=True)
 
 
 if __name__ == "__main__":

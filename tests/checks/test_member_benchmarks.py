@@ -23,6 +23,7 @@ def test_a_learner_call_of_members_is_timed_against_their_solo_calls(capsys):
 
 @pytest.mark.parametrize("module, argv, message", [
     (learner_benchmark, ["--members", "0"], "group sizes must be at least 1, got 0"),
+    (seed_batch_benchmark, ["--repeats", "0"], "--repeats must be at least 1, got 0"),
     (member_layer_costs, ["--members", "1"], "at least 2 members to compare, got 1"),
 ])
 def test_a_group_too_small_to_time_is_refused(capsys, module, argv, message):
@@ -67,3 +68,18 @@ def test_whole_runs_are_compared_per_learner_call_as_well(tmp_path):
     assert seed_batch_benchmark.per_call(a, b) == "22 / 26 | 2.17x"  # (22 / 22) / (12 / 26)
     mappo = dict(a, calls=0.0)  # an algorithm that does not count its updates
     assert seed_batch_benchmark.per_call(mappo, b) == "- | -"
+
+
+def test_each_side_of_a_whole_run_comparison_reports_its_fastest_repeat(capsys):
+    """Both sides are timed ``--repeats`` times, alternating; the row gives each side's fastest repeat and
+    its slowest, and the speed-up of the fastest two."""
+    seed_batch_benchmark.main(["--task", "smac/3m", "--algorithm", "mappo", "--preset", "tiny", "--steps", "64",
+                               "--members", "2", "--repeats", "2"])
+    out = capsys.readouterr().out
+    assert "fastest of 2 repeat(s) of each side" in out
+    row = re.search(r"^\| 2 \| ([\d.]+) \| ([\d.]+) \| ([\d.]+)x \| ([\d.]+) / ([\d.]+) \|", out, re.M)
+    solo, group, speed_up, solo_slowest, group_slowest = map(float, row.groups())
+    assert solo <= solo_slowest and group <= group_slowest
+    assert (solo - 0.05) / (group + 0.05) - 0.005 <= speed_up <= (solo + 0.05) / (group - 0.05) + 0.005
+    assert seed_batch_benchmark.fastest_of([(3.0, {"learn": 2.0}), (1.5, {"learn": 1.0}), (2.0, {"learn": 1.5})]) \
+        == (1.5, {"learn": 1.0}, 3.0)
