@@ -41,6 +41,23 @@ def test_each_member_records_the_series_of_its_solo_run(tmp_path, monkeypatch, a
         assert run_status(tmp_path / "group" / "runs" / spec.run_id) == DONE
 
 
+@pytest.mark.gpu
+@pytest.mark.parametrize("algorithm", ["mappo", "mamba"])
+def test_a_group_trains_on_cuda_with_every_member_a_full_run(tmp_path, algorithm):
+    """On a GPU members compute together too (eagerly; a solo world-model run replays CUDA graphs), each
+    only to float rounding of its solo run, so a member's episodes may part from its solo run's: every member
+    finishes with its own record, the solo run's series, and finite learning metrics."""
+    specs = member_specs(0, 1, algorithm=algorithm, device="cuda")
+    execute_group(specs, tmp_path / "group")
+    execute(specs[0], tmp_path / "solo")
+    solo = learning(run_metrics(tmp_path / "solo", specs[0]))
+    for spec in specs:
+        assert run_status(tmp_path / "group" / "runs" / spec.run_id) == DONE
+        series = learning(run_metrics(tmp_path / "group", spec))
+        assert series.keys() == solo.keys()
+        assert all(value == value for steps, values in series.values() for value in values)  # no NaN
+
+
 @pytest.mark.parametrize("algorithm", ["mappo", "mamba"])
 def test_a_members_series_does_not_depend_on_the_other_members_seeds(tmp_path, algorithm):
     """Bit for bit: the vectorised computation gives each member's slice the same numbers whatever the others
