@@ -10,6 +10,12 @@ from suites.checks import learner_benchmark, member_layer_costs, seed_batch_benc
 from suites.planning.spec import RunSpec
 
 
+def _printed_ratio(ratio: float, numerator: float, denominator: float, rounding: float) -> bool:
+    """``ratio``, printed to 2 decimals, is ``numerator / denominator`` of two times printed to within ``rounding``."""
+    return ((numerator - rounding) / (denominator + rounding) - 0.005 <= ratio
+            <= (numerator + rounding) / (denominator - rounding) + 0.005)
+
+
 def test_a_learner_call_of_members_is_timed_against_their_solo_calls(capsys):
     argv = ["--task", "smac/3m", "--preset", "tiny", "--algorithms", "mamba", "--members", "1", "2",
             "--model-epochs", "1", "--epochs", "1"]
@@ -18,7 +24,7 @@ def test_a_learner_call_of_members_is_timed_against_their_solo_calls(capsys):
     assert [int(k) for k, *_ in rows] == [1, 2]
     for together, alone, speed_up in (map(float, row[1:]) for row in rows):  # printed to 2 decimals
         assert together > 0 and alone > 0
-        assert (alone - 0.005) / (together + 0.005) - 0.005 <= speed_up <= (alone + 0.005) / (together - 0.005) + 0.005
+        assert _printed_ratio(speed_up, alone, together, 0.005)
 
 
 @pytest.mark.parametrize("module, argv, message", [
@@ -78,8 +84,9 @@ def test_each_side_of_a_whole_run_comparison_reports_its_fastest_repeat(capsys):
     out = capsys.readouterr().out
     assert "fastest of 2 repeat(s) of each side" in out
     row = re.search(r"^\| 2 \| ([\d.]+) \| ([\d.]+) \| ([\d.]+)x \| ([\d.]+) / ([\d.]+) \|", out, re.M)
+    assert row, out
     solo, group, speed_up, solo_slowest, group_slowest = map(float, row.groups())
     assert solo <= solo_slowest and group <= group_slowest
-    assert (solo - 0.05) / (group + 0.05) - 0.005 <= speed_up <= (solo + 0.05) / (group - 0.05) + 0.005
+    assert _printed_ratio(speed_up, solo, group, 0.05)
     assert seed_batch_benchmark.fastest_of([(3.0, {"learn": 2.0}), (1.5, {"learn": 1.0}), (2.0, {"learn": 1.5})]) \
         == (1.5, {"learn": 1.0}, 3.0)
